@@ -1,0 +1,211 @@
+"""Image readers: TIFF (8/16-bit, float32, multi-page), PNG, JPEG -> channels-first float32.
+
+Native intensity units are kept (a 16-bit file stays 0..65535, float stays float); scaling to
+[0, 1] is :func:`normalize_image`'s job. Input files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from matseg_nb.errors import UserError
+
+TIFF_SUFFIXES = {".tif", ".tiff"}
+IMAGE_SUFFIXES = TIFF_SUFFIXES | {".png", ".jpg", ".jpeg"}
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Silence tifffile's logger, e.g. the upstream Super1 masks are RGBA pages whose tifffile
+    'shaped' description says (H, W, 3): "shaped series shape does not match page shape".
+    We read pages directly, so that series metadata is irrelevant."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _page_array(page) -> np.ndarray:
+    """One TIFF page as (H, W) or (H, W, S) in its native dtype."""
+    arr = page.asarray()
+    axes = getattr(page, "axes", "")
+    if arr.ndim == 3 and axes.startswith("S"):  # planar-separate samples (S, H, W)
+        arr = np.moveaxis(arr, 0, -1)
+    return arr
+
+
+def _read_tiff(path: Path, page: int | None) -> np.ndarray:
+    import tifffile
+
+    with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+        pages = tif.pages
+        if len(pages) == 0:
+            raise ValueError("no image pages")
+        if page is not None:
+            if not 0 <= page < len(pages):
+                raise ValueError(f"page {page} out of range 0..{len(pages) - 1}")
+            return _page_array(pages[page])
+        if len(pages) == 1:
+            return _page_array(pages[0])
+        return np.stack([_page_array(p) for p in pages])
+
+
+def _read_other(path: Path, page: int | None) -> np.ndarray:
+    import imageio.v3 as iio
+
+    arr = np.asarray(iio.imread(path))
+    if page not in (None, 0):
+        raise ValueError(f"page {page} requested from a single-page file")
+    return arr
+
+
+_READERS: dict[str, Callable[[Path, int | None], np.ndarray]] = {
+    ".tif": _read_tiff,
+    ".tiff": _read_tiff,
+    ".png": _read_other,
+    ".jpg": _read_other,
+    ".jpeg": _read_other,
+}
+
+
+def read_array(path: str | Path, page: int | None = None) -> np.ndarray:
+    """Raw pixels in the file's dtype: (H, W), (H, W, C), or (Z, H, W[, C]) for a multi-page
+    TIFF read whole (``page=None``). Raises :class:`UserError` naming the file when unreadable."""
+    path = Path(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise UserError(f"{path}: expected one of {sorted(IMAGE_SUFFIXES)}, found '{path.suffix}'")
+    if not path.is_file():
+        raise UserError(f"{path}: expected an image file, found nothing")
+    try:
+        return reader(path, page)
+    except UserError:
+        raise
+    except Exception as err:  # corrupt / truncated / not an image
+        kind = "TIFF" if path.suffix.lower() in TIFF_SUFFIXES else path.suffix.lstrip(".").upper()
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"{path}: expected a readable {kind} file, found {type(err).__name__}: {msg}") from None
+
+
+def page_count(path: str | Path) -> int:
+    """Number of pages (slices) in a TIFF; 1 for other formats."""
+    path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return 1
+    import tifffile
+
+    try:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            return len(tif.pages)
+    except Exception as err:
+        raise UserError(f"{path}: expected a readable TIFF file, found {type(err).__name__}: {err}") from None
+
+
+def _equal_channels(arr: np.ndarray) -> bool:
+    rgb = arr[..., :3]
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+
+
+def to_chw(arr: np.ndarray, channels: str = "auto", *, stacked: bool = False) -> np.ndarray:
+    """Convert raw pixels to (C, H, W) float32 without rescaling.
+
+    ``channels``: ``grayscale`` (RGB(A) averaged over R, G, B -> 1 channel), ``rgb`` (3 channels,
+    alpha dropped), ``stack`` (all channels/pages kept) or ``auto`` (1 channel for 2-D arrays and
+    RGB with equal channels, else rgb). ``stacked`` marks (Z, H, W) multi-page input, whose pages
+    become channels.
+    """
+    if stacked:
+        out = arr if arr.ndim == 3 else arr[..., 0]
+        return np.ascontiguousarray(out, dtype=np.float32)
+    if arr.ndim == 2:
+        return arr.astype(np.float32)[None]
+    if arr.ndim != 3:
+        raise ValueError(f"expected a 2-D image or (H, W, C), found shape {arr.shape}")
+    if channels == "auto":
+        channels = "grayscale" if arr.shape[-1] == 1 or _equal_channels(arr) else "rgb"
+    if channels == "grayscale":
+        if arr.shape[-1] == 1:
+            return arr[..., 0].astype(np.float32)[None]
+        return arr[..., :3].astype(np.float32).mean(axis=-1)[None]
+    if channels == "rgb":
+        if arr.shape[-1] < 3:
+            raise ValueError(f"expected an RGB image, found {arr.shape[-1]} channel(s)")
+        return np.ascontiguousarray(np.moveaxis(arr[..., :3], -1, 0), dtype=np.float32)
+    return np.ascontiguousarray(np.moveaxis(arr, -1, 0), dtype=np.float32)
+
+
+def read_image(path: str | Path, slice_index: int | None = None, channels: str = "auto") -> np.ndarray:
+    """Read an image as (C, H, W) float32 in native intensity units.
+
+    ``slice_index`` picks one page of a multi-page TIFF (a volume slice); without it, the pages
+    of a multi-page TIFF are channels (e.g. AFM height/phase/amplitude).
+    """
+    arr = read_array(path, page=slice_index)
+    stacked = slice_index is None and Path(path).suffix.lower() in TIFF_SUFFIXES and page_count(path) > 1
+    try:
+        return to_chw(arr, channels, stacked=stacked)
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from None
+
+
+def image_hw(path: str | Path, slice_index: int | None = None) -> tuple[int, int]:
+    """(H, W) of an image, from the TIFF header when possible (no pixel decoding)."""
+    path = Path(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+                page = tif.pages[slice_index or 0]
+                return int(page.imagelength), int(page.imagewidth)
+        except Exception as err:
+            raise UserError(f"{path}: expected a readable TIFF file, found {type(err).__name__}: {err}") from None
+    arr = read_array(path, page=slice_index)
+    return int(arr.shape[0]), int(arr.shape[1])
+
+
+def _dtype_max(img: np.ndarray) -> float:
+    hi = float(np.nanmax(img)) if img.size else 1.0
+    for limit in (1.0, 255.0, 65535.0, 4294967295.0):
+        if hi <= limit:
+            return limit
+    return hi
+
+
+def _percentile(img: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> np.ndarray:
+    flat = img.reshape(img.shape[0], -1)
+    p_lo, p_hi = np.percentile(flat, [lo, hi], axis=1)
+    scale = np.where(p_hi > p_lo, p_hi - p_lo, 1.0)
+    out = (img - p_lo[:, None, None]) / scale[:, None, None]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+_NORMALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "percentile": _percentile,
+    "dtype": lambda img: np.clip(img / _dtype_max(img), 0.0, 1.0).astype(np.float32),
+    "none": lambda img: img.astype(np.float32, copy=False),
+}
+
+
+def normalize_image(img: np.ndarray, mode: str = "percentile") -> np.ndarray:
+    """Scale a (C, H, W) float32 image to [0, 1].
+
+    ``percentile``: per channel, 0.5th..99.5th percentile -> 0..1, clipped (robust to hot pixels;
+    works for 8-bit, 16-bit and float data alike). ``dtype``: divide by the smallest of
+    1 / 255 / 65535 / 2**32-1 that bounds the data. ``none``: unchanged.
+    """
+    try:
+        fn = _NORMALIZERS[mode]
+    except KeyError:
+        raise UserError(f"normalization: expected one of {sorted(_NORMALIZERS)}, found '{mode}'") from None
+    if img.ndim != 3:
+        raise UserError(f"normalization: expected a (C, H, W) image, found shape {img.shape}")
+    return fn(np.asarray(img, dtype=np.float32))

@@ -1,0 +1,55 @@
+"""Seeded group splits: whole groups (a volume, the tiles of one micrograph) go to one split."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from matseg_nb.data.schema import SPLITS, SplitRule
+
+#: default group key of a 2-D image: the stem without a trailing tile/patch/crop index,
+#: e.g. ``sampleA_tile03`` and ``sampleA_tile04`` share group ``sampleA``.
+DEFAULT_GROUP_PATTERN = r"^(?P<group>.+?)(?:[_-](?:tile|patch|crop)[_-]?\d+)?$"
+
+
+def group_of(stem: str, pattern: str | None = None) -> str:
+    """Group key of an image stem (the whole stem when the pattern does not match)."""
+    m = re.match(pattern or DEFAULT_GROUP_PATTERN, stem)
+    if not m:
+        return stem
+    if "group" in m.groupdict():
+        return m.group("group") or stem
+    return (m.group(1) if m.groups() else m.group(0)) or stem
+
+
+def assign_splits(groups: list[str], rule: SplitRule) -> dict[str, str]:
+    """Map each distinct group to a split.
+
+    Groups are sorted, shuffled with ``rule.seed`` and cut by ``rule.ratios`` counted in groups:
+    val and test get floor(ratio x groups), at least one each when there are 3 or more groups;
+    train gets the rest (all groups when there are fewer than 3). Deterministic for a given seed
+    and group set.
+    """
+    uniq = sorted(set(groups))
+    order = list(np.random.default_rng(rule.seed).permutation(len(uniq)))
+    shuffled = [uniq[i] for i in order]
+    n = len(shuffled)
+    counts = {s: 0 for s in SPLITS}
+    for s in ("val", "test"):
+        r = rule.ratios.get(s, 0.0)
+        counts[s] = int(np.floor(r * n + 1e-9))
+        if r > 0 and n >= 3:
+            counts[s] = max(counts[s], 1)
+    while counts["val"] + counts["test"] >= n and n > 0 and (counts["val"] or counts["test"]):
+        key = "val" if counts["val"] >= counts["test"] else "test"
+        counts[key] -= 1
+    out: dict[str, str] = {}
+    cursor = 0
+    for s in ("test", "val"):
+        for g in shuffled[cursor : cursor + counts[s]]:
+            out[g] = s
+        cursor += counts[s]
+    for g in shuffled[cursor:]:
+        out[g] = "train"
+    return out
