@@ -1,0 +1,153 @@
+"""The query parser phi: compile a profile into a deterministic list of jobs (paper, Section 2).
+
+Order: dataset (as listed) x encoder x decoder x seed. Each job id is
+``<dataset slug>__<encoder>__<decoder>__s<seed>__<hash8>`` where ``hash8`` is the first 8 hex digits of
+the sha256 of the canonical JSON of the job's *effective configuration*: everything that can change its
+results (dataset content, encoder, decoder, encoder weights, seed, the whole training section) and nothing
+else (task metrics and execution settings are excluded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from matseg_nb.errors import UserError
+from matseg_nb.profiles.identity import dataset_identity, ref_problems, resolve_weights, weights_fingerprint
+from matseg_nb.profiles.schema import ExecutionConfig, Modality, Profile, TaskConfig, TrainingConfig
+
+#: bump when the meaning of the effective configuration changes (changes every id).
+HASH_VERSION = 1
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no whitespace, ASCII only: identical bytes for identical content in any process."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+class Job(BaseModel):
+    """One training + evaluation run of the grid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: str
+    profile_name: str
+    dataset: str = Field(description="manifest name or absolute path (manifest .yaml or images/+masks/ folder)")
+    dataset_slug: str
+    dataset_kind: str = Field(description="manifest | folder")
+    dataset_sha256: str = Field(description="sha256 of the manifest file, or of a folder's file listing")
+    modality: Modality
+    material_class: str
+    material: str = ""
+    encoder: str
+    decoder: str = Field(description="smp class name, e.g. 'DeepLabV3Plus'")
+    seed: int
+    encoder_weights: str = Field(description="'imagenet' | 'none' | absolute path of a weights file")
+    encoder_weights_sha256: str | None = None
+    min_encoder_key_match: float = 0.95
+    training: TrainingConfig
+    task: TaskConfig
+    execution: ExecutionConfig
+
+    def __hash__(self) -> int:  # nested lists (task.metrics) are unhashable; the id identifies the job
+        return hash(self.job_id)
+
+    def effective_config(self) -> dict:
+        """Everything that changes the job's results, as JSON-safe data (the input of ``hash8``)."""
+        return {
+            "hash_version": HASH_VERSION,
+            "dataset": {"kind": self.dataset_kind, "sha256": self.dataset_sha256},
+            "encoder": self.encoder,
+            "decoder": self.decoder,
+            "encoder_weights": self.encoder_weights_sha256 or self.encoder_weights,
+            "seed": self.seed,
+            "training": self.training.model_dump(mode="json"),
+        }
+
+    def config_hash(self) -> str:
+        """Full sha256 hex digest of the canonical effective configuration."""
+        return hashlib.sha256(canonical_json(self.effective_config()).encode("ascii")).hexdigest()
+
+    def expected_id(self) -> str:
+        return f"{self.dataset_slug}__{self.encoder}__{self.decoder}__s{self.seed}__{self.config_hash()[:8]}"
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict; :meth:`from_dict` restores an equal job."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        """Rebuild a job from :meth:`to_dict` output; raises UserError if the id does not match its config."""
+        job = cls.model_validate(data)
+        if job.job_id != job.expected_id():
+            raise UserError(f"job {job.job_id}: expected id {job.expected_id()} from its configuration, found another")
+        return job
+
+
+def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed: int, ident, weights: str) -> Job:
+    entry = profile.dataset[entry_index]
+    fields = dict(
+        job_id="",
+        profile_name=profile.name,
+        dataset=ident.ref,
+        dataset_slug=ident.slug,
+        dataset_kind=ident.kind,
+        dataset_sha256=ident.sha256,
+        modality=entry.modality,
+        material_class=entry.material.class_,
+        material=entry.material.text,
+        encoder=encoder,
+        decoder=decoder,
+        seed=seed,
+        encoder_weights=weights,
+        encoder_weights_sha256=weights_fingerprint(weights),
+        min_encoder_key_match=profile.model.min_encoder_key_match,
+        training=profile.training,
+        task=profile.task,
+        execution=profile.execution,
+    )
+    draft = Job(**fields)
+    return draft.model_copy(update={"job_id": draft.expected_id()})
+
+
+def compile_jobs(profile: Profile, base_dir: str | Path | None = None) -> list[Job]:
+    """phi(C): the deterministic job list, ordered dataset x encoder x decoder x seed.
+
+    Relative paths resolve against ``base_dir``, else the profile's own folder when it came from
+    :func:`load_profile`, else the working directory. Raises UserError for unresolvable inputs or
+    two datasets with the same content.
+    """
+    base = Path(base_dir) if base_dir is not None else profile.base_dir
+    problems: list[str] = []
+    identities = []
+    for i, entry in enumerate(profile.dataset):
+        try:
+            identities.append(dataset_identity(entry.ref, base))
+        except UserError as err:
+            problems += [f"dataset[{i}].ref: {p}" for p in ref_problems(entry.ref, err, base)]
+    try:
+        weights = resolve_weights(profile.model.encoder_weights, base)
+    except ValueError as err:
+        problems.append(f"model.encoder_weights: {err}")
+    prefix = f"{profile.label}: " if profile.label else ""
+    if problems:
+        raise UserError(*[prefix + p for p in problems])
+    seen: dict[str, int] = {}
+    for i, ident in enumerate(identities):
+        if ident.sha256 in seen:
+            problems.append(f"dataset[{i}].ref: expected a dataset not listed before, found the same content "
+                            f"as dataset[{seen[ident.sha256]}]")
+        seen.setdefault(ident.sha256, i)
+    if problems:
+        raise UserError(*[prefix + p for p in problems])
+    return [
+        _build(profile, i, encoder, decoder, seed, ident, weights)
+        for i, ident in enumerate(identities)
+        for encoder in profile.model.encoders
+        for decoder in profile.model.decoders
+        for seed in profile.seeds
+    ]

@@ -1,0 +1,309 @@
+"""Pydantic v2 schema of a configuration profile (paper, Table 1): the evaluation space C.
+
+A profile is a JSON document with the sections ``dataset`` (one or more datasets with their imaging
+context), ``task``, ``model`` (the encoder x decoder grid), ``training``, ``seeds`` and ``execution``.
+Every model forbids unknown keys and validates strictly (``"16"`` is not an integer). Defaults follow
+the paper: batch 16, lr 1e-4 (Adam), cosine annealing, early stopping patience 20 on validation IoU,
+ImageNet encoder weights. ``profiles/schema.json`` is exported from :class:`Profile`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from matseg_nb.profiles.registry import DECODER_ALIASES, check_encoder, normalise_decoder
+
+Modality = Literal["SEM", "AFM", "XCT", "Optical", "other"]
+MaterialClass = Literal["metals", "polymers", "semiconductors", "ceramics", "composites", "carbon", "other"]
+Metric = Literal["iou", "dice", "wiou", "pixel_accuracy"]
+QCSignal = Literal["auroc", "f1", "precision", "fpr95"]
+
+#: values of ``model.encoder_weights`` that are not file paths.
+WEIGHT_KEYWORDS = ("imagenet", "none")
+
+EncoderName = Annotated[
+    str,
+    AfterValidator(check_encoder),
+    Field(
+        description="smp encoder name (smp.encoders.get_encoder_names(), case-insensitive) or 'tu-<timm model>'",
+        examples=["resnet50", "se_resnext101_32x4d", "tu-test_resnet"],
+    ),
+]
+DecoderName = Annotated[
+    str,
+    AfterValidator(normalise_decoder),
+    Field(
+        description="smp architecture, case-insensitive; normalised to smp's class name "
+        f"({', '.join(sorted(set(DECODER_ALIASES.values())))})",
+        examples=["Unet", "DeepLabV3", "DeepLabV3Plus"],
+    ),
+]
+
+
+def _distinct(values: list, what: str) -> list:
+    seen: set = set()
+    dupes = [v for v in values if v in seen or seen.add(v)]
+    if dupes:
+        raise ValueError(f"expected distinct {what}, found {dupes[0]!r} more than once")
+    return values
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, serialize_by_alias=True)
+
+
+# ---------------------------------------------------------------------------------------------- dataset
+
+
+class Material(_Section):
+    """Material system: a coarse class (Table 1) and free text (alloy, polymer grade, ...)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, serialize_by_alias=True, populate_by_name=True)
+
+    class_: MaterialClass = Field(alias="class", description="coarse material class")
+    text: str = Field(default="", description="free text, e.g. 'Ni-based superalloy'")
+
+
+class MetadataTerm(_Section):
+    """One ontology / experiment descriptor, e.g. ``{"term": "mds:Microstructure", "value": "..."}``."""
+
+    term: str = Field(min_length=1, description="ontology term, ideally a prefixed IRI such as 'mds:Microstructure'")
+    value: JsonValue = Field(description="any JSON value")
+    unit: str | None = Field(default=None, description="unit of a numeric value, e.g. 'nm/pixel'")
+
+
+class Provenance(_Section):
+    """Where the images come from (free text fields; none is required)."""
+
+    source: str = ""
+    url: str = ""
+    citation: str = ""
+    doi: str | None = None
+    licence: str = ""
+    notes: str = ""
+
+
+class DatasetEntry(_Section):
+    """One dataset and its imaging context."""
+
+    ref: str = Field(
+        min_length=1,
+        description="manifest name (data_manifests/<name>.yaml), path to a manifest .yaml, or a folder "
+        "with images/ and masks/; relative paths resolve against the profile's folder",
+    )
+    modality: Modality
+    material: Material
+    metadata: list[MetadataTerm] = Field(default_factory=list, description="ontology descriptors")
+    provenance: Provenance = Field(default_factory=Provenance)
+
+
+# ------------------------------------------------------------------------------------------------- task
+
+
+class TaskConfig(_Section):
+    """What the segmentation is for and how it is judged."""
+
+    objective: str = Field(min_length=1, description="natural-language objective, e.g. 'Identify grain boundaries'")
+    metrics: list[Metric] = Field(default_factory=lambda: ["iou", "dice", "wiou", "pixel_accuracy"], min_length=1)
+    primary_metric: Metric = Field(default="iou", description="metric used to rank architectures")
+    qc_signals: list[QCSignal] = Field(default_factory=lambda: ["auroc", "f1", "precision"])
+    readiness_threshold: float = Field(
+        default=0.95, ge=0.5, le=1.0, description="QC AUROC at or above which a model is deployment-ready"
+    )
+
+    @field_validator("metrics", "qc_signals")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        return _distinct(v, "names")
+
+    @model_validator(mode="after")
+    def _primary_listed(self) -> TaskConfig:
+        if self.primary_metric not in self.metrics:
+            raise ValueError(
+                f"expected primary_metric to be one of metrics {self.metrics}, found {self.primary_metric!r}"
+            )
+        return self
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+
+class ModelConfig(_Section):
+    """The encoder x decoder grid (M = F2 o F1) and the encoder initialisation."""
+
+    encoders: list[EncoderName] = Field(min_length=1)
+    decoders: list[DecoderName] = Field(min_length=1)
+    encoder_weights: str = Field(
+        default="imagenet",
+        min_length=1,
+        description="'imagenet' (from the local cache, never downloaded in tests), 'none' (random init) "
+        "or a path to a local weights file (relative to the profile's folder)",
+    )
+    min_encoder_key_match: float = Field(
+        default=0.95, gt=0.0, le=1.0,
+        description="fraction of encoder keys a local weights file must match, else the job fails",
+    )
+
+    @field_validator("encoders")
+    @classmethod
+    def _unique_encoders(cls, v: list[str]) -> list[str]:
+        return _distinct(v, "encoders (after normalisation)")
+
+    @field_validator("decoders")
+    @classmethod
+    def _unique_decoders(cls, v: list[str]) -> list[str]:
+        return _distinct(v, "decoders (after normalisation)")
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+class Augmentations(_Section):
+    """Training-time augmentations applied to random crops; intensities in normalised [0, 1] units."""
+
+    hflip: bool = True
+    vflip: bool = True
+    rot90: bool = True
+    brightness: float = Field(default=0.1, ge=0.0, le=1.0, description="max additive shift")
+    contrast: float = Field(default=0.1, ge=0.0, le=1.0, description="max relative gain change")
+    gaussian_noise: float = Field(default=0.0, ge=0.0, le=1.0, description="noise std")
+
+
+class TrainingConfig(_Section):
+    """Identical training settings for every job of a profile (paper defaults)."""
+
+    batch_size: int = Field(default=16, ge=1)
+    lr: float = Field(default=1e-4, gt=0.0, description="initial learning rate")
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    scheduler: Literal["cosine", "constant"] = Field(default="cosine", description="cosine annealing over max_epochs")
+    max_epochs: int = Field(default=200, ge=1)
+    early_stopping_patience: int = Field(default=20, ge=0, description="epochs without improvement; 0 disables")
+    monitor: Literal["val_iou", "val_dice", "val_loss"] = Field(
+        default="val_iou", description="validation quantity for early stopping and best-checkpoint choice"
+    )
+    val_every: int = Field(default=1, ge=1, description="validate every N epochs")
+    steps_per_epoch: int | None = Field(default=None, ge=1, description="cap on batches per epoch; null = one pass")
+    crop_size: int = Field(default=512, ge=32, description="random training crop, pixels (multiple of 32)")
+    tile_size: int = Field(default=512, ge=32, description="inference tile, pixels (multiple of 32)")
+    tile_overlap: int = Field(default=64, ge=0, description="overlap between inference tiles, pixels")
+    loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
+    augmentations: Augmentations = Field(default_factory=Augmentations)
+    normalization: Literal["percentile", "dtype", "none"] = Field(
+        default="percentile", description="image intensity normalisation (0.5/99.5 percentiles per channel)"
+    )
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
+    num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes")
+
+    @field_validator("crop_size", "tile_size")
+    @classmethod
+    def _multiple_of_32(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError(f"expected a multiple of 32 pixels, found {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _overlap(self) -> TrainingConfig:
+        if self.tile_overlap * 2 >= self.tile_size:
+            raise ValueError(
+                f"expected tile_overlap < tile_size / 2 = {self.tile_size // 2}, found {self.tile_overlap}"
+            )
+        return self
+
+
+# -------------------------------------------------------------------------------------------- execution
+
+
+class SlurmConfig(_Section):
+    """Resources of one SLURM job (one dask-jobqueue worker)."""
+
+    partition: str | None = None
+    account: str | None = None
+    walltime: str = Field(default="02:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
+    cores: int = Field(default=4, ge=1)
+    memory: str = Field(default="16GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
+    gpus: int = Field(default=0, ge=0)
+    extra_directives: list[str] = Field(default_factory=list, description="extra '#SBATCH' lines")
+
+
+class ExecutionConfig(_Section):
+    """Where jobs run. Does not change results, so it is not part of job ids."""
+
+    executor: Literal["local", "dask", "slurm"] = "local"
+    devices: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = Field(default=1, ge=1, description="jobs running at once")
+    threads_per_worker: int = Field(default=1, ge=1, description="torch threads per job")
+    scheduler_address: str | None = Field(default=None, description="existing dask scheduler, e.g. tcp://host:8786")
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+
+
+# ---------------------------------------------------------------------------------------------- profile
+
+
+class Profile(_Section):
+    """A configuration profile C: datasets, task, model grid, training, seeds, execution."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, populate_by_name=True,
+        title="matseg-nb configuration profile",
+    )
+
+    schema_ref: str | None = Field(default=None, alias="$schema", description="optional JSON Schema URL/path")
+    version: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="names the sweep folder")
+    description: str = ""
+    dataset: list[DatasetEntry] = Field(min_length=1)
+    task: TaskConfig
+    model: ModelConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    _source: Path | None = PrivateAttr(default=None)
+    _label: str = PrivateAttr(default="")
+
+    @property
+    def source(self) -> Path | None:
+        """The JSON file this profile was loaded from (None when built in Python)."""
+        return self._source
+
+    @property
+    def label(self) -> str:
+        """How the profile is named in messages (the path as given to ``load_profile``), or ''."""
+        return self._label
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Folder against which relative paths resolve (the profile file's folder)."""
+        return self._source.parent if self._source is not None else None
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        return _distinct(v, "seeds")
+
+    @field_validator("dataset")
+    @classmethod
+    def _unique_refs(cls, v: list[DatasetEntry]) -> list[DatasetEntry]:
+        _distinct([e.ref for e in v], "dataset refs")
+        return v
+
+    def grid_size(self) -> int:
+        """Number of jobs: datasets x encoders x decoders x seeds."""
+        return len(self.dataset) * len(self.model.encoders) * len(self.model.decoders) * len(self.seeds)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (by alias), loadable again with :func:`matseg_nb.profiles.profile_from_dict`."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=False)
