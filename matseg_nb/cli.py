@@ -16,9 +16,18 @@ from matseg_nb.errors import UserError
 
 #: sub-command modules under ``matseg_nb.commands``; add one name per new command module.
 COMMAND_MODULES = [
+    "sweep",
+    "status",
     "validate",
     "plan",
     "data",
+    "report",
+    "dashboard",
+    "demo",
+    "compare",
+    "recommend",
+    "explain",
+    "qc",
 ]
 
 

@@ -1,0 +1,136 @@
+"""``compare_sweeps``: every table, statistic and plot of a comparison, from run folders alone."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from matseg_nb.atomic import atomic_write_json, atomic_write_text
+from matseg_nb.compare import plots
+from matseg_nb.compare.aggregate import arch_labels, best_table, cell_table
+from matseg_nb.compare.runs import load_runs
+from matseg_nb.compare.stats import BOOT_SEED, N_BOOT, rank_stability
+from matseg_nb.compare.tables import fmt, to_markdown, write_table
+from matseg_nb.errors import UserError
+
+FAILURE_COLUMNS = ["sweep", "job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "status",
+                   "error", "run_dir"]
+
+
+def _ci(mean: float, lo: float, hi: float) -> str:
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.3f}" if math.isnan(lo) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _pretty_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": cells["dataset"], "encoder": cells["encoder"], "decoder": cells["decoder"],
+        "weights": cells["encoder_weights"], "status": cells["status"], "seeds": cells["n_seeds"],
+        "IoU": cells["iou"].map(fmt), "IoU/img [95% CI]": [
+            _ci(m, lo, hi) for m, lo, hi in zip(cells["iou_img_mean"], cells["iou_ci_lo"], cells["iou_ci_hi"],
+                                                 strict=True)],
+        "Dice": cells["dice"].map(fmt), "wIoU": cells["wiou"].map(fmt), "PA": cells["pixel_accuracy"].map(fmt),
+        "epochs": cells["epochs_run"].map(lambda v: fmt(v, 1)),
+        "train s": cells["train_time_s"].map(lambda v: fmt(v, 1)),
+        "ms/img": cells["latency_ms_per_image"].map(lambda v: fmt(v, 1)),
+        "params (M)": cells["n_params"].map(lambda v: fmt(v / 1e6, 2)),
+    })
+
+
+def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
+    if best.empty or "decoder" not in best:
+        return best
+    p_text = best["p_value"].map(lambda p: "—" if p is None or math.isnan(p) else (f"{p:.2g}" if p >= 1e-4 else "<1e-4"))
+    return pd.DataFrame({
+        "dataset": best["dataset"].astype(str) + best["flag"].fillna(""),
+        "encoder": best["encoder"], "decoder": best["decoder"], "weights": best["encoder_weights"],
+        "seeds": best["n_seeds"],
+        "IoU": best["iou"].map(fmt), "95% CI (IoU/img)": [
+            "—" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(best["iou_ci_lo"], best["iou_ci_hi"],
+                                                                                 strict=True)],
+        "Dice": best["dice"].map(fmt), "runner-up": best["runner_up"], "ΔIoU": best["delta_iou"].map(fmt),
+        "n img": best["n_images"], "p": p_text, "verdict": best["verdict"],
+    })
+
+
+def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -> dict[str, Path]:
+    """Read sweep folders and write tables (CSV/MD/TeX), failures.csv, rank stability and PNG plots.
+
+    Returns ``{name: path}`` of every file written (``summary_md`` collects the tables in one page).
+    """
+    out_dir = Path(out_dir)
+    rs = load_runs([Path(p) for p in sweep_dirs])
+    if rs.runs.empty:
+        raise UserError(*(f"{p}: expected job folders or a summary.json listing jobs, found none" for p in sweep_dirs))
+    cells = cell_table(rs)
+    best, note = best_table(rs, cells, alpha=alpha)
+    tau_table, tau_mean = rank_stability(cells[cells["n_seeds"] > 0])
+    paths: dict[str, Path] = {}
+    paths["runs_csv"] = atomic_write_text(out_dir / "runs.csv", rs.runs.to_csv(index=False))
+    paths["failures_csv"] = atomic_write_text(out_dir / "failures.csv",
+                                              rs.failures[FAILURE_COLUMNS].to_csv(index=False))
+    ci_note = (f"IoU = dataset-level (pooled pixels) test IoU, mean over seeds. IoU/img = mean per-image "
+               f"foreground IoU with a 95% two-level bootstrap CI (seeds and images resampled, B={N_BOOT}, "
+               f"RNG seed {BOOT_SEED}). weights = encoder weights ('none' = trained from scratch).")
+    paths.update(write_table(cells, _pretty_cells(cells), out_dir, "complete_table",
+                             caption="All encoder x decoder results per dataset.", note=ci_note))
+    test_note = (f"Best = highest mean IoU; test = two-sided paired sign-flip permutation test of per-image IoU "
+                 f"(best vs runner-up, seed-averaged), alpha = {alpha}. {note}")
+    paths.update(write_table(best, _pretty_best(best), out_dir, "best_table",
+                             caption="Best encoder x decoder per dataset.", note=test_note))
+    paths["rank_stability_csv"] = atomic_write_text(out_dir / "rank_stability.csv", tau_table.to_csv(index=False))
+    stability = {"mean_kendall_tau": None if math.isnan(tau_mean) else tau_mean,
+                 "n_dataset_pairs": int(tau_table["tau"].notna().sum()),
+                 "meaning": "1 = same architecture ranking on every dataset (context does not matter); "
+                            "0 = unrelated rankings; -1 = reversed"}
+    arch_of_job = dict(zip(rs.runs["job_id"], arch_labels(rs.runs), strict=True))
+    paths["heatmap_png"] = plots.heatmap(cells, out_dir / "heatmap_iou.png")
+    paths["per_image_png"] = plots.per_image_distributions(rs.per_image, arch_of_job, out_dir / "per_image_iou.png")
+    paths["latency_png"] = plots.accuracy_vs_latency(cells, out_dir / "accuracy_vs_latency.png")
+    summary = {
+        "sweeps": [str(p) for p in sweep_dirs], "n_jobs": len(rs.runs), "n_complete": len(rs.complete),
+        "n_failed_or_incomplete": len(rs.failures), "rank_stability": stability,
+        "files": {k: v.name for k, v in paths.items()},
+    }
+    paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
+    tau_text = "undefined (fewer than 2 datasets sharing 2+ architectures)" if math.isnan(tau_mean) else f"{tau_mean:.3f}"
+    md = [
+        "# Sweep comparison", "",
+        f"Jobs: {len(rs.runs)} ({len(rs.complete)} complete, {len(rs.failures)} failed or incomplete).", "",
+        "## Best per dataset", "", _pretty_best(best).pipe(to_markdown) if not best.empty else "(none)", note, "",
+        "## All results", "", to_markdown(_pretty_cells(cells)), ci_note, "",
+        "## How much context matters", "",
+        f"Mean Kendall's tau between datasets' architecture rankings: **{tau_text}** "
+        "(1 = same ranking everywhere).", "",
+        to_markdown(tau_table) if len(tau_table) else "(one dataset only)", "",
+        "## Failed or incomplete jobs", "",
+        to_markdown(rs.failures[["job_id", "status", "error"]]) if len(rs.failures) else "none", "",
+        "![heatmap](heatmap_iou.png)", "", "![per-image](per_image_iou.png)", "",
+        "![latency](accuracy_vs_latency.png)", "",
+    ]
+    paths["summary_md"] = atomic_write_text(out_dir / "summary.md", "\n".join(md))
+    return paths
+
+
+def compare_and_recommend(sweep_dirs: list[Path], out_dir: Path, datasets: list[str] | None = None) -> dict[str, Path]:
+    """The demo's compare stage: :func:`compare_sweeps`, then a recommendation per dataset.
+
+    ``datasets`` defaults to the datasets of the sweeps. The first one is written to
+    ``<out_dir>/recommendation.json`` (read by the report), the others to
+    ``<out_dir>/recommendations/<name>.json``.
+    """
+    from matseg_nb.compare.recommend import recommend
+
+    out_dir = Path(out_dir)
+    paths = compare_sweeps(sweep_dirs, out_dir)
+    if datasets is None:
+        datasets = sorted(load_runs([Path(p) for p in sweep_dirs]).runs["dataset"].astype(str).unique())
+    for i, ds in enumerate(datasets):
+        rec = recommend(ds, sweep_dirs=[Path(p) for p in sweep_dirs])
+        slug = Path(str(ds)).name
+        target = out_dir / "recommendation.json" if i == 0 else out_dir / "recommendations" / f"{slug}.json"
+        paths["recommendation_json" if i == 0 else f"recommendation_{slug}_json"] = rec.save(target)
+    return paths

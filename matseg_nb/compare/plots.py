@@ -1,0 +1,97 @@
+"""Comparison plots (matplotlib, Agg backend, PNG): IoU heatmap, per-image IoU distributions,
+accuracy vs latency."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from matseg_nb.atomic import atomic_write_bytes  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def heatmap(cells: pd.DataFrame, path: Path, score: str = "iou") -> Path:
+    """Dataset (rows) x architecture (columns) ``score``; cells without a result are hatched 'n/a'."""
+    grid = cells.pivot_table(index="dataset", columns="arch", values=score, aggfunc="mean", dropna=False)
+    grid = grid.reindex(index=sorted(cells["dataset"].unique()), columns=sorted(cells["arch"].unique()))
+    data = grid.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * data.shape[1], 1.2 + 0.6 * data.shape[0]))
+    ax.set_facecolor("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for (i, j), v in np.ndenumerate(data):
+        ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.3f}", ha="center", va="center",
+                color="black" if np.isnan(v) or v > 0.6 else "white", fontsize=8)
+    ax.set_xticks(range(data.shape[1]), grid.columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(data.shape[0]), grid.index, fontsize=8)
+    ax.set_title(f"test {score.upper()} (mean over seeds)")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    return _save(fig, path)
+
+
+def per_image_distributions(per_image: pd.DataFrame, arch_of_job: dict[str, str], path: Path) -> Path:
+    """Box plot + points of per-image IoU per architecture, one panel per dataset (seeds pooled)."""
+    df = per_image.assign(arch=per_image["job_id"].map(arch_of_job))
+    datasets = sorted(df["dataset"].unique()) or ["(no complete job)"]
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(8, 2.6 * len(datasets)), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, ds in zip(axes[:, 0], datasets, strict=True):
+        sub = df[df["dataset"] == ds]
+        archs = sorted(sub["arch"].unique())
+        values = [sub.loc[sub["arch"] == a, "iou"].dropna().to_numpy() for a in archs]
+        if archs:
+            ax.boxplot(values, showfliers=False)
+            for k, v in enumerate(values, start=1):
+                ax.plot(k + rng.uniform(-0.12, 0.12, v.size), v, "o", ms=3, alpha=0.6, color="tab:blue")
+            ax.set_xticks(range(1, len(archs) + 1), archs, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("per-image IoU")
+        ax.set_title(ds, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def accuracy_vs_latency(cells: pd.DataFrame, path: Path) -> Path:
+    """IoU (with its bootstrap CI) against inference latency per image; colour = decoder, marker = dataset."""
+    df = cells[cells["n_seeds"] > 0]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = "osD^vP*X"
+    decoders = sorted(df["decoder"].unique())
+    colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(decoders)}
+    for k, (_ds, grp) in enumerate(df.groupby("dataset", sort=True)):
+        for _, r in grp.iterrows():
+            err = None
+            if np.isfinite(r["iou_ci_lo"]) and np.isfinite(r["iou_ci_hi"]):
+                err = [[max(r["iou_img_mean"] - r["iou_ci_lo"], 0)], [max(r["iou_ci_hi"] - r["iou_img_mean"], 0)]]
+            ax.errorbar(r["latency_ms_per_image"], r["iou_img_mean"], yerr=err, fmt=markers[k % len(markers)],
+                        color=colours[r["decoder"]], ms=6, capsize=2)
+            ax.annotate(r["encoder"], (r["latency_ms_per_image"], r["iou_img_mean"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+    for d, c in colours.items():
+        ax.plot([], [], "s", color=c, label=d)
+    for k, ds in enumerate(sorted(df["dataset"].unique())):
+        ax.plot([], [], markers[k % len(markers)], color="grey", label=ds)
+    if len(df) and (df["latency_ms_per_image"] > 0).all():
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set_xlabel("inference latency per image (ms)")
+    ax.set_ylabel("per-image mean IoU (95% CI)")
+    if len(df):
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no complete job", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, path)

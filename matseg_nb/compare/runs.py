@@ -1,0 +1,198 @@
+"""Load sweep folders into tidy pandas tables (input contract: docs/ARCHITECTURE.md, "Run folder").
+
+Two tables come out of :func:`load_runs`:
+
+- ``runs``: one row per job (complete, failed, incomplete or only listed in ``summary.json``/``sweep.json``)
+  with columns :data:`RUN_COLUMNS`; metrics are NaN for jobs without a ``COMPLETE`` marker.
+- ``per_image``: one row per (complete job, test image): ``job_id, dataset, encoder, decoder,
+  encoder_weights, seed, image, iou, dice`` where iou/dice are the nanmean over foreground classes
+  (class_id >= 1, all classes when there is only one), the same convention as ``matseg_nb.metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from matseg_nb.errors import UserError
+
+METRIC_KEYS = ("iou", "dice", "wiou", "pixel_accuracy")
+SCALAR_KEYS = ("epochs_run", "best_epoch", "train_time_s", "latency_s_per_image", "n_params")
+RUN_COLUMNS = [
+    "sweep", "job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "status", "error",
+    *METRIC_KEYS, *SCALAR_KEYS, "n_test_images", "run_dir",
+]
+
+
+@dataclass
+class RunSet:
+    """``runs`` (one row per job) and ``per_image`` (one row per complete job and test image)."""
+
+    runs: pd.DataFrame
+    per_image: pd.DataFrame
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "complete"]
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] != "complete"]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def parse_job_id(job_id: str) -> dict:
+    """``<dataset>__<encoder>__<decoder>__s<seed>__<hash8>`` -> dict (missing parts are None)."""
+    parts = job_id.split("__")
+    out: dict = {"dataset": None, "encoder": None, "decoder": None, "seed": None}
+    if len(parts) >= 4:
+        out.update(dataset=parts[0], encoder=parts[1], decoder=parts[2])
+        seed = parts[3][1:] if parts[3].startswith("s") else parts[3]
+        out["seed"] = int(seed) if seed.lstrip("-").isdigit() else None
+    return out
+
+
+def _weights_label(value) -> str:
+    """Normalise the encoder-weights field: None/''/'none' -> 'none', a path -> its file name."""
+    if isinstance(value, dict):
+        value = value.get("weights") or value.get("source") or value.get("encoder_weights")
+    if value is None or str(value).strip().lower() in ("", "none", "null", "random", "scratch"):
+        return "none"
+    text = str(value)
+    return text if text == "imagenet" else Path(text).name or text
+
+
+def _identity(job_dir: Path, job: dict, metrics: dict, listed: dict) -> dict:
+    ident = parse_job_id(job_dir.name)
+    for key in ("dataset", "encoder", "decoder", "seed"):
+        for src in (job, listed):
+            if src.get(key) is not None:
+                ident[key] = src[key]
+                break
+    weights = metrics.get("encoder_weights", job.get("encoder_weights", listed.get("encoder_weights")))
+    if weights == "file":  # metrics.json records the mode; job.json has the file itself
+        weights = job.get("encoder_weights") or weights
+    ident["encoder_weights"] = _weights_label(weights)
+    ident["seed"] = int(ident["seed"]) if ident["seed"] is not None else -1
+    return {k: ("?" if v is None else v) for k, v in ident.items()}
+
+
+def _num(value) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def _status(job_dir: Path, listed: dict) -> tuple[str, str]:
+    if not job_dir.is_dir():
+        return str(listed.get("status") or "pending"), str(listed.get("error") or "no run folder")
+    if (job_dir / "COMPLETE").exists():
+        return "complete", ""
+    if (job_dir / "error.json").exists():
+        err = _read_json(job_dir / "error.json")
+        text = f"{err.get('type', 'Error')}: {err.get('message', '')}".strip()
+        return "failed", text.splitlines()[0] if text else "failed"
+    listed_status = str(listed.get("status") or "")
+    if listed_status == "failed":
+        return "failed", str(listed.get("error") or "failed (no error.json)")
+    reason = "running" if listed_status == "running" else "incomplete"
+    return reason, "no COMPLETE marker"
+
+
+def _per_image(job_dir: Path) -> pd.DataFrame:
+    """Foreground-mean IoU/Dice per test image from ``per_image.csv`` (empty frame if absent)."""
+    path = job_dir / "per_image.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=["image", "iou", "dice"])
+    df = pd.read_csv(path)
+    missing = {"image", "class_id", "iou"} - set(df.columns)
+    if missing:
+        raise UserError(f"{path}: expected columns image, class_id, iou, ..., found {sorted(df.columns)}")
+    if "dice" not in df.columns:
+        df["dice"] = np.nan
+    fg = df[df["class_id"] >= 1] if df["class_id"].nunique() > 1 else df
+    out = fg.groupby("image", sort=True)[["iou", "dice"]].mean().reset_index()
+    return out
+
+
+def _listed_jobs(sweep: Path) -> dict[str, dict]:
+    """Jobs named by ``summary.json`` (list or dict form) and ``sweep.json`` (job ids)."""
+    listed: dict[str, dict] = {}
+    sweep_meta = _read_json(sweep / "sweep.json")
+    for jid in sweep_meta.get("job_ids", []) or []:
+        listed.setdefault(str(jid), {})
+    for job in sweep_meta.get("jobs", []) or []:
+        if isinstance(job, dict) and job.get("job_id"):
+            listed.setdefault(str(job["job_id"]), {}).update(job)
+    summary = _read_json(sweep / "summary.json")
+    entries = summary.get("jobs", summary)
+    if isinstance(entries, dict):
+        entries = [dict(v, job_id=k) for k, v in entries.items() if isinstance(v, dict)]
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("job_id"):
+            listed.setdefault(str(entry["job_id"]), {}).update(entry)
+    return listed
+
+
+def _is_job_dir(path: Path) -> bool:
+    return path.is_dir() and not path.name.startswith(".") and any((path / name).exists() for name in ("job.json", "COMPLETE", "error.json", "metrics.json"))
+
+
+def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Rows of ``runs`` and per-image frames of one sweep folder."""
+    sweep = Path(sweep)
+    if not sweep.is_dir():
+        raise UserError(f"{sweep}: expected a sweep folder, found nothing there")
+    listed = _listed_jobs(sweep)
+    names = sorted(set(listed) | {p.name for p in sweep.iterdir() if _is_job_dir(p)})
+    rows, frames = [], []
+    for name in names:
+        job_dir = sweep / name
+        job = _read_json(job_dir / "job.json")
+        status, error = _status(job_dir, listed.get(name, {}))
+        metrics = _read_json(job_dir / "metrics.json") if status == "complete" else {}
+        row = {"sweep": str(sweep), "job_id": name, **_identity(job_dir, job, metrics, listed.get(name, {}))}
+        level = metrics.get("dataset_level", {}) or {}
+        row.update({k: _num(level.get(k)) for k in METRIC_KEYS})
+        row.update({k: _num(metrics.get(k)) for k in SCALAR_KEYS})
+        row.update(status=status, error=error, run_dir=str(job_dir))
+        if status == "complete":
+            img = _per_image(job_dir)
+            row["n_test_images"] = len(img)
+            if len(img):
+                frames.append(img.assign(**{k: row[k] for k in ("job_id", "dataset", "encoder", "decoder",
+                                                                "encoder_weights", "seed")}))
+        else:
+            row["n_test_images"] = 0
+        rows.append(row)
+    return rows, frames
+
+
+def load_runs(sweep_dirs: list[Path] | list[str]) -> RunSet:
+    """Read every job of every sweep folder; nothing is dropped (failed jobs keep their row)."""
+    if not sweep_dirs:
+        raise UserError("sweep_dirs: expected at least one sweep folder, found none")
+    rows: list[dict] = []
+    frames: list[pd.DataFrame] = []
+    for sweep in sweep_dirs:
+        r, f = load_sweep(Path(sweep))
+        rows += r
+        frames += f
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    cols = ["job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "image", "iou", "dice"]
+    per_image = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+    return RunSet(runs=runs, per_image=per_image)
