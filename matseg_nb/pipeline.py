@@ -80,9 +80,35 @@ def format_dataset_summary(info: dict) -> str:
     )
 
 
+def stage_sweep(ctx: DemoContext) -> None:
+    """Train and evaluate every job of the profile (papermill per job; resumes a killed sweep)."""
+    from matseg_nb.sweep import format_status, run_sweep, sweep_status
+
+    summary = run_sweep(ctx.profile_path, ctx.out / "sweep")
+    ctx.log(format_status(sweep_status(ctx.out / "sweep")))
+    failed = [r.job_id for r in summary.jobs if r.status != "complete"]
+    ctx.results["failed_jobs"] = failed
+    if failed:
+        ctx.log(f"  {len(failed)} job(s) did not complete: {', '.join(failed)} (see their error.json)")
+
+
+def stage_compare(ctx: DemoContext) -> None:
+    """Complete and best-per-dataset tables, statistics, plots and a recommendation per dataset."""
+    from matseg_nb.compare import compare_and_recommend
+
+    paths = compare_and_recommend([ctx.out / "sweep"], ctx.out / "compare")
+    ctx.results["compare"] = {k: str(v) for k, v in paths.items()}
+    if "summary_md" in paths:
+        text = Path(paths["summary_md"]).read_text()
+        ctx.log(text.split("## How much context matters")[0].strip())
+    ctx.log(f"  comparison written to {ctx.out / 'compare'}")
+
+
 STAGES: dict[str, Callable[[DemoContext], None]] = {
     "profile": stage_profile,
     "data": stage_data,
+    "sweep": stage_sweep,
+    "compare": stage_compare,
 }
 
 

@@ -1,0 +1,192 @@
+"""Segmentation metrics from confusion matrices (paper appendix, Eq. 1-3). Definitions: docs/metrics.md.
+
+A confusion matrix ``cm`` is a (K, K) int64 tensor, rows = ground-truth class, columns = predicted class,
+so ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``. Per class c:
+``TP = cm[c, c]``, ``FN = row_c - TP``, ``FP = col_c - TP``.
+
+- IoU_c  = TP / (TP + FP + FN)                              (Eq. 1)
+- Dice_c = 2 TP / (2 TP + FP + FN)                          (Eq. 2)
+- PA_c   = TP / (TP + FN)   (per-class pixel accuracy = recall)
+- wIoU   = sum_i w_i [Z_i = c and Z*_i = c] / sum_i w_i [Z_i = c or Z*_i = c]   (Eq. 3)
+  with the pixel weight w_i = w_k of the pixel's ground-truth class k, w_k = (1/f_k) / sum_j (1/f_j),
+  f_k = fraction of ground-truth pixels of class k in the evaluated set (classes with f_k = 0 get w_k = 0).
+
+A class with a zero denominator (absent from both ground truth and prediction of an image) scores NaN and
+is left out of that image's means (nanmean). Means are over FOREGROUND classes (ids 1..K-1); class 0 is the
+background/matrix. With K == 1 (degenerate) the single class is used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+SUMMARY_KEYS = ("iou", "dice", "wiou", "pixel_accuracy")
+
+
+def confusion_matrix(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, num_classes: int) -> torch.Tensor:
+    """(K, K) int64 confusion matrix of class-id maps of equal shape (any shape), via ``torch.bincount``.
+
+    Target values outside 0..K-1 (e.g. an ignore label) are skipped; predictions must be in range.
+    """
+    pred_t = torch.as_tensor(pred).reshape(-1).long()
+    target_t = torch.as_tensor(target).reshape(-1).long()
+    if pred_t.shape != target_t.shape:
+        raise ValueError(f"pred and target sizes differ: {tuple(pred_t.shape)} vs {tuple(target_t.shape)}")
+    keep = (target_t >= 0) & (target_t < num_classes)
+    pred_t, target_t = pred_t[keep], target_t[keep]
+    if pred_t.numel() and (int(pred_t.min()) < 0 or int(pred_t.max()) >= num_classes):
+        raise ValueError(f"predicted class ids must lie in 0..{num_classes - 1}")
+    idx = target_t * num_classes + pred_t
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes).to(torch.int64)
+
+
+def class_frequencies(cm: torch.Tensor) -> np.ndarray:
+    """(K,) fraction of ground-truth pixels per class (row sums / total); zeros when cm is empty."""
+    rows = cm.sum(dim=1).double().numpy()
+    total = rows.sum()
+    return rows / total if total > 0 else np.zeros_like(rows)
+
+
+def class_weights(freq: np.ndarray) -> np.ndarray:
+    """(K,) inverse-frequency weights normalised to sum 1 over classes present (f_k > 0); 0 for absent classes."""
+    freq = np.asarray(freq, dtype=np.float64)
+    inv = np.where(freq > 0, 1.0 / np.where(freq > 0, freq, 1.0), 0.0)
+    s = inv.sum()
+    return inv / s if s > 0 else inv
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _wiou_terms(cm: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class Eq. 3 numerator and denominator with pixel weights taken from the ground-truth class."""
+    tp = np.diag(cm)
+    num = weights * tp
+    # union of class c: all pixels with GT c (weight w_c) + pixels predicted c whose GT is k != c (weight w_k)
+    den = weights * cm.sum(axis=1) + (weights[:, None] * cm).sum(axis=0) - weights * tp
+    return num, den
+
+
+def per_class_scores(cm: torch.Tensor, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-class arrays (K,) of iou, dice, pixel_accuracy, wiou (NaN where undefined), plus gt/pred pixel counts.
+
+    ``weights`` (K,) are the wIoU class weights; default: ``class_weights`` of this cm's own frequencies.
+    """
+    c = cm.double().numpy()
+    tp = np.diag(c)
+    gt = c.sum(axis=1)
+    pr = c.sum(axis=0)
+    fp, fn = pr - tp, gt - tp
+    w = class_weights(class_frequencies(cm)) if weights is None else np.asarray(weights, dtype=np.float64)
+    wnum, wden = _wiou_terms(c, w)
+    return {
+        "iou": _ratio(tp, tp + fp + fn),
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn),
+        "pixel_accuracy": _ratio(tp, gt),
+        "wiou": _ratio(wnum, wden),
+        "gt_pixels": gt,
+        "pred_pixels": pr,
+    }
+
+
+def foreground(num_classes: int) -> slice:
+    """Classes averaged in summaries: 1..K-1 (class 0 = background excluded), or all when K == 1."""
+    return slice(1, None) if num_classes > 1 else slice(0, None)
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else math.nan
+
+
+def summarize(cm: torch.Tensor, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Scalar metrics of one confusion matrix.
+
+    iou, dice: nanmean over foreground classes; wiou: Eq. 3 pooled over foreground classes
+    (sum of numerators / sum of denominators); pixel_accuracy: overall trace / total (all classes).
+    """
+    k = cm.shape[0]
+    fg = foreground(k)
+    pc = per_class_scores(cm, weights)
+    c = cm.double().numpy()
+    w = class_weights(class_frequencies(cm)) if weights is None else np.asarray(weights, dtype=np.float64)
+    wnum, wden = _wiou_terms(c, w)
+    den = wden[fg].sum()
+    total = c.sum()
+    return {
+        "iou": _nanmean(pc["iou"][fg]),
+        "dice": _nanmean(pc["dice"][fg]),
+        "wiou": float(wnum[fg].sum() / den) if den > 0 else math.nan,
+        "pixel_accuracy": float(np.trace(c) / total) if total > 0 else math.nan,
+    }
+
+
+def evaluate_confusions(
+    cms: Sequence[torch.Tensor], class_names: Sequence[str], image_names: Sequence[str] | None = None
+) -> tuple[dict, list[dict]]:
+    """Metrics of an evaluated split from per-image confusion matrices.
+
+    Returns ``(metrics, rows)``: metrics = {"dataset_level": summary of the pooled cm,
+    "per_image_mean": nanmean over images of per-image summaries, "per_class": {name: {iou, dice,
+    pixel_accuracy, wiou, gt_fraction}} (pooled), "class_weights": {name: w}, "n_images"};
+    rows = one dict per (image, class): image, class_id, class_name, iou, dice, pixel_accuracy, wiou,
+    gt_fraction, pred_fraction. wIoU weights always come from the pooled ground truth of the whole set.
+    """
+    if not cms:
+        raise ValueError("no confusion matrices to evaluate")
+    k = len(class_names)
+    names = list(image_names) if image_names is not None else [str(i) for i in range(len(cms))]
+    pooled = torch.stack([cm.to(torch.int64) for cm in cms]).sum(dim=0)
+    weights = class_weights(class_frequencies(pooled))
+    per_image = [summarize(cm, weights) for cm in cms]
+    per_image_mean = {key: _nanmean(np.array([s[key] for s in per_image], dtype=np.float64)) for key in SUMMARY_KEYS}
+    pc = per_class_scores(pooled, weights)
+    freq = class_frequencies(pooled)
+    per_class = {
+        class_names[c]: {
+            "class_id": c,
+            **{key: _nan_to_none(pc[key][c]) for key in ("iou", "dice", "pixel_accuracy", "wiou")},
+            "gt_fraction": float(freq[c]),
+        }
+        for c in range(k)
+    }
+    rows: list[dict] = []
+    for name, cm in zip(names, cms, strict=True):
+        pci = per_class_scores(cm, weights)
+        total = float(cm.sum())
+        for c in range(k):
+            rows.append(
+                {
+                    "image": name,
+                    "class_id": c,
+                    "class_name": class_names[c],
+                    **{key: float(pci[key][c]) for key in ("iou", "dice", "pixel_accuracy", "wiou")},
+                    "gt_fraction": float(pci["gt_pixels"][c] / total) if total else math.nan,
+                    "pred_fraction": float(pci["pred_pixels"][c] / total) if total else math.nan,
+                }
+            )
+    metrics = {
+        "dataset_level": {k_: _nan_to_none(v) for k_, v in summarize(pooled, weights).items()},
+        "per_image_mean": {k_: _nan_to_none(v) for k_, v in per_image_mean.items()},
+        "per_class": per_class,
+        "class_weights": {class_names[c]: float(weights[c]) for c in range(k)},
+        "n_images": len(cms),
+    }
+    return metrics, rows
+
+
+def _nan_to_none(x: float) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def batch_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Confusion matrix of a batch (N, H, W) of predictions/targets, pooled over the batch."""
+    return confusion_matrix(pred.detach().cpu(), target.detach().cpu(), num_classes)
+

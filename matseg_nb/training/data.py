@@ -1,0 +1,118 @@
+"""In-memory splits, random-crop training data and full-image evaluation data for one dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+@dataclass
+class Split:
+    """Normalised images (C, H, W) float32 in [0, 1], masks (H, W) int64, names (sample ids)."""
+
+    images: list[np.ndarray]
+    masks: list[np.ndarray]
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_split(ds, split: str, normalization: str = "percentile") -> Split:
+    """Read every sample of ``split`` from a ``matseg_nb.data`` dataset into memory, normalised to [0, 1]."""
+    from matseg_nb.data import normalize_image
+
+    samples = [s for s in ds.samples(split) if s.mask is not None]
+    images = [normalize_image(ds.load_image(s), normalization) for s in samples]
+    masks = [ds.load_mask(s).astype(np.int64) for s in samples]
+    return Split(images, masks, [s.name for s in samples])
+
+
+def _pad_to(img: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    ph, pw = max(0, size - img.shape[1]), max(0, size - img.shape[2])
+    if ph or pw:
+        img = np.pad(img, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+        mask = np.pad(mask, ((0, ph), (0, pw)), mode="reflect")
+    return img, mask
+
+
+class CropDataset(Dataset):
+    """``length`` random ``crop`` x ``crop`` crops (image, mask) with flips / rot90 / intensity jitter.
+
+    Randomness comes from torch's global generator (seeded by ``lightning.seed_everything``; with
+    DataLoader workers, Lightning seeds each worker), so runs are repeatable.
+    """
+
+    def __init__(self, split: Split, crop: int, length: int, aug: dict | None = None) -> None:
+        self.split, self.crop, self.length = split, crop, max(1, length)
+        self.aug = aug or {}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = int(torch.randint(len(self.split), ()).item())
+        img, mask = _pad_to(self.split.images[i], self.split.masks[i], self.crop)
+        h, w = mask.shape
+        y = int(torch.randint(h - self.crop + 1, ()).item())
+        x = int(torch.randint(w - self.crop + 1, ()).item())
+        img_t = torch.from_numpy(np.ascontiguousarray(img[:, y : y + self.crop, x : x + self.crop]))
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask[y : y + self.crop, x : x + self.crop]))
+        return augment(img_t, mask_t, self.aug)
+
+
+def augment(img: torch.Tensor, mask: torch.Tensor, aug: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flips, rot90 and brightness/contrast/noise (keys of the profile's ``augmentations``)."""
+    r = torch.rand(6)
+    if aug.get("hflip", True) and r[0] < 0.5:
+        img, mask = img.flip(-1), mask.flip(-1)
+    if aug.get("vflip", True) and r[1] < 0.5:
+        img, mask = img.flip(-2), mask.flip(-2)
+    if aug.get("rot90", True):
+        k = int(r[2] * 4) % 4
+        img, mask = torch.rot90(img, k, (-2, -1)), torch.rot90(mask, k, (-2, -1))
+    b, c, n = float(aug.get("brightness", 0.0)), float(aug.get("contrast", 0.0)), float(aug.get("gaussian_noise", 0.0))
+    if c > 0:
+        img = (img - img.mean()) * (1 + c * (2 * float(r[3]) - 1)) + img.mean()
+    if b > 0:
+        img = img + b * (2 * float(r[4]) - 1)
+    if n > 0:
+        img = img + n * torch.randn_like(img)
+    return img.contiguous().float(), mask.contiguous()
+
+
+class FullImageDataset(Dataset):
+    """Whole images (C, H, W) and masks (H, W) of a split, for tiled evaluation (batch size 1)."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.split.images[i]), torch.from_numpy(self.split.masks[i])
+
+
+class SegDataModule(L.LightningDataModule):
+    """Train: random crops (``steps_per_epoch`` x ``batch_size`` per epoch, or one crop per image);
+    val: full images, one per batch."""
+
+    def __init__(self, train: Split, val: Split, training: dict, seed: int = 0) -> None:
+        super().__init__()
+        self.train_split, self.val_split, self.cfg, self.seed = train, val, training, seed
+
+    def train_dataloader(self) -> DataLoader:
+        bs, steps = self.cfg["batch_size"], self.cfg.get("steps_per_epoch")
+        length = max(len(self.train_split), steps * bs if steps else 0)
+        ds = CropDataset(self.train_split, self.cfg["crop_size"], length, self.cfg.get("augmentations"))
+        workers = self.cfg.get("num_workers", 0)
+        return DataLoader(ds, batch_size=bs, shuffle=False, num_workers=workers, drop_last=False,
+                          persistent_workers=workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(FullImageDataset(self.val_split), batch_size=1, shuffle=False, num_workers=0)

@@ -1,0 +1,215 @@
+"""``run_job``: train one job with Lightning, evaluate on the test split, write the run folder.
+
+Run folder (docs/ARCHITECTURE.md): job.json, history.csv, metrics.json, per_image.csv, model/,
+predictions/<stem>.png, plus logs/ (Lightning's CSVLogger). Every file is written atomically. The
+``COMPLETE`` marker is NOT written here (the sweep writes it after papermill saved the notebook).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+
+from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from matseg_nb.errors import UserError
+from matseg_nb.metrics import evaluate_confusions
+from matseg_nb.models import build_model, n_params, save_model
+from matseg_nb.training.data import SegDataModule, load_split
+from matseg_nb.training.evaluate import predict_split
+from matseg_nb.training.module import SegModule
+from matseg_nb.training.spec import job_dict
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "lr", "epoch_time_s"]
+PER_IMAGE_COLUMNS = ["image", "class_id", "class_name", "iou", "dice", "pixel_accuracy", "wiou",
+                     "gt_fraction", "pred_fraction"]
+MONITOR_MODE = {"val_iou": "max", "val_dice": "max", "val_loss": "min"}
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that determine a run's results."""
+    import segmentation_models_pytorch as smp
+    import timm
+
+    import matseg_nb
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "smp": smp.__version__,
+            "timm": timm.__version__, "lightning": L.__version__, "numpy": np.__version__,
+            "matseg_nb": matseg_nb.__version__}
+
+
+def git_commit() -> str | None:
+    """HEAD commit of the checkout holding the package, or None (not a git checkout / no commits)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def pick_device(requested: str = "auto") -> str:
+    """'cuda' when requested/auto and available, else 'cpu' (UserError if cuda is requested but absent)."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("execution.devices: expected a visible CUDA device for 'cuda', found none")
+    return "cuda" if requested in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def effective_precision(requested: str, device: str) -> str:
+    """CPU: always '32'. CUDA: the requested mixed precision, and '16-mixed' when '32' is requested
+    (the paper's GPU setting; the profile default '32' means 'full precision on CPU')."""
+    if device != "cuda":
+        return "32"
+    return requested if requested in ("16-mixed", "bf16-mixed") else "16-mixed"
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=r".*LightningModule.*log.*")
+    warnings.filterwarnings("ignore", message=r".*`isinstance\(treespec, LeafSpec\)`.*")
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    return pd.DataFrame(rows, columns=columns).to_csv(index=False, float_format="%.6g")
+
+
+def _png(mask: np.ndarray) -> bytes:
+    import imageio.v3 as iio
+
+    buf = io.BytesIO()
+    iio.imwrite(buf, mask.astype(np.uint8), extension=".png")
+    return buf.getvalue()
+
+
+def _finite(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) -> dict:
+    """Train and test one job, writing ``run_dir`` (see module docstring); returns metrics.json's content.
+
+    ``job``: a ``matseg_nb.profiles.Job`` or a dict (see ``training.spec.job_dict``). ``threads`` > 0 sets
+    torch's CPU threads. Raises UserError for bad input, ``NonFiniteLossError`` for a NaN/inf loss.
+    """
+    from matseg_nb.data import open_dataset
+
+    _quiet_lightning()
+    if threads and threads > 0:
+        torch.set_num_threads(int(threads))
+    spec = job_dict(job)
+    cfg = spec["training"]
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed = int(spec["seed"])
+    device = pick_device(spec.get("execution", {}).get("devices", "auto"))
+    precision = effective_precision(cfg.get("precision", "32"), device)
+    L.seed_everything(seed, workers=True, verbose=False)
+
+    ds = open_dataset(spec["dataset"])
+    norm = cfg.get("normalization", "percentile")
+    train, val, test = (load_split(ds, s, norm) for s in ("train", "val", "test"))
+    if not len(train) or not len(test):
+        raise UserError(f"{spec['dataset']}: expected train and test samples with masks, found "
+                        f"{len(train)} train, {len(test)} test")
+    class_names = [c.name for c in ds.classes]
+    model, weights_report = build_model(spec["encoder"], spec["decoder"], ds.in_channels, ds.num_classes,
+                                        spec.get("encoder_weights", "none"), spec.get("min_encoder_key_match", 0.95))
+    meta = {
+        **spec,
+        "job": spec,
+        "run_started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "device": device,
+        "device_name": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu",
+        "precision": precision,
+        "channels_last": device == "cuda",
+        "torch_threads": torch.get_num_threads(),
+        "classes": [{"id": c.id, "name": c.name} for c in ds.classes],
+        "in_channels": ds.in_channels,
+        "normalization": norm,
+        "encoder_weights_report": weights_report,
+        "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
+    }
+    atomic_write_json(run_dir / "job.json", meta)
+
+    channels_last = device == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    module = SegModule(model, ds.num_classes, cfg, channels_last=channels_last, echo=echo)
+    dm = SegDataModule(train, val, cfg, seed)
+    monitor = cfg.get("monitor", "val_iou") if len(val) else None
+    work = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=run_dir))
+    callbacks: list = []
+    ckpt = None
+    if monitor:
+        ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=work, filename="best", monitor=monitor,
+                                                   mode=MONITOR_MODE[monitor], save_top_k=1, save_weights_only=True)
+        callbacks.append(ckpt)
+        if cfg.get("early_stopping_patience", 20) > 0:
+            callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode=MONITOR_MODE[monitor],
+                                                               patience=cfg["early_stopping_patience"]))
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision,
+        max_epochs=cfg["max_epochs"], limit_train_batches=cfg.get("steps_per_epoch") or 1.0,
+        check_val_every_n_epoch=cfg.get("val_every", 1), num_sanity_val_steps=0,
+        limit_val_batches=1.0 if len(val) else 0, callbacks=callbacks,
+        logger=L.pytorch.loggers.CSVLogger(run_dir, name="logs", version=""),
+        enable_progress_bar=False, enable_model_summary=False,
+        deterministic=True if device == "cpu" else "warn", default_root_dir=work,
+    )
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=dm)
+        train_time = time.perf_counter() - t0
+        best_epoch = len(module.history) - 1
+        if ckpt is not None and ckpt.best_model_path:
+            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+            scores = [r[monitor] for r in module.history]
+            finite = [(i, s) for i, s in enumerate(scores) if isinstance(s, float) and math.isfinite(s)]
+            if finite:
+                pick = max if MONITOR_MODE[monitor] == "max" else min
+                best_epoch = pick(finite, key=lambda t: t[1])[0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    atomic_write_text(run_dir / "history.csv", _csv(module.history, HISTORY_COLUMNS))
+
+    model = module.model.eval()
+    preds, cms, latency = predict_split(model, test, ds.num_classes, cfg["tile_size"], cfg["tile_overlap"])
+    for name, pred in zip(test.names, preds, strict=True):
+        atomic_write_bytes(run_dir / "predictions" / f"{name}.png", _png(pred))
+    metrics, rows = evaluate_confusions(cms, class_names, test.names)
+    atomic_write_text(run_dir / "per_image.csv", _csv(rows, PER_IMAGE_COLUMNS))
+    save_model(model.to("cpu").to(memory_format=torch.contiguous_format), run_dir / "model")
+    best_row = module.history[best_epoch] if module.history else {}
+    metrics.update({
+        "job_id": spec["job_id"], "dataset": spec["dataset"], "encoder": spec["encoder"], "decoder": spec["decoder"],
+        "seed": seed, "split": "test",
+        "epochs_run": len(module.history), "best_epoch": best_epoch,
+        "best_val": {k: _finite(best_row.get(k)) for k in ("val_iou", "val_dice", "val_loss")},
+        "monitor": monitor, "train_time_s": round(train_time, 3),
+        "latency_s_per_image": round(latency, 4), "n_params": n_params(model),
+        "encoder_weights": weights_report["mode"], "pretrained": bool(weights_report.get("pretrained")),
+        "device": device, "precision": precision,
+    })
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
