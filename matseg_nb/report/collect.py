@@ -1,0 +1,441 @@
+"""Collect the facts of one loop (sweep + compare + QC + explain + data) into a JSON-safe dict.
+
+Every reader is tolerant: a missing folder or file makes its section ``{"status": "not run"}``
+instead of failing, because the report must describe whatever part of the loop was run.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+#: packages whose versions the report lists (installed distribution names).
+VERSION_PACKAGES = (
+    "matseg-nb", "torch", "segmentation-models-pytorch", "timm", "lightning", "torchmetrics", "captum",
+    "numpy", "scikit-learn", "scikit-image", "pandas", "pydantic", "papermill", "ipywidgets", "voila",
+)
+#: image files embedded as figures.
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
+MAX_TABLE_ROWS = 60
+MAX_FIGURES = 24
+NOT_RUN = {"status": "not run"}
+
+
+def read_json(path: Path) -> Any:
+    """Parsed JSON of ``path`` or ``None`` when it is absent or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_csv_table(path: Path, max_rows: int = MAX_TABLE_ROWS) -> dict:
+    """``{"name", "columns", "rows", "n_rows"}`` of a CSV file; rows are lists of strings (first ``max_rows``)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, body = (rows[0], rows[1:]) if rows else ([], [])
+    return {
+        "name": path.stem,
+        "file": path.name,
+        "columns": header,
+        "rows": [[_fmt_cell(c) for c in r] for r in body[:max_rows]],
+        "n_rows": len(body),
+    }
+
+
+def _fmt_cell(text: str) -> str:
+    """Shorten long floats (``0.912345678`` -> ``0.9123``); leave everything else alone."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if "." not in text and "e" not in text.lower():
+        return text
+    return f"{value:.4g}"
+
+
+def find_key(obj: Any, names: tuple[str, ...]) -> Any:
+    """First value stored under one of ``names`` (depth-first) in nested dicts/lists, else ``None``."""
+    if isinstance(obj, dict):
+        for name in names:
+            if name in obj:
+                return obj[name]
+        for value in obj.values():
+            found = find_key(value, names)
+            if found is not None:
+                return found
+    elif isinstance(obj, list):
+        for value in obj:
+            found = find_key(value, names)
+            if found is not None:
+                return found
+    return None
+
+
+def flatten(obj: Any, prefix: str = "", limit: int = 80) -> list[tuple[str, str]]:
+    """``[(dotted.key, text)]`` for the scalar leaves of ``obj`` (lists of scalars joined), first ``limit``."""
+    out: list[tuple[str, str]] = []
+
+    def walk(value: Any, key: str) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            for i, v in enumerate(value[:20]):
+                walk(v, f"{key}[{i}]")
+        else:
+            out.append((key or "value", _scalar_text(value)))
+
+    walk(obj, prefix)
+    return out
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_scalar_text(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def list_figures(folder: Path, root: Path, first: tuple[str, ...] = ()) -> list[dict]:
+    """Image files under ``folder`` (two levels deep) as ``{"name", "path", "abs"}``; stems starting
+    with an entry of ``first`` come first (in that order), the rest sorted by path."""
+
+    def rank(p: Path) -> tuple[int, str]:
+        return next((i for i, f in enumerate(first) if p.stem.startswith(f)), len(first)), str(p)
+
+    found = [p for pattern in ("*", "*/*") for p in folder.glob(pattern) if p.suffix.lower() in FIGURE_SUFFIXES]
+    return [
+        {"name": p.stem.replace("_", " "), "path": _rel(p, root), "abs": str(p)}
+        for p in sorted(set(found), key=rank)[:MAX_FIGURES]
+    ]
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _tables(folder: Path) -> list[dict]:
+    tables = []
+    for p in sorted(folder.glob("*.csv")):
+        try:
+            tables.append(read_csv_table(p))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+    return tables
+
+
+def _json_files(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        p.name: data
+        for p in sorted(folder.glob("*.json"))
+        if p.name not in skip and (data := read_json(p)) is not None
+    }
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def collect_sweep(sweep_dir: Path) -> dict:
+    """Profile, job table (status, config, headline metrics) and versions recorded by the jobs."""
+    sweep_meta = read_json(sweep_dir / "sweep.json") or {}
+    summary = read_json(sweep_dir / "summary.json")
+    entries = _summary_entries(summary)
+    job_dirs = sorted(p.parent for p in sweep_dir.glob("*/job.json"))
+    ids = list(dict.fromkeys([*(e.get("job_id") for e in entries if e.get("job_id")), *(p.name for p in job_dirs)]))
+    ids += [j for j in sweep_meta.get("job_ids", []) if j not in ids]
+    by_id = {e.get("job_id"): e for e in entries}
+    jobs, versions = [], {}
+    for job_id in ids:
+        folder = sweep_dir / job_id
+        meta = read_json(folder / "job.json") or {}
+        metrics = read_json(folder / "metrics.json") or {}
+        versions = versions or meta.get("versions") or {}
+        entry = by_id.get(job_id, {})
+        status = "complete" if (folder / "COMPLETE").exists() else entry.get("status", "pending")
+        level = metrics.get("dataset_level") or {}
+        jobs.append({
+            "job_id": job_id,
+            "status": status,
+            "dataset": meta.get("dataset") or _job_part(job_id, 0),
+            "encoder": meta.get("encoder") or _job_part(job_id, 1),
+            "decoder": meta.get("decoder") or _job_part(job_id, 2),
+            "seed": meta.get("seed"),
+            "iou": _number(find_key(level, ("iou", "mean_iou", "miou", "IoU"))),
+            "dice": _number(find_key(level, ("dice", "mean_dice", "Dice"))),
+            "train_time_s": _number(metrics.get("train_time_s")),
+            "error": (entry.get("error") or "") if status == "failed" else "",
+        })
+    profile = sweep_meta.get("profile")
+    return {
+        "profile": {"status": "ok", "profile": profile} if profile else dict(NOT_RUN),
+        "jobs": jobs,
+        "job_versions": versions,
+        "sweep_found": bool(sweep_meta or summary or job_dirs),
+    }
+
+
+def _summary_entries(summary: Any) -> list[dict]:
+    if isinstance(summary, dict):
+        jobs = summary.get("jobs", summary)
+        if isinstance(jobs, dict):
+            return [dict(v, job_id=v.get("job_id", k)) for k, v in jobs.items() if isinstance(v, dict)]
+        summary = jobs
+    return [e for e in summary if isinstance(e, dict)] if isinstance(summary, list) else []
+
+
+def _job_part(job_id: str, index: int) -> str:
+    parts = job_id.split("__")
+    return parts[index] if len(parts) > index else ""
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def collect_data(data_dir: Path | None, dataset_names: list[str], root: Path) -> dict:
+    """Provenance and licence of each dataset (from its manifest) plus the data folder's summaries."""
+    datasets = [_manifest_facts(name) for name in dataset_names]
+    out: dict[str, Any] = {"datasets": datasets}
+    if data_dir is not None and data_dir.is_dir():
+        out["summaries"] = _json_files(data_dir)
+        out["figures"] = list_figures(data_dir, root)
+    else:
+        out["summaries"], out["figures"] = {}, []
+    out["status"] = "ok" if datasets or out["summaries"] or out["figures"] else "not run"
+    return out
+
+
+def _manifest_facts(name: str) -> dict:
+    """Source, licence and citation of dataset ``name`` via ``matseg_nb.data`` (best effort)."""
+    facts: dict[str, Any] = {"name": name, "title": "", "error": None}
+    try:
+        from matseg_nb.data import open_dataset
+
+        ds = open_dataset(name)
+    except Exception as err:  # noqa: BLE001 - provenance is best effort; the report states why
+        facts["error"] = f"{type(err).__name__}: {err}"
+        return facts
+    manifest = getattr(ds, "manifest", None)
+    source = getattr(manifest, "source", None)
+    material = getattr(manifest, "material", None)
+    facts.update({
+        "title": getattr(manifest, "title", "") or "",
+        "modality": getattr(ds, "modality", ""),
+        "material": getattr(ds, "material", "") or getattr(material, "text", ""),
+        "classes": [getattr(c, "name", str(c)) for c in getattr(ds, "classes", [])],
+        "licence": getattr(source, "licence", "unknown") if source else "unknown",
+        "citation": getattr(source, "citation", "") if source else "",
+        "doi": getattr(source, "doi", None) if source else None,
+        "source_url": getattr(source, "url", "") if source else "",
+        "commit": getattr(source, "commit", None) if source else None,
+        "missing_files": len(getattr(ds, "missing", []) or []),
+    })
+    counts = {}
+    for split in ("train", "val", "test"):
+        try:
+            counts[split] = len(ds.samples(split))
+        except Exception:  # noqa: BLE001
+            counts[split] = None
+    facts["samples"] = counts
+    return facts
+
+
+def collect_compare(compare_dir: Path | None, root: Path) -> tuple[dict, dict]:
+    """(comparison section, recommendation section) from the compare folder."""
+    if compare_dir is None or not compare_dir.is_dir():
+        return dict(NOT_RUN), dict(NOT_RUN)
+    jsons = _json_files(compare_dir)
+    rec_name = next((n for n in jsons if "recommend" in n), None)
+    recommendation = jsons.pop(rec_name) if rec_name else None
+    compare = {
+        "status": "ok",
+        "tables": _tables(compare_dir),
+        "figures": list_figures(compare_dir, root),
+        "facts": {n: flatten(v) for n, v in jsons.items()},
+    }
+    rec = (
+        {"status": "ok", "file": rec_name, "recommendation": recommendation, "facts": flatten(recommendation)}
+        if recommendation is not None
+        else dict(NOT_RUN)
+    )
+    return compare, rec
+
+
+def collect_qc(qc_dir: Path | None, root: Path) -> dict:
+    """QC verdict, its signals (AUROC/F1/precision per OOD set), figures and flagged samples."""
+    if qc_dir is None or not qc_dir.is_dir():
+        return dict(NOT_RUN)
+    qc = read_json(qc_dir / "qc.json")
+    if qc is None:
+        jsons = _json_files(qc_dir)
+        qc = next(iter(jsons.values()), {}) if jsons else {}
+    verdict = find_key(qc, ("verdict", "decision", "status"))
+    if isinstance(verdict, dict):
+        verdict = verdict.get("label") or verdict.get("verdict") or json.dumps(verdict, sort_keys=True)
+    flagged = find_key(qc, ("flagged", "flagged_samples", "outliers"))
+    if isinstance(flagged, dict):
+        flagged = [{"sample": k, **(v if isinstance(v, dict) else {"score": v})} for k, v in flagged.items()]
+    if not flagged:
+        flagged = _flagged_from_scores(qc_dir / "scores.csv", qc.get("primary_detector") if isinstance(qc, dict) else None)
+    top = {k: v for k, v in qc.items() if not isinstance(v, (dict, list)) or k in ("ood_sets",)} \
+        if isinstance(qc, dict) else {}
+    return {
+        "status": "ok",
+        "verdict": "" if verdict is None else str(verdict),
+        "facts": flatten(top),
+        "signals": qc_signals(qc),
+        "flagged": [_row(f) for f in (flagged or [])][:MAX_TABLE_ROWS],
+        "tables": [t for t in _tables(qc_dir) if t["file"] != "scores.csv"],
+        "figures": list_figures(qc_dir, root, first=("roc", "gallery")),
+        "qc": qc,
+    }
+
+
+#: image-level detection metrics shown as the quality signals Q: column -> candidate keys (first found)
+SIGNAL_KEYS: dict[str, tuple[str, ...]] = {
+    "auroc": ("auroc",),
+    "f1": ("f1", "f1_at_threshold"),
+    "precision": ("precision", "precision_at_threshold"),
+    "recall": ("recall", "recall_at_threshold"),
+    "fpr95": ("fpr95", "fpr_at_95tpr"),
+    "auprc": ("auprc",),
+}
+#: bulky keys left out of the key/value lists (kept in report.json)
+BULKY_KEYS = ("curves", "outputs", "per_image", "traceback")
+
+
+def qc_signals(qc: Any) -> list[dict]:
+    """One row per (level, OOD set) with the primary detector's image-level AUROC/F1/precision."""
+    rows = []
+    if not isinstance(qc, dict):
+        return rows
+    primary = qc.get("primary_detector")
+    for level, lv in (qc.get("levels") or {}).items():
+        if not isinstance(lv, dict):
+            continue
+        for set_name, per_det in (lv.get("ood") or {}).items():
+            if not isinstance(per_det, dict) or not per_det:
+                continue
+            det = primary if primary in per_det else next(iter(per_det))
+            metrics = per_det.get(det) or {}
+            metrics = metrics.get("image", metrics) if isinstance(metrics, dict) else {}
+            row = {"level": level, "OOD set": set_name, "detector": det}
+            for col, keys in SIGNAL_KEYS.items():
+                found = next((metrics[k] for k in keys if k in metrics), None)
+                if found is not None:
+                    row[col] = _scalar_text(found)
+            row["verdict"] = str((lv.get("verdicts") or {}).get(set_name, ""))
+            rows.append(row)
+    return rows
+
+
+def _flagged_from_scores(path: Path, detector: str | None) -> list[dict]:
+    """Rows of ``scores.csv`` whose ``flag`` is true (primary detector only when given)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error):
+        return []
+    keep = [r for r in rows if str(r.get("flag", "")).lower() in ("true", "1")
+            and (detector is None or r.get("detector") in (None, "", detector))]
+    return [{k: v for k, v in r.items() if k in ("level", "set", "image", "detector", "typicality", "threshold", "iou")}
+            for r in keep]
+
+
+def _row(item: Any) -> dict:
+    if isinstance(item, dict):
+        return {str(k): _fmt_cell(_scalar_text(v)) for k, v in item.items() if not isinstance(v, (dict, list))}
+    return {"sample": str(item)}
+
+
+def collect_explain(explain_dir: Path | None, root: Path) -> dict:
+    """Heatmap figures, faithfulness numbers and the list of saved heatmap arrays."""
+    if explain_dir is None or not explain_dir.is_dir():
+        return dict(NOT_RUN)
+    jsons = _json_files(explain_dir)
+    return {
+        "status": "ok",
+        "faithfulness": {n: flatten(_without(v, BULKY_KEYS), limit=40) for n, v in jsons.items()},
+        "arrays": sorted(_rel(p, root) for p in explain_dir.glob("**/*.npy")),
+        "tables": _tables(explain_dir),
+        "figures": list_figures(explain_dir, root, first=("explanation", "heatmap")),
+    }
+
+
+def _without(obj: Any, keys: tuple[str, ...]) -> Any:
+    """``obj`` without the given keys at any depth (for display only)."""
+    if isinstance(obj, dict):
+        return {k: _without(v, keys) for k, v in obj.items() if k not in keys}
+    if isinstance(obj, list):
+        return [_without(v, keys) for v in obj]
+    return obj
+
+
+def environment_versions() -> dict[str, str]:
+    """Installed versions of :data:`VERSION_PACKAGES` plus Python and platform."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in VERSION_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def collect_all(
+    sweep_dir: Path,
+    compare_dir: Path | None,
+    qc_dir: Path | None,
+    explain_dir: Path | None,
+    data_dir: Path | None,
+) -> dict:
+    """All facts of the report (the content of ``report.json``)."""
+    root = sweep_dir.parent
+    sweep = collect_sweep(sweep_dir)
+    names = list(dict.fromkeys(j["dataset"] for j in sweep["jobs"] if j["dataset"]))
+    if not names and sweep["profile"].get("profile"):
+        names = [str(d) for d in find_key(sweep["profile"]["profile"], ("datasets",)) or []]
+    compare, recommendation = collect_compare(compare_dir, root)
+    profile = sweep["profile"]
+    title = find_key(profile.get("profile") or {}, ("name", "title")) or sweep_dir.name
+    return {
+        "title": f"matseg-nb report: {title}",
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "sweep_dir": str(sweep_dir),
+        "folders": {
+            "compare": str(compare_dir) if compare_dir else None,
+            "qc": str(qc_dir) if qc_dir else None,
+            "explain": str(explain_dir) if explain_dir else None,
+            "data": str(data_dir) if data_dir else None,
+        },
+        "sections": {
+            "profile": profile,
+            "data": collect_data(data_dir, names, root),
+            "compare": compare,
+            "recommendation": recommendation,
+            "qc": collect_qc(qc_dir, root),
+            "explain": collect_explain(explain_dir, root),
+            "environment": {
+                "status": "ok" if sweep["sweep_found"] else "not run",
+                "versions": environment_versions(),
+                "job_versions": flatten(sweep["job_versions"]),
+                "jobs": sweep["jobs"],
+            },
+        },
+    }

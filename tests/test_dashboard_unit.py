@@ -1,0 +1,217 @@
+"""Dashboard without a browser: workspace confinement, the app's widgets and the sweep launcher."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from matseg_nb.errors import UserError  # noqa: E402
+from matseg_nb.report.workspace import is_in_workspace, resolve_in_workspace  # noqa: E402
+
+
+def test_resolve_in_workspace_accepts_inside_paths(tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "a").mkdir(parents=True)
+    assert resolve_in_workspace(ws, "a/b.json") == (ws / "a" / "b.json").resolve()
+    assert resolve_in_workspace(ws, "a/../c.json") == (ws / "c.json").resolve()
+    assert resolve_in_workspace(ws, str(ws / "a")) == (ws / "a").resolve()
+    assert resolve_in_workspace(ws, ".") == ws.resolve()
+
+
+@pytest.mark.parametrize("bad", ["../x.json", "a/../../x.json", "/etc/passwd", "~/x.json", "", "a\x00b"])
+def test_resolve_in_workspace_refuses_escapes(tmp_path, bad):
+    ws = tmp_path / "ws"
+    (ws / "a").mkdir(parents=True)
+    with pytest.raises(UserError) as err:
+        resolve_in_workspace(ws, bad)
+    assert "expected a path inside the workspace" in err.value.problems[0]
+    assert not is_in_workspace(ws, bad)
+
+
+def test_resolve_in_workspace_refuses_symlinks_leading_outside(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (ws / "link").symlink_to(outside)
+    (ws / "filelink.json").symlink_to(outside / "f.json")
+    (ws / "inner").mkdir()
+    (ws / "ok").symlink_to(ws / "inner")
+    for bad in ("link", "link/x.json", "filelink.json"):
+        with pytest.raises(UserError, match="outside"):
+            resolve_in_workspace(ws, bad)
+    assert resolve_in_workspace(ws, "ok/x.json") == (ws / "inner" / "x.json").resolve()
+
+
+def test_sibling_prefix_is_not_inside(tmp_path):
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws2").mkdir()
+    assert not is_in_workspace(tmp_path / "ws", str(tmp_path / "ws2" / "x"))
+
+
+def test_app_builds_tabs_and_seeds_a_tiny_profile(tmp_path):
+    from widgets.dashboard_app import TABS, DashboardApp
+
+    app = DashboardApp(tmp_path / "ws")
+    assert [app.tabs.get_title(i) for i in range(len(TABS))] == list(TABS)
+    assert app.configure.picker.options == ("profiles/tiny.json",)
+    assert app.configure.editor is not None and app.configure.editor.model.valid
+    assert app.state.profile_path == (tmp_path / "ws" / "profiles" / "tiny.json").resolve()
+    assert "profiles/tiny.json" in app.run.profile_label.value
+
+
+def test_configure_refuses_a_path_outside_the_workspace_visibly(tmp_path):
+    from widgets.dashboard_app import DashboardApp
+
+    (tmp_path / "secret.json").write_text("{}")
+    app = DashboardApp(tmp_path / "ws")
+    before = app.configure.editor
+    assert not app.configure.load("../secret.json")
+    assert "refused" in app.configure.message.value and "outside" in app.configure.message.value
+    assert app.configure.editor is before  # nothing loaded
+    assert not app.configure.load(str(tmp_path / "secret.json"))
+
+
+def test_editor_save_outside_is_refused_in_the_dashboard(tmp_path):
+    from widgets.dashboard_app import DashboardApp
+
+    app = DashboardApp(tmp_path / "ws")
+    editor = app.configure.editor
+    editor.save_path.value = "../../evil.json"
+    assert editor.save() is None
+    assert "outside" in editor.status.value
+    editor.name.value = "renamed"
+    editor.save_path.value = "profiles/renamed.json"
+    assert editor.save() == (tmp_path / "ws" / "profiles" / "renamed.json").resolve()
+    assert "profiles/renamed.json" in app.configure.picker.options
+    assert json.loads((tmp_path / "ws" / "profiles" / "renamed.json").read_text())["name"] == "renamed"
+
+
+def test_start_sweep_refuses_invalid_or_outside_profiles(tmp_path):
+    from widgets.dashboard_app import DashboardState
+
+    st = DashboardState(tmp_path / "ws")
+    with pytest.raises(UserError, match="outside"):
+        st.start_sweep("../x.json")
+    with pytest.raises(UserError, match="found nothing"):
+        st.start_sweep("profiles/none.json")
+    (tmp_path / "ws" / "profiles" / "bad.json").write_text(json.dumps({"name": "bad"}))
+    with pytest.raises(UserError):
+        st.start_sweep("profiles/bad.json")
+    assert st.process is None
+
+
+def test_start_sweep_launches_a_detached_argument_list(tmp_path, monkeypatch):
+    import subprocess
+
+    from widgets import dashboard_app
+
+    calls = {}
+
+    class FakePopen:
+        pid = 4242
+
+        def __init__(self, cmd, **kw):
+            calls["cmd"], calls["kw"] = cmd, kw
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    st = dashboard_app.DashboardState(tmp_path / "ws")
+    sweep = st.start_sweep("profiles/tiny.json")
+    assert sweep == (tmp_path / "ws" / "runs" / "tiny" / "sweep").resolve()
+    cmd, kw = calls["cmd"], calls["kw"]
+    assert cmd[1:5] == ["-m", "matseg_nb.cli", "sweep", str((tmp_path / "ws" / "profiles" / "tiny.json").resolve())]
+    assert cmd[5:7] == ["--out", str(sweep)]
+    assert kw["start_new_session"] is True and "shell" not in kw
+    assert (sweep.parent / "sweep.pid").read_text() == "4242"
+    with pytest.raises(UserError, match="running"):
+        st.start_sweep("profiles/tiny.json")
+
+
+def test_no_eval_exec_or_shell_in_the_dashboard():
+    for path in (REPO / "widgets" / "dashboard_app.py", REPO / "widgets" / "profile_editor.py",
+                 REPO / "matseg_nb" / "commands" / "dashboard.py"):
+        text = path.read_text()
+        for banned in ("eval(", "exec(", "shell=True", "os.system"):
+            assert banned not in text, (path.name, banned)
+
+
+def test_dashboard_command_is_loopback_voila(tmp_path, capsys):
+    from matseg_nb.cli import main
+
+    assert main(["dashboard", "--port", "9123", "--workspace", str(tmp_path / "w"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "widgets/dashboard.ipynb" in out and "--Voila.ip=127.0.0.1" in out and "--port=9123" in out
+    assert f"MATSEG_WORKSPACE={(tmp_path / 'w').resolve()}" in out and "--no-browser" in out
+    assert main(["dashboard", "--port", "0", "--dry-run"]) == 2
+
+
+def test_dashboard_notebook_is_thin():
+    import nbformat
+
+    nb = nbformat.read(REPO / "widgets" / "dashboard.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert len(code) <= 3 and "DashboardApp" in "".join(c.source for c in code)
+    assert "MATSEG_WORKSPACE" in "".join(c.source for c in code)
+
+
+def test_analysis_tabs_show_their_folders(tmp_path):
+    from _report_helpers import write_png
+
+    from widgets.dashboard_app import DashboardApp
+
+    app = DashboardApp(tmp_path / "ws")
+    run = tmp_path / "ws" / "runs" / "tiny"
+    comp, qc = run / "compare", run / "qc"
+    comp.mkdir(parents=True)
+    qc.mkdir()
+    (comp / "best_table.csv").write_text("dataset,encoder,decoder,iou\nnasa-super1,tu-test_resnet,Unet,0.51234\n")
+    write_png(comp / "heatmap_iou.png")
+    (qc / "qc.json").write_text(json.dumps({"verdict": "not ready"}))
+    write_png(qc / "roc.png")
+    app.compare._done(comp, None)
+    html = "".join(c.value for c in app.compare.output.children if hasattr(c, "value") and isinstance(c.value, str))
+    assert "matseg-compare-table" in html and "0.5123" in html and "runs/tiny/compare" in app.compare.message.value
+    assert any(getattr(c, "format", "") == "png" for c in app.compare.output.children)
+    app.quality._done(qc, None)
+    assert "QC verdict: not ready" in app.quality.output.children[0].value
+    app.quality._done(None, UserError("runs/tiny: expected a complete job to check, found none"))
+    assert "failed" in app.quality.message.value and "expected a complete job" in app.quality.message.value
+
+
+def test_analysis_without_a_run_asks_for_one(tmp_path):
+    from widgets.dashboard_app import DashboardApp
+
+    app = DashboardApp(tmp_path / "ws")
+    app.compare.start()
+    assert "Run tab" in app.compare.message.value
+    app.explain.find_jobs()
+    assert "Run tab" in app.explain.message.value
+
+
+def test_run_tab_follows_an_existing_sweep_folder(tmp_path):
+    from _report_helpers import make_fake_loop
+
+    from widgets.dashboard_app import DashboardApp
+
+    ws = tmp_path / "ws"
+    make_fake_loop(ws / "runs" / "old")
+    app = DashboardApp(ws)
+    assert app.run.runs.options == ("runs/old",)
+    app.run.runs.value = "runs/old"
+    assert app.run.current_run == (ws / "runs" / "old").resolve()
+    assert "matseg-status-table" in app.run.table.value and "complete" in app.run.table.value
+    app.run.build_report()
+    assert "data:text/html;base64," in app.run.report_link.value
+    assert (ws / "runs" / "old" / "report.html").exists()
+    app.run.attach("../../elsewhere")
+    assert "refused" in app.run.message.value
+    app.run.current_run = None  # stop the poller

@@ -1,0 +1,622 @@
+"""Voilà dashboard: tabs Configure / Run / Compare / Quality / Explain over one workspace folder.
+
+:class:`DashboardState` holds everything that is not a widget (workspace, chosen profile, sweep
+process, analysis calls) so it can be tested without a browser; :class:`DashboardApp` is the view.
+
+Workspace layout::
+
+    <ws>/profiles/<name>.json          profiles (a tiny one is created on first start)
+    <ws>/runs/<profile name>/sweep/    the sweep (detached process, survives the page)
+    <ws>/runs/<profile name>/{compare,qc,explain}/, report.html, report.json
+
+Every path typed in the dashboard goes through :func:`resolve_in_workspace`; nothing typed is ever
+executed (the sweep is started with an argument list, no shell).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from matseg_nb.errors import UserError
+from matseg_nb.report.workspace import resolve_in_workspace
+from widgets.profile_editor import ProfileEditor, ProfileEditorModel, default_profile
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKSPACE_ENV = "MATSEG_WORKSPACE"
+#: seconds between sweep status polls
+POLL_S = 2.0
+#: explanation settings used by the dashboard (fast on CPU: locations only near A)
+EXPLAIN_KW = {"kernel": "blur", "window": 16, "stride": 16, "region_dilation": 8}
+TABS = ("Configure", "Run", "Compare", "Quality", "Explain")
+
+
+def esc(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def message_html(text: str, kind: str = "info") -> str:
+    colours = {"info": "#23395d", "ok": "#17602c", "error": "#8a1c1c"}
+    return f"<div class='matseg-msg matseg-msg-{kind}' style='color:{colours[kind]}'>{esc(text)}</div>"
+
+
+def table_html(rows: list[dict], columns: list[str], css: str) -> str:
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(_cell(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows)
+    return (f"<table class='{css}' style='border-collapse:collapse' border='1' cellpadding='4'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------------ state
+
+
+class DashboardState:
+    """Non-widget state and actions of the dashboard, confined to ``workspace``."""
+
+    def __init__(self, workspace: str | os.PathLike | None = None) -> None:
+        ws = workspace or os.environ.get(WORKSPACE_ENV) or "workspace"
+        self.workspace = Path(ws).expanduser().resolve()
+        (self.workspace / "profiles").mkdir(parents=True, exist_ok=True)
+        (self.workspace / "runs").mkdir(parents=True, exist_ok=True)
+        if not any((self.workspace / "profiles").glob("*.json")):
+            tiny = default_profile()
+            tiny["name"] = "tiny"
+            (self.workspace / "profiles" / "tiny.json").write_text(json.dumps(tiny, indent=2))
+        self.profile_path: Path | None = None
+        self.process: subprocess.Popen | None = None
+
+    # -- paths ----------------------------------------------------------------------------------
+    def resolve(self, user_path: str) -> Path:
+        """Workspace-confined absolute path (UserError when it escapes)."""
+        return resolve_in_workspace(self.workspace, user_path)
+
+    def relative(self, path: Path) -> str:
+        return str(Path(path).resolve().relative_to(self.workspace))
+
+    def list_profiles(self) -> list[str]:
+        return sorted(self.relative(p) for p in (self.workspace / "profiles").glob("*.json"))
+
+    def list_runs(self) -> list[str]:
+        return sorted(self.relative(p.parent) for p in (self.workspace / "runs").glob("*/sweep"))
+
+    def run_dir_for(self, profile_path: Path) -> Path:
+        """``<ws>/runs/<profile name>`` (the name inside the profile, else the file stem)."""
+        try:
+            name = json.loads(Path(profile_path).read_text()).get("name") or Path(profile_path).stem
+        except (OSError, ValueError, AttributeError):
+            name = Path(profile_path).stem
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "run"
+        return self.workspace / "runs" / safe
+
+    # -- sweep ----------------------------------------------------------------------------------
+    def start_sweep(self, profile_rel: str) -> Path:
+        """Start ``matseg sweep`` on a workspace profile as a detached process; returns the sweep folder.
+
+        The process gets its own session (closing the page or the kernel does not stop it) and logs
+        to ``<run>/sweep.log``.
+        """
+        profile = self.resolve(profile_rel)
+        if not profile.is_file():
+            raise UserError(f"profile {profile_rel}: expected a JSON file in the workspace, found nothing there")
+        from matseg_nb.profiles import load_profile
+
+        load_profile(profile)  # refuse an invalid profile before starting anything
+        run = self.run_dir_for(profile)
+        sweep = run / "sweep"
+        if self.sweep_running(sweep):
+            raise UserError(f"sweep {self.relative(sweep)}: expected no sweep running there, found one running")
+        run.mkdir(parents=True, exist_ok=True)
+        log = open(run / "sweep.log", "ab")  # noqa: SIM115 - handed to the child process
+        cmd = [sys.executable, "-m", "matseg_nb.cli", "sweep", str(profile), "--out", str(sweep), "--no-progress"]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        log.close()
+        (run / "sweep.pid").write_text(str(self.process.pid))
+        return sweep
+
+    def sweep_running(self, sweep: Path) -> bool:
+        pid_file = sweep.parent / "sweep.pid"
+        if self.process is not None and self.process.poll() is None:
+            return True
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def status(self, sweep: Path) -> dict | None:
+        """``matseg_nb.sweep.sweep_status`` of ``sweep`` or None before the sweep wrote its files."""
+        from matseg_nb.sweep import sweep_status
+
+        try:
+            return sweep_status(sweep)
+        except UserError:
+            return None
+
+    def complete_jobs(self, sweep: Path) -> list[Path]:
+        return sorted(p.parent for p in sweep.glob("*/COMPLETE"))
+
+    # -- analyses -------------------------------------------------------------------------------
+    def compare(self, run: Path) -> Path:
+        from matseg_nb.compare import compare_sweeps
+
+        out = run / "compare"
+        compare_sweeps([run / "sweep"], out)
+        return out
+
+    def qc(self, run: Path) -> Path:
+        """Forte-style QC of the best complete job (first by test IoU) with small, CPU-sized settings."""
+        from matseg_nb.qc.run import run_qc
+
+        jobs = self.complete_jobs(run / "sweep")
+        if not jobs:
+            raise UserError(f"{self.relative(run)}: expected a complete job to check, found none")
+        best = max(jobs, key=lambda j: _test_iou(j))
+        out = run / "qc"
+        run_qc(best, shifts=["noise:strong"], out_dir=out, tiles_per_image=8, tile_size=64)
+        return out
+
+    def explain(self, job_dir: Path, image_path: Path, mask_png: Path, out: Path) -> dict:
+        from matseg_nb.explain import explain_image
+
+        return explain_image(job_dir, image_path, mask_png, out, **EXPLAIN_KW)
+
+    def report(self, run: Path) -> Path:
+        from matseg_nb.report import build_report
+
+        html_path, _ = build_report(run / "sweep", run / "report.html")
+        return html_path
+
+
+def _test_iou(job_dir: Path) -> float:
+    try:
+        from matseg_nb.sweep.status import test_iou
+
+        return test_iou(job_dir) or 0.0
+    except Exception:  # noqa: BLE001
+        return 0.0
+
+
+def run_in_thread(fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> threading.Thread:
+    """Run ``fn`` in a daemon thread, then ``done(result, error)``."""
+
+    def target() -> None:
+        try:
+            result = fn()
+        except BaseException as err:  # noqa: BLE001 - reported in the UI
+            done(None, err)
+        else:
+            done(result, None)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t
+
+
+def error_text(err: BaseException) -> str:
+    if isinstance(err, UserError):
+        return "; ".join(err.problems)
+    return f"{type(err).__name__}: {err}"
+
+
+def png_widget(path: Path, css: str, width: str = "640px") -> w.Image:
+    img = w.Image(value=Path(path).read_bytes(), format="png", layout=w.Layout(max_width=width))
+    img.add_class(css)
+    return img
+
+
+# ------------------------------------------------------------------------------------------------- view
+
+
+class DashboardApp:
+    """The dashboard widget tree (``app.widget``) over a :class:`DashboardState`."""
+
+    def __init__(self, workspace: str | os.PathLike | None = None) -> None:
+        self.state = DashboardState(workspace)
+        self.header = w.HTML(f"<div class='matseg-workspace'>workspace: <code>{esc(self.state.workspace)}</code>"
+                             " (every path typed here stays inside it)</div>")
+        self.configure = ConfigureTab(self)
+        self.run = RunTab(self)
+        self.compare = CompareTab(self)
+        self.quality = QualityTab(self)
+        self.explain = ExplainTab(self)
+        self.tabs = w.Tab(children=[t.widget for t in (self.configure, self.run, self.compare, self.quality,
+                                                       self.explain)])
+        for i, title in enumerate(TABS):
+            self.tabs.set_title(i, title)
+        self.widget = w.VBox([self.header, self.tabs])
+        self.widget.add_class("matseg-dashboard")
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder of the current profile (or the run picked in the Run tab)."""
+        return self.run.current_run
+
+
+class ConfigureTab:
+    """Pick a workspace profile (or type its path), edit it with the profile editor, save it."""
+
+    def __init__(self, app: DashboardApp) -> None:
+        self.app = app
+        st = app.state
+        self.picker = w.Dropdown(options=st.list_profiles(), description="profile", layout=w.Layout(width="420px"))
+        self.path = w.Text(value=self.picker.value or "", description="or path", placeholder="profiles/x.json",
+                           layout=w.Layout(width="420px"))
+        self.path.add_class("matseg-profile-path")
+        self.load_button = w.Button(description="Load", icon="folder-open")
+        self.load_button.add_class("matseg-load")
+        self.message = w.HTML()
+        self.message.add_class("matseg-configure-message")
+        self.editor_box = w.VBox()
+        self.picker.observe(lambda c: self._pick(c["new"]), names="value")
+        self.load_button.on_click(lambda _b: self.load(self.path.value))
+        self.widget = w.VBox([w.HBox([self.picker]), w.HBox([self.path, self.load_button]), self.message,
+                              self.editor_box])
+        self.editor: ProfileEditor | None = None
+        if self.picker.value:
+            self.load(self.picker.value)
+
+    def _pick(self, value: str | None) -> None:
+        if value:
+            self.path.value = value
+            self.load(value)
+
+    def load(self, user_path: str) -> bool:
+        """Load a workspace profile into the editor; shows a refusal for paths outside the workspace."""
+        st = self.app.state
+        try:
+            path = st.resolve(user_path)
+            model = ProfileEditorModel.from_file(path, workspace=st.workspace)
+        except UserError as err:
+            self.message.value = message_html("refused: " + error_text(err), "error")
+            return False
+        self.editor = ProfileEditor(model, save_to=st.relative(path))
+        self.editor.add_class("matseg-profile-editor")
+        self.editor.name.add_class("matseg-profile-name")
+        self.editor.save_button.add_class("matseg-save")
+        self.editor.save_path.add_class("matseg-save-path")
+        self.editor.status.add_class("matseg-save-status")
+        model.observe(lambda c: self._saved(c["new"]), names="saved_path")
+        self.editor_box.children = [self.editor]
+        st.profile_path = path
+        self.message.value = message_html(f"loaded {st.relative(path)}", "ok")
+        self.app_run_refresh()
+        return True
+
+    def _saved(self, saved: str) -> None:
+        st = self.app.state
+        if saved:
+            st.profile_path = Path(saved)
+            options = st.list_profiles()
+            self.picker.unobserve_all("value")
+            self.picker.options = options
+            self.picker.value = st.relative(Path(saved)) if st.relative(Path(saved)) in options else None
+            self.picker.observe(lambda c: self._pick(c["new"]), names="value")
+            self.app_run_refresh()
+
+    def app_run_refresh(self) -> None:
+        run = getattr(self.app, "run", None)
+        if run is not None:
+            run.show_profile()
+
+
+class RunTab:
+    """Start the sweep of the current profile in the background and follow its progress."""
+
+    def __init__(self, app: DashboardApp) -> None:
+        self.app = app
+        self.profile_label = w.HTML()
+        self.start_button = w.Button(description="Start sweep", button_style="primary", icon="play")
+        self.start_button.add_class("matseg-start")
+        self.runs = w.Dropdown(options=app.state.list_runs(), description="runs", layout=w.Layout(width="420px"))
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.message = w.HTML()
+        self.message.add_class("matseg-run-message")
+        self.table = w.HTML()
+        self.table.add_class("matseg-status")
+        self.report_button = w.Button(description="Build report", icon="file")
+        self.report_button.add_class("matseg-report")
+        self.report_link = w.HTML()
+        self.report_link.add_class("matseg-report-link")
+        self.current_run: Path | None = None
+        self._syncing = False
+        self._poller: threading.Thread | None = None
+        self.start_button.on_click(lambda _b: self.start())
+        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.runs.observe(lambda c: self.attach(c["new"]), names="value")
+        self.report_button.on_click(lambda _b: self.build_report())
+        self.widget = w.VBox([self.profile_label, w.HBox([self.start_button]),
+                              w.HBox([self.runs, self.refresh_button]), self.message, self.table,
+                              w.HBox([self.report_button]), self.report_link])
+        self.show_profile()
+        if self.current_run is None and self.runs.value:
+            self.attach(self.runs.value)
+
+    def show_profile(self) -> None:
+        st = self.app.state
+        p = st.profile_path
+        self.profile_label.value = (f"profile: <code>{esc(st.relative(p))}</code>" if p else
+                                    "profile: <i>none loaded (Configure tab)</i>")
+        if p is not None and self.current_run is None and (st.run_dir_for(p) / "sweep").exists():
+            self.attach(st.relative(st.run_dir_for(p)))
+
+    def start(self) -> None:
+        st = self.app.state
+        if st.profile_path is None:
+            self.message.value = message_html("load or save a profile first (Configure tab)", "error")
+            return
+        try:
+            sweep = st.start_sweep(st.relative(st.profile_path))
+        except UserError as err:
+            self.message.value = message_html("not started: " + error_text(err), "error")
+            return
+        self.message.value = message_html(f"sweep started in the background (pid {st.process.pid}): "
+                                          f"{st.relative(sweep)}; closing this page does not stop it", "ok")
+        self.attach(st.relative(sweep.parent))
+
+    def attach(self, run_rel: str | None) -> None:
+        """Follow the sweep of ``runs/<name>`` (polling in a background thread)."""
+        if not run_rel or self._syncing:
+            return
+        try:
+            self.current_run = self.app.state.resolve(run_rel)
+        except UserError as err:
+            self.message.value = message_html("refused: " + error_text(err), "error")
+            return
+        self.refresh()
+        if self._poller is None or not self._poller.is_alive():
+            self._poller = threading.Thread(target=self._poll, daemon=True)
+            self._poller.start()
+
+    def _poll(self) -> None:
+        while self.current_run is not None:
+            time.sleep(POLL_S)
+            status = self.refresh()
+            if status is not None and status["state"] != "running" and not self.app.state.sweep_running(
+                    self.current_run / "sweep"):
+                return
+
+    def refresh(self) -> dict | None:
+        st = self.app.state
+        options = st.list_runs()
+        self._syncing = True
+        try:
+            if list(self.runs.options) != options:
+                self.runs.options = options
+            if self.current_run is not None and st.relative(self.current_run) in options:
+                self.runs.value = st.relative(self.current_run)
+        finally:
+            self._syncing = False
+        if self.current_run is None:
+            return None
+        status = st.status(self.current_run / "sweep")
+        if status is None:
+            self.table.value = message_html("waiting for the sweep to write its status ...")
+            return None
+        c = status["counts"]
+        head = (f"<div class='matseg-state'>sweep <b>{esc(status['state'])}</b>: {c['complete']} complete, "
+                f"{c['failed']} failed, {c['running']} running, {c['pending']} pending</div>")
+        self.table.value = head + table_html(status["jobs"], ["job_id", "status", "duration_s", "val_iou",
+                                                              "test_iou", "error"], "matseg-status-table")
+        return status
+
+    def build_report(self) -> None:
+        run = self.current_run
+        if run is None:
+            self.report_link.value = message_html("no run selected", "error")
+            return
+        try:
+            html_path = self.app.state.report(run)
+        except Exception as err:  # noqa: BLE001
+            self.report_link.value = message_html("report failed: " + error_text(err), "error")
+            return
+        payload = base64.b64encode(html_path.read_bytes()).decode("ascii")
+        self.report_link.value = (f"<a download='report.html' href='data:text/html;base64,{payload}' "
+                                  "style='color:#1565c0;text-decoration:underline;font-weight:600'>"
+                                  f"Download report.html</a> (saved as <code>{esc(self.app.state.relative(html_path))}"
+                                  f"</code>)")
+
+
+class _AnalysisTab:
+    """A button that runs an analysis of the current run in a thread, then shows its folder."""
+
+    title = ""
+    css = ""
+
+    def __init__(self, app: DashboardApp) -> None:
+        self.app = app
+        self.button = w.Button(description=self.title, button_style="primary")
+        self.button.add_class(f"matseg-{self.css}-run")
+        self.message = w.HTML()
+        self.message.add_class(f"matseg-{self.css}-message")
+        self.output = w.VBox()
+        self.output.add_class(f"matseg-{self.css}-output")
+        self.button.on_click(lambda _b: self.start())
+        self.widget = w.VBox([self.button, self.message, self.output])
+
+    def action(self, run: Path) -> Path:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def start(self) -> None:
+        run = self.app.run_dir
+        if run is None:
+            self.message.value = message_html("start or pick a sweep first (Run tab)", "error")
+            return
+        self.message.value = message_html("working ...")
+        self.button.disabled = True
+        run_in_thread(lambda: self.action(run), self._done)
+
+    def _done(self, out: Path | None, err: BaseException | None) -> None:
+        self.button.disabled = False
+        if err is not None:
+            self.message.value = message_html("failed: " + error_text(err), "error")
+            return
+        self.message.value = message_html(f"done: {self.app.state.relative(out)}", "ok")
+        self.show(out)
+
+    def show(self, out: Path) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class CompareTab(_AnalysisTab):
+    title = "Compare"
+    css = "compare"
+
+    def action(self, run: Path) -> Path:
+        return self.app.state.compare(run)
+
+    def show(self, out: Path) -> None:
+        import pandas as pd
+
+        parts: list[w.Widget] = []
+        for name in ("best_table.csv", "complete_table.csv"):
+            if (out / name).exists():
+                frame = pd.read_csv(out / name)
+                parts.append(w.HTML(f"<h4>{esc(name[:-4].replace('_', ' '))}</h4>"
+                                    + frame.to_html(index=False, classes="matseg-compare-table", float_format="%.4g")))
+        for rec in sorted(out.glob("*recommend*.json")):
+            parts.append(w.HTML(f"<h4>recommendation</h4><pre>{esc(rec.read_text())}</pre>"))
+        parts += [png_widget(p, "matseg-compare-plot") for p in sorted(out.glob("*.png"))[:6]]
+        self.output.children = parts
+
+
+class QualityTab(_AnalysisTab):
+    title = "Run QC"
+    css = "qc"
+
+    def action(self, run: Path) -> Path:
+        return self.app.state.qc(run)
+
+    def show(self, out: Path) -> None:
+        qc = json.loads((out / "qc.json").read_text()) if (out / "qc.json").exists() else {}
+        verdict = qc.get("verdict", "unknown")
+        parts: list[w.Widget] = [w.HTML(f"<h3 class='matseg-verdict'>QC verdict: {esc(verdict)}</h3>")]
+        parts += [png_widget(p, "matseg-qc-plot") for p in sorted(out.glob("*.png"))[:4]]
+        self.output.children = parts
+
+
+class ExplainTab:
+    """Pick a complete job and a test image, draw A with the painter, compute the heatmap."""
+
+    def __init__(self, app: DashboardApp) -> None:
+        self.app = app
+        self.jobs = w.Dropdown(description="job", layout=w.Layout(width="520px"))
+        self.images = w.Dropdown(description="image", layout=w.Layout(width="520px"))
+        self.reload_button = w.Button(description="Find jobs", icon="refresh")
+        self.reload_button.add_class("matseg-explain-jobs")
+        self.open_button = w.Button(description="Open image", icon="image")
+        self.open_button.add_class("matseg-explain-open")
+        self.explain_button = w.Button(description="Explain", button_style="primary", disabled=True)
+        self.explain_button.add_class("matseg-explain-run")
+        self.message = w.HTML()
+        self.message.add_class("matseg-explain-message")
+        self.painter_box = w.VBox()
+        self.painter_box.add_class("matseg-painter")
+        self.output = w.VBox()
+        self.output.add_class("matseg-explain-output")
+        self.painter = None
+        self.reload_button.on_click(lambda _b: self.find_jobs())
+        self.jobs.observe(lambda c: self._job_changed(c["new"]), names="value")
+        self.open_button.on_click(lambda _b: self.open_image())
+        self.explain_button.on_click(lambda _b: self.start())
+        self.widget = w.VBox([w.HBox([self.jobs, self.reload_button]), w.HBox([self.images, self.open_button]),
+                              self.painter_box, self.explain_button, self.message, self.output])
+
+    def find_jobs(self) -> None:
+        run = self.app.run_dir
+        if run is None:
+            self.message.value = message_html("start or pick a sweep first (Run tab)", "error")
+            return
+        jobs = [j.name for j in self.app.state.complete_jobs(run / "sweep")]
+        self.jobs.options = jobs
+        self.jobs.value = jobs[0] if jobs else None
+        self.message.value = message_html(f"{len(jobs)} complete job(s)" if jobs else "no complete job yet",
+                                          "ok" if jobs else "error")
+
+    def _job_changed(self, job: str | None) -> None:
+        if not job or self.app.run_dir is None:
+            self.images.options = []
+            return
+        meta = json.loads((self.app.run_dir / "sweep" / job / "job.json").read_text())
+        try:
+            from matseg_nb.data import open_dataset
+
+            ds = open_dataset(meta.get("dataset") or job.split("__")[0])
+            samples = ds.samples("test") or ds.samples("val")
+            self.images.options = [(s.image.name, str(s.image)) for s in samples]
+            self.images.value = str(samples[0].image) if samples else None
+        except Exception as err:  # noqa: BLE001
+            self.message.value = message_html("cannot list images: " + error_text(err), "error")
+
+    def open_image(self) -> None:
+        from matseg_nb.explain import load_model_input
+        from widgets.painter_widget import PainterWidget
+
+        if not self.jobs.value or not self.images.value:
+            self.message.value = message_html("pick a job and an image first", "error")
+            return
+        meta = json.loads((self.app.run_dir / "sweep" / self.jobs.value / "job.json").read_text())
+        image = load_model_input(self.images.value, meta)
+        mask_path = self.app.run_dir / "explain" / "A.png"
+        self.painter = PainterWidget(image, save_path=str(mask_path), image_path=self.images.value,
+                                     display_width=512, brush=8)
+        self.painter.canvas.add_class("matseg-canvas")
+        # A is saved into the run by Explain; the painter's own free-text save field stays hidden so no
+        # path outside the workspace can be typed here.
+        self.painter.save_path.layout.display = "none"
+        self.painter.save_button.layout.display = "none"
+        self.painter_box.children = [self.painter.widget]
+        self.explain_button.disabled = False
+        self.message.value = message_html("draw the region A on the image, then press Explain")
+
+    def start(self) -> None:
+        if self.painter is None:
+            return
+        if not self.painter.model.mask.any():
+            self.message.value = message_html("draw a region first (the mask A is empty)", "error")
+            return
+        run = self.app.run_dir
+        out = run / "explain"
+        mask = self.painter.model.save(str(out / "A.png"))
+        job_dir = run / "sweep" / self.jobs.value
+        image = Path(self.images.value)
+        self.message.value = message_html("computing the heatmap ...")
+        self.explain_button.disabled = True
+        run_in_thread(lambda: self.app.state.explain(job_dir, image, Path(mask), out), self._done)
+
+    def _done(self, summary: dict | None, err: BaseException | None) -> None:
+        self.explain_button.disabled = False
+        if err is not None:
+            self.message.value = message_html("failed: " + error_text(err), "error")
+            return
+        out = self.app.run_dir / "explain"
+        faith = out / "faithfulness.json"
+        self.message.value = message_html("heatmap ready", "ok")
+        parts: list[w.Widget] = []
+        for name in ("explanation.png", "heatmap.png"):
+            if (out / name).exists():
+                parts.append(png_widget(out / name, "matseg-heatmap", width="900px"))
+                break
+        if faith.exists():
+            parts.append(w.HTML(f"<pre class='matseg-faithfulness'>{esc(faith.read_text())}</pre>"))
+        self.output.children = parts
