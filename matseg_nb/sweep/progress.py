@@ -1,0 +1,83 @@
+"""The sweep's progress bar: jobs done/failed/remaining, ETA from finished job durations,
+and the latest epoch / validation IoU of a running job (read from its ``history.csv``)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from matseg_nb.sweep.summary import SweepSummary
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``1h02m``, ``4m10s``, ``12s``; ``?`` for None."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+#: files with per-epoch validation rows: the final history, then Lightning's CSV log written during training
+EPOCH_FILES = ("history.csv", "logs/metrics.csv")
+
+
+def latest_epoch(run_dir: Path) -> str | None:
+    """``"ep 3 val_iou 0.512"`` from the last validation row of ``history.csv`` / ``logs/metrics.csv``."""
+    for name in EPOCH_FILES:
+        try:
+            with open(run_dir / name, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if r.get("val_iou") not in (None, "")]
+        except OSError:
+            continue
+        if rows:
+            last = rows[-1]
+            try:
+                iou = f"{float(last['val_iou']):.3f}"
+            except ValueError:
+                iou = "?"
+            return f"ep {last.get('epoch', '?')} val_iou {iou}"
+    return None
+
+
+def postfix(summary: SweepSummary) -> str:
+    """One-line state: ``done=3 failed=1 remaining=8 eta=4m10s [job: ep 2 val_iou 0.41]``."""
+    c = summary.counts
+    text = (f"done={c['complete']} failed={c['failed']} remaining={c['pending'] + c['running']} "
+            f"eta={format_seconds(summary.eta_s())}")
+    running = [r for r in summary.jobs if r.status == "running"]
+    if running:
+        epoch = latest_epoch(Path(summary.out_dir) / running[0].job_id)
+        text += f" [{running[0].job_id[:40]}{': ' + epoch if epoch else ''}]"
+    return text
+
+
+class Progress:
+    """tqdm bar over the jobs of a sweep (disabled when ``enabled`` is False)."""
+
+    def __init__(self, summary: SweepSummary, enabled: bool = True) -> None:
+        self.summary = summary
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            c = summary.counts
+            self.bar = tqdm(total=len(summary.jobs), initial=c["complete"] + c["failed"], desc="sweep",
+                            unit="job", file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                       "[{elapsed}{postfix}]")
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw counts and ETA."""
+        if self.bar is not None:
+            c = self.summary.counts
+            self.bar.n = c["complete"] + c["failed"]
+            self.bar.set_postfix_str(postfix(self.summary), refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.refresh()
+            self.bar.close()

@@ -1,0 +1,151 @@
+"""``sweep_status``: the state of a running or finished sweep, read from its folder.
+
+The run folders are the truth (``COMPLETE`` / ``error.json`` / ``.running``); ``summary.json``
+supplies times and whether the sweep process is still alive.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from matseg_nb.errors import UserError
+from matseg_nb.sweep.clock import seconds_since
+from matseg_nb.sweep.failure import one_line
+from matseg_nb.sweep.marker import is_complete, read_error, read_marker, read_running
+from matseg_nb.sweep.progress import format_seconds
+from matseg_nb.sweep.summary import STATUSES, SUMMARY_FILE, SWEEP_FILE, JobRecord, SweepSummary
+
+#: metric name in tables -> candidate keys in metrics.json "dataset_level" (first found wins)
+TEST_IOU_KEYS = ("miou", "mean_iou", "iou_mean", "iou", "fg_iou", "iou_fg")
+#: seconds without a summary update after which a sweep on another host counts as gone
+STALE_S = 120
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, dict):  # e.g. {"mean": x, ...}
+        value = value.get("mean", value.get("foreground_mean"))
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def test_iou(run_dir: Path) -> float | None:
+    """Dataset-level test IoU (foreground mean) from ``metrics.json``, or None."""
+    metrics = _read_json(run_dir / "metrics.json") or {}
+    level = metrics.get("dataset_level") or {}
+    for key in TEST_IOU_KEYS:
+        if key in level and _as_float(level[key]) is not None:
+            return _as_float(level[key])
+    return None
+
+
+def val_iou(run_dir: Path) -> float | None:
+    """Best validation IoU over epochs from ``history.csv`` (``metrics.json`` ``best_val_iou`` first)."""
+    best = _as_float((_read_json(run_dir / "metrics.json") or {}).get("best_val_iou"))
+    if best is not None:
+        return best
+    try:
+        with open(run_dir / "history.csv", newline="") as fh:
+            values = [_as_float(row.get("val_iou")) for row in csv.DictReader(fh)]
+    except OSError:
+        return None
+    values = [v for v in values if v is not None and v == v]
+    return max(values) if values else None
+
+
+def alive(summary: dict[str, Any]) -> bool:
+    """Whether the process that wrote ``summary.json`` is still running the sweep."""
+    if not summary or summary.get("finished_at"):
+        return False
+    if summary.get("host") == socket.gethostname() and summary.get("pid"):
+        try:
+            os.kill(int(summary["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    age = seconds_since(summary.get("updated_at"))
+    return age is not None and age < STALE_S
+
+
+def _job_row(out_dir: Path, job_id: str, rec: dict[str, Any], live: bool) -> dict[str, Any]:
+    run_dir = out_dir / job_id
+    row = {"job_id": job_id, "status": "pending", "error": None, "started_at": rec.get("started_at"),
+           "finished_at": rec.get("finished_at"), "duration_s": rec.get("duration_s"),
+           "val_iou": None, "test_iou": None}
+    if is_complete(run_dir, job_id):
+        marker = read_marker(run_dir) or {}
+        row.update(status="complete", started_at=marker.get("started_at", row["started_at"]),
+                   finished_at=marker.get("finished_at"), duration_s=marker.get("duration_s"),
+                   val_iou=val_iou(run_dir), test_iou=test_iou(run_dir))
+    elif read_error(run_dir) is not None:
+        row.update(status="failed", error=one_line(read_error(run_dir)) or rec.get("error"))
+    elif live and (read_running(run_dir) or rec.get("status") == "running"):
+        running = read_running(run_dir) or {}
+        row.update(status="running", started_at=running.get("started_at", row["started_at"]),
+                   val_iou=val_iou(run_dir))
+    return row
+
+
+def sweep_status(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """State of the sweep in ``out_dir``.
+
+    Returns ``{out_dir, state: running|finished|interrupted, executor, workers, counts
+    (complete/failed/running/pending), eta_s (running sweeps), jobs: [{job_id, status, error,
+    started_at, finished_at, duration_s, val_iou, test_iou}]}``.
+    """
+    out_dir = Path(out_dir)
+    sweep = _read_json(out_dir / SWEEP_FILE)
+    summary = _read_json(out_dir / SUMMARY_FILE) or {}
+    if sweep is None and not summary:
+        raise UserError(f"{out_dir}: expected a sweep folder with {SWEEP_FILE}, found none")
+    records = {r["job_id"]: r for r in summary.get("jobs", [])}
+    job_ids = (sweep or {}).get("job_ids") or list(records)
+    alive_now = alive(summary)
+    jobs = [_job_row(out_dir, job_id, records.get(job_id, {}), alive_now) for job_id in job_ids]
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in jobs:
+        counts[row["status"]] += 1
+    state = "running" if alive_now else ("finished" if counts["pending"] == 0 else "interrupted")
+    eta = None
+    if alive_now:
+        est = SweepSummary(out_dir, [JobRecord(r["job_id"], r["status"], started_at=r["started_at"],
+                                               duration_s=r["duration_s"]) for r in jobs],
+                           workers=int(summary.get("workers") or 1))
+        eta = est.eta_s()
+    return {"out_dir": str(out_dir), "state": state, "executor": summary.get("executor"),
+            "workers": summary.get("workers"), "counts": counts, "eta_s": eta, "jobs": jobs}
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """Plain-text table of :func:`sweep_status` plus a counts / ETA line."""
+    width = max([len("job")] + [len(j["job_id"]) for j in status["jobs"]])
+    lines = [f"{'job':<{width}}  {'status':<8}  {'time':>7}  {'val IoU':>7}  {'test IoU':>8}  error"]
+    for j in status["jobs"]:
+        took = format_seconds(j["duration_s"]) if j["duration_s"] is not None else "-"
+        lines.append(f"{j['job_id']:<{width}}  {j['status']:<8}  {took:>7}  {_fmt(j['val_iou']):>7}  "
+                     f"{_fmt(j['test_iou']):>8}  {j['error'] or ''}".rstrip())
+    c = status["counts"]
+    tail = (f"{status['state']}: {c['complete']} complete, {c['failed']} failed, {c['running']} running, "
+            f"{c['pending']} pending")
+    if status["state"] == "running":
+        tail += f", ETA {format_seconds(status['eta_s'])}"
+    return "\n".join(lines + [tail])
