@@ -104,11 +104,117 @@ def stage_compare(ctx: DemoContext) -> None:
     ctx.log(f"  comparison written to {ctx.out / 'compare'}")
 
 
+def best_run(sweep_dir: Path, dataset: str | None = None) -> Path | None:
+    """The complete run folder with the highest dataset-level test IoU (optionally of one dataset)."""
+    import json
+
+    best, best_iou = None, -1.0
+    for marker in sorted(Path(sweep_dir).glob("*/COMPLETE")):
+        run = marker.parent
+        metrics = json.loads((run / "metrics.json").read_text())
+        job = json.loads((run / "job.json").read_text())
+        if dataset and job.get("dataset_slug", job.get("dataset")) != dataset and job.get("dataset") != dataset:
+            continue
+        iou = (metrics.get("dataset_level") or {}).get("iou")
+        if iou is not None and iou > best_iou:
+            best, best_iou = run, iou
+    return best
+
+
+def _qc_dataset(ctx: DemoContext) -> tuple[str, Path | None]:
+    first = ctx.profile.dataset[0].ref
+    from matseg_nb.data import open_dataset
+
+    name = open_dataset(first, base_dir=ctx.profile.base_dir).name
+    return name, best_run(ctx.out / "sweep", name) or best_run(ctx.out / "sweep")
+
+
+#: imaging shifts applied to the held-out images as the OOD side of the demo's QC (two strengths each)
+DEMO_SHIFTS = [f"{kind}:{strength}" for kind in ("noise", "blur", "contrast", "brightness", "rescale", "bitdepth_down")
+               for strength in ("mild", "strong")]
+
+
+def stage_qc(ctx: DemoContext) -> None:
+    """Forte-style QC of the best model of the first dataset: the other datasets and imaging shifts as OOD."""
+    from matseg_nb.qc.run import run_qc
+
+    name, run = _qc_dataset(ctx)
+    if run is None:
+        ctx.log("  no complete run: QC skipped")
+        return
+    others = []
+    for entry in ctx.profile.dataset[1:]:
+        from matseg_nb.data import open_dataset
+
+        others.append(open_dataset(entry.ref, base_dir=ctx.profile.base_dir).name)
+    result = run_qc(run, reference_split="train", test=others, shifts=DEMO_SHIFTS, out_dir=ctx.out / "qc",
+                    level="both")
+    ctx.results["qc"] = {"run": str(run), "out": str(ctx.out / "qc")}
+    ctx.log(format_qc(result.summary if hasattr(result, "summary") else {}, getattr(result, "verdict", "?")))
+
+
+def format_qc(summary: dict, verdict: str) -> str:
+    """A short table: AUROC per OOD set and detector at image level, then the verdict."""
+    lines = [f"  QC verdict: {verdict} (ready when AUROC > {summary.get('readiness_threshold', 0.95)})"]
+    for level, info in (summary.get("levels") or {}).items():
+        for ood_set, per_detector in (info.get("ood") or {}).items():
+            cells = []
+            for det, res in per_detector.items():
+                auroc = (res.get("image") or {}).get("auroc")
+                cells.append(f"{det} {auroc:.3f}" if isinstance(auroc, float) else f"{det} n/a")
+            lines.append(f"  {level:<10} {ood_set:<28} AUROC(image) " + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def stage_explain(ctx: DemoContext, crop: int = 128, window: int = 16, stride: int = 8) -> None:
+    """Counterfactual heatmap + faithfulness for one test image of the best model, with A = the ground
+    truth's class boundaries (stated as such in the annotation's JSON), on a ``crop`` px centre crop so the
+    demo stays within minutes on a CPU."""
+    from matseg_nb.data import open_dataset
+    from matseg_nb.explain.annotation import save_boundary_annotation
+    from matseg_nb.explain.pipeline import explain_image, load_model_input
+    from matseg_nb.models import load_run_model
+
+    name, run = _qc_dataset(ctx)
+    if run is None:
+        ctx.log("  no complete run: explanation skipped")
+        return
+    ds = open_dataset(name, base_dir=ctx.profile.base_dir)
+    sample = ds.samples("test")[0]
+    model, meta = load_run_model(run)
+    img = load_model_input(sample.image, meta)
+    gt = ds.load_mask(sample)
+    h, w = gt.shape
+    size = min(crop, h, w)
+    y0, x0 = (h - size) // 2, (w - size) // 2
+    img, gt = img[:, y0:y0 + size, x0:x0 + size], gt[y0:y0 + size, x0:x0 + size]
+    out = ctx.out / "explain"
+    mask_png = save_boundary_annotation(gt, out / "annotation.png", sample.image)
+    summary = explain_image(run, sample.image, mask_png, out, kernel="blur", window=window, stride=stride,
+                            model=model, image=img, meta={**meta, "crop": [y0, x0, size]})
+    faith = summary.get("faithfulness") or {}
+    ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": [y0, x0, size]}
+    ctx.log(f"  heatmap for {sample.image.name} (centre crop {size} px at y={y0}, x={x0}) of {run.name}")
+    ctx.log(f"  faithfulness: {faith.get('summary', faith) if isinstance(faith, dict) else faith}")
+
+
+def stage_report(ctx: DemoContext) -> None:
+    """One self-contained HTML report plus report.json of everything above."""
+    from matseg_nb.report import build_report
+
+    html, js = build_report(ctx.out / "sweep", ctx.out / "report.html")
+    ctx.results["report"] = {"html": str(html), "json": str(js)}
+    ctx.log(f"report: {html}\nfacts:  {js}")
+
+
 STAGES: dict[str, Callable[[DemoContext], None]] = {
     "profile": stage_profile,
     "data": stage_data,
     "sweep": stage_sweep,
     "compare": stage_compare,
+    "qc": stage_qc,
+    "explain": stage_explain,
+    "report": stage_report,
 }
 
 

@@ -54,13 +54,25 @@ def postfix(summary: SweepSummary) -> str:
     return text
 
 
+def _interactive() -> bool:
+    """True in a terminal or a Jupyter kernel (where tqdm.auto draws a widget)."""
+    if "ipykernel" in sys.modules:
+        return True
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
 class Progress:
-    """tqdm bar over the jobs of a sweep (disabled when ``enabled`` is False)."""
+    """tqdm bar over the jobs of a sweep (disabled when ``enabled`` is False).
+
+    On a terminal or in a notebook the bar redraws in place; when stderr is a file or a pipe (logs, CI,
+    ``make demo > log``) it prints one plain line each time the state text changes instead."""
 
     def __init__(self, summary: SweepSummary, enabled: bool = True) -> None:
         self.summary = summary
         self.bar = None
-        if enabled:
+        self.plain = enabled and not _interactive()
+        self._last = ""
+        if enabled and not self.plain:
             from tqdm.auto import tqdm
 
             c = summary.counts
@@ -72,6 +84,12 @@ class Progress:
 
     def refresh(self) -> None:
         """Redraw counts and ETA."""
+        if self.plain:
+            c = self.summary.counts
+            text = f"sweep {c['complete'] + c['failed']}/{len(self.summary.jobs)}: {postfix(self.summary)}"
+            if text != self._last:
+                print(text, file=sys.stderr, flush=True)
+                self._last = text
         if self.bar is not None:
             c = self.summary.counts
             self.bar.n = c["complete"] + c["failed"]
