@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# GPU benchmark cases in one go (target: under 8 minutes on one GPU), all results into one folder.
+#   bash benchmarks/gpu.sh [OUT_DIR]        (default: benchmarks/results/gpu-<date>)
+# 1. training throughput: the paper's six pairs at 512 px, batch 16, fp32 vs AMP + channels_last
+#    (images/s, peak memory, share of step time waiting for data);
+# 2. counterfactual heatmap on CUDA: UNet-ResNet50 and DeepLabV3+ at 512x512, strides 16/8/4, full grids.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-benchmarks/results/gpu-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+PY="${PYTHON:-.venv/bin/python}"
+[ -x "$PY" ] || PY=python3
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: run the CPU cases with python -m benchmarks')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" || true
+# sample GPU utilisation once a second while the cases run
+( nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 1 > "$OUT/utilisation.csv" 2>/dev/null ) &
+SMI=$!
+trap 'kill $SMI 2>/dev/null || true' EXIT
+timeout 300 "$PY" benchmarks/train_throughput.py --device cuda --size 512 --batch 16 --workers 4 --out "$OUT" 2>&1 | tee "$OUT/train_throughput.log"
+timeout 180 "$PY" benchmarks/heatmap.py --device cuda --full --out-name heatmap_cuda 2>&1 | tee "$OUT/heatmap_cuda.log"
+cp benchmarks/results/heatmap_cuda.json "$OUT/" 2>/dev/null || true
+echo "results in $OUT"

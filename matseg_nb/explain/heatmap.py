@@ -1,0 +1,230 @@
+"""Counterfactual influence heatmaps restricted to an expert mask A (paper Section 2, Exp-3).
+
+    H_ij = || Z * A - Z^(ij) * A ||_1
+
+Z (K, H, W): class probabilities of the model on the image; Z^(ij): the same on the image whose
+window at grid location (i, j) was perturbed by a kernel (see :mod:`.kernels`); A (H, W) in
+{0, 1}. H has one value per grid location (i, j) (``HeatmapResult.grid``, shape (nH, nW)); the
+image-sized map (``HeatmapResult.map``) uses the rule in :mod:`.grid` (default ``"spread"``,
+Captum Occlusion's rule). Three constructions give the same numbers:
+
+* :func:`heatmap` (fast): batches of perturbed copies per forward pass, inference mode, L1 over
+  A's bounding box only, chunk size bounded by ``max_batch`` / a memory budget, channels_last
+  (all devices) and fp16 autocast (CUDA only, ``amp=False`` for exact float32);
+* :func:`heatmap_literal`: one location at a time, full-size outputs (reference for tests);
+* :func:`heatmap_captum`: ``captum.attr.Occlusion`` with forward ``f(x') = -||Z*A - Z(x')*A||_1``
+  per batch element, so that Occlusion's ``f(x) - f(x')`` equals H (f(x) = 0) and its
+  window-averaged attribution equals the ``"spread"`` map.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from matseg_nb.errors import UserError
+from matseg_nb.explain.forward import ProbFn
+from matseg_nb.explain.grid import grid_locations, region_grid_mask, upsample
+from matseg_nb.explain.kernels import Perturbation, make_perturbation
+
+
+@dataclass
+class HeatmapResult:
+    """A heatmap: ``grid`` (nH, nW) H per location (0 where not computed), ``valid`` (nH, nW) bool,
+    ``map`` (H, W) float32 brought back to image size, plus the settings used."""
+
+    grid: np.ndarray
+    valid: np.ndarray
+    map: np.ndarray
+    ys: list[int]
+    xs: list[int]
+    window: int
+    stride: int
+    kernel: str
+    kernel_params: dict
+    upsample: str
+    seconds: float
+    n_forward: int
+    extra: dict = field(default_factory=dict)
+
+    def meta(self) -> dict:
+        """JSON-safe settings and timings (no arrays)."""
+        return {"window": self.window, "stride": self.stride, "kernel": self.kernel,
+                "kernel_params": self.kernel_params, "upsample": self.upsample,
+                "grid_shape": list(self.grid.shape), "n_locations": int(self.valid.sum()),
+                "seconds": self.seconds, "n_forward": self.n_forward, **self.extra}
+
+
+def _as_image(image) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32))
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise UserError(f"image: expected an array (C, H, W) or (H, W), found shape {tuple(x.shape)}")
+    return x
+
+
+def _as_mask(mask, shape) -> torch.Tensor:
+    a = np.asarray(mask)
+    if a.shape != tuple(shape):
+        raise UserError(f"mask: expected shape {tuple(shape)} (the image's H, W), found {a.shape}")
+    return torch.as_tensor((a > 0).astype(np.float32))
+
+
+def _prob_fn(model, device, amp, channels_last) -> ProbFn:
+    return model if isinstance(model, ProbFn) else ProbFn(model, device=device, amp=amp, channels_last=channels_last)
+
+
+def _locations(shape, window, stride, region, locations):
+    ys, xs = grid_locations(shape, window, stride)
+    valid = np.ones((len(ys), len(xs)), dtype=bool)
+    if region is not None:
+        region = np.asarray(region)
+        if region.shape != tuple(shape):
+            raise UserError(f"region: expected shape {tuple(shape)}, found {region.shape}")
+        valid &= region_grid_mask(region > 0, window, stride)
+    if locations is not None:  # explicit subset of (i, j) grid indices (benchmarks)
+        sub = np.zeros_like(valid)
+        for i, j in locations:
+            sub[i, j] = True
+        valid &= sub
+    return ys, xs, valid
+
+
+def _finish(grid, valid, ys, xs, shape, window, stride, pert: Perturbation, rule, t0, n_fwd, **extra):
+    hmap = upsample(grid, valid, shape, window, stride, rule)
+    return HeatmapResult(grid=grid.astype(np.float32), valid=valid, map=hmap, ys=ys, xs=xs, window=window,
+                         stride=stride, kernel=pert.name, kernel_params=pert.params, upsample=rule,
+                         seconds=time.perf_counter() - t0, n_forward=n_fwd, extra=extra)
+
+
+def _auto_batch(fn: ProbFn, x: torch.Tensor, memory_mb: float) -> int:
+    """Largest batch whose estimated forward memory fits ``memory_mb`` (CUDA: measured; CPU: 8)."""
+    if fn.device.type != "cuda":
+        return 8
+    torch.cuda.synchronize(fn.device)
+    torch.cuda.reset_peak_memory_stats(fn.device)
+    base = torch.cuda.memory_allocated(fn.device)
+    fn(x[None].expand(2, -1, -1, -1).contiguous())
+    per = max(1.0, (torch.cuda.max_memory_allocated(fn.device) - base) / 2.0)
+    return int(max(1, min(512, memory_mb * 2**20 // per)))
+
+
+def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,
+            kernel_params: dict | None = None, max_batch: int | None = None, memory_mb: float = 4096,
+            device=None, amp: bool | None = None, channels_last: bool | None = None,
+            upsample_rule: str = "spread", locations=None) -> HeatmapResult:
+    """Fast heatmap of ``model`` on ``image`` (C, H, W) for expert mask ``mask`` (H, W).
+
+    ``window``/``stride`` in px (stride 1 = every pixel); ``region`` (H, W) bool restricts the
+    locations to windows touching it (e.g. a dilation of A); ``max_batch`` perturbed copies per
+    forward pass (default: from ``memory_mb`` on CUDA, 8 on CPU). Returns :class:`HeatmapResult`.
+    """
+    t0 = time.perf_counter()
+    fn = _prob_fn(model, device, amp, channels_last)
+    x = _as_image(image).to(fn.device)
+    shape = tuple(x.shape[1:])
+    a = _as_mask(mask, shape).to(fn.device)
+    pert = make_perturbation(kernel, x, window, **(kernel_params or {}))
+    ys, xs, valid = _locations(shape, window, stride, region, locations)
+    grid = np.zeros(valid.shape, dtype=np.float64)
+    rows, cols = np.nonzero(a.cpu().numpy())
+    if rows.size == 0:
+        return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, 0)
+    box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+    a_box = a[box[0] : box[1], box[2] : box[3]]
+    z = fn(x[None], crop=box)[0] * a_box
+    batch = int(max_batch) if max_batch else _auto_batch(fn, x, memory_mb)
+    todo = [tuple(ij) for ij in np.argwhere(valid)]
+    n_fwd = 1
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        xb = x[None].repeat(len(chunk), 1, 1, 1)
+        for b, (i, j) in enumerate(chunk):
+            y0, x0 = ys[i], xs[j]
+            p = pert.patch(y0, x0)
+            xb[b, :, y0 : y0 + p.shape[1], x0 : x0 + p.shape[2]] = p
+        zb = fn(xb, crop=box)
+        h = (z[None] - zb * a_box).abs().sum(dim=(1, 2, 3)).double().cpu().numpy()
+        for b, (i, j) in enumerate(chunk):
+            grid[i, j] = h[b]
+        n_fwd += 1
+    return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
+                   max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
+                   channels_last=fn.channels_last)
+
+
+def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,
+                    kernel_params: dict | None = None, device=None, upsample_rule: str = "spread",
+                    locations=None) -> HeatmapResult:
+    """Reference: one perturbed image per forward pass, full-size ``||Z*A - Z'*A||_1``, fp32."""
+    t0 = time.perf_counter()
+    fn = _prob_fn(model, device, False, False)
+    x = _as_image(image).to(fn.device)
+    shape = tuple(x.shape[1:])
+    a = _as_mask(mask, shape).to(fn.device)
+    pert = make_perturbation(kernel, x, window, **(kernel_params or {}))
+    ys, xs, valid = _locations(shape, window, stride, region, locations)
+    grid = np.zeros(valid.shape, dtype=np.float64)
+    z = fn(x[None])[0]
+    for i, j in np.argwhere(valid):
+        zp = fn(pert.apply(x, ys[i], xs[j])[None])[0]
+        grid[i, j] = float((z * a - zp * a).abs().sum())
+    return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, 1 + int(valid.sum()))
+
+
+SENTINEL = 3.0e38  # marks occluded pixels for window-dependent kernels (local_mean) in the Captum route
+
+
+def captum_forward(fn: ProbFn, x: torch.Tensor, a: torch.Tensor, pert: Perturbation):
+    """Forward for Occlusion: x' (B, C, H, W) -> -||Z*A - Z(x')*A||_1 (B,), Z = fn(x) fixed."""
+    z = fn(x[None])[0] * a
+
+    def forward(xp: torch.Tensor) -> torch.Tensor:
+        if pert.field is None:  # replace sentinel windows by the kernel's patch
+            xp = xp.clone()
+            for b in range(xp.shape[0]):
+                hit = (xp[b, 0] >= SENTINEL).nonzero()
+                if hit.numel():
+                    y0, x0 = int(hit[:, 0].min()), int(hit[:, 1].min())
+                    p = pert.patch(y0, x0)
+                    xp[b, :, y0 : y0 + p.shape[1], x0 : x0 + p.shape[2]] = p
+        return -(z[None] - fn(xp) * a).abs().sum(dim=(1, 2, 3))
+
+    return forward
+
+
+def heatmap_captum(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4,
+                   kernel_params: dict | None = None, perturbations_per_eval: int = 8, device=None,
+                   show_progress: bool = False) -> HeatmapResult:
+    """Captum Occlusion construction of the same heatmap (``"spread"`` map; fp32, no region).
+
+    Occlusion replaces each window by ``baselines`` (the kernel's field; for ``local_mean`` a
+    sentinel that the forward swaps for the window mean) and returns the window-averaged
+    ``f(x) - f(x')``; with ``f = captum_forward`` that is exactly H spread over the windows.
+    """
+    from captum.attr import Occlusion
+
+    t0 = time.perf_counter()
+    fn = _prob_fn(model, device, False, False)
+    x = _as_image(image).to(fn.device)
+    c, hh, ww = x.shape
+    a = _as_mask(mask, (hh, ww)).to(fn.device)
+    pert = make_perturbation(kernel, x, window, **(kernel_params or {}))
+    if stride > window:
+        raise UserError(f"stride: Captum Occlusion needs stride <= window ({window}), found {stride}")
+    base = pert.field if pert.field is not None else torch.full_like(x, SENTINEL)
+    occ = Occlusion(captum_forward(fn, x, a, pert))
+    attr = occ.attribute(x[None], sliding_window_shapes=(c, window, window), strides=(c, stride, stride),
+                         baselines=base[None], perturbations_per_eval=perturbations_per_eval,
+                         show_progress=show_progress)
+    hmap = attr[0, 0].detach().cpu().numpy().astype(np.float32)
+    ys, xs = grid_locations((hh, ww), window, stride)
+    valid = np.ones((len(ys), len(xs)), dtype=bool)
+    grid = np.full(valid.shape, np.nan)  # Occlusion returns the map only
+    return HeatmapResult(grid=grid, valid=valid, map=hmap, ys=ys, xs=xs, window=window, stride=stride,
+                         kernel=pert.name, kernel_params=pert.params, upsample="spread",
+                         seconds=time.perf_counter() - t0, n_forward=-1)

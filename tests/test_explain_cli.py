@@ -1,0 +1,100 @@
+"""``explain_image`` and ``matseg explain`` on a tiny saved run folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _explain_helpers import tiny_model
+from PIL import Image
+
+from matseg_nb.cli import main
+from matseg_nb.explain import save_annotation
+from matseg_nb.models import save_model
+
+
+@pytest.fixture(scope="module")
+def run_and_image(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain_run")
+    run = root / "run"
+    save_model(tiny_model("Unet", 1, classes=3), run / "model")
+    (run / "job.json").write_text(json.dumps({"in_channels": 1, "normalization": "percentile"}))
+    rng = np.random.default_rng(0)
+    img = root / "img.png"
+    Image.fromarray((rng.random((64, 48)) * 255).astype(np.uint8)).save(img)
+    gt = np.zeros((64, 48), np.uint8)
+    gt[:, 24:] = 1
+    Image.fromarray(gt).save(root / "gt.png")
+    a = np.zeros((64, 48), bool)
+    a[20:40, 10:30] = True
+    save_annotation(a, root / "A.png", image_path=img)
+    return run, img, root
+
+
+def test_cli_writes_heatmap_faithfulness_and_figure(run_and_image, tmp_path, capsys):
+    run, img, root = run_and_image
+    out = tmp_path / "out"
+    rc = main(["explain", str(run), str(img), "--mask", str(root / "A.png"), "--window", "16", "--stride", "16",
+               "--kernel", "noise", "--kernel-param", "std=0.3", "--out", str(out)])
+    assert rc == 0
+    hmap = np.load(out / "heatmap.npy")
+    assert hmap.shape == (64, 48) and hmap.max() > 0
+    assert np.load(out / "heatmap_grid.npy").shape == (4, 3)
+    faith = json.loads((out / "faithfulness.json").read_text())
+    assert set(faith["curves"]) == {"top", "random", "bottom", "random_blocks"} and faith["a_pixels"] == 400
+    assert faith["block"] == 16
+    summary = json.loads((out / "explain.json").read_text())
+    assert summary["heatmap"]["kernel_params"]["std"] == 0.3 and summary["mask_meta"]["tool"] == "painter"
+    assert (out / "explanation.png").stat().st_size > 1000 and (out / "heatmap.png").is_file()
+    assert "faithfulness: top/random" in capsys.readouterr().out
+
+
+def test_cli_mask_from_gt_boundary(run_and_image, tmp_path):
+    run, img, root = run_and_image
+    out = tmp_path / "gt"
+    rc = main(["explain", str(run), str(img), "--mask-from-gt", str(root / "gt.png"), "--window", "16",
+               "--stride", "16", "--region-dilation", "4", "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "explain.json").read_text())
+    assert summary["mask_meta"]["tool"] == "gt-boundary"
+    assert summary["heatmap"]["n_locations"] < 12  # windows far from the boundary were skipped
+
+
+def test_cli_wrong_size_mask_exits_2(run_and_image, tmp_path, capsys):
+    run, img, _ = run_and_image
+    bad = save_annotation(np.ones((10, 10)), tmp_path / "bad.png")
+    rc = main(["explain", str(run), str(img), "--mask", str(bad), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.png: expected an annotation of the image's size 64x48" in err
+    assert main(["explain", str(tmp_path / "nope"), str(img), "--mask", str(bad), "--out", "x"]) == 2
+
+
+@pytest.mark.slow
+def test_notebook_runs_under_papermill_with_a_saved_mask(run_and_image, tmp_path, repo_root):
+    papermill = pytest.importorskip("papermill")
+    run, img, root = run_and_image
+    out = tmp_path / "nb_out"
+    papermill.execute_notebook(
+        str(repo_root / "notebooks" / "05_explain.ipynb"), str(tmp_path / "executed.ipynb"),
+        parameters={"run_dir": str(run), "image": str(img), "mask": str(root / "A.png"), "kernel": "constant",
+                    "window": 16, "stride": 16, "out_dir": str(out)},
+        cwd=str(repo_root / "notebooks"), kernel_name="python3", progress_bar=False)
+    assert np.load(out / "heatmap.npy").shape == (64, 48)
+    assert json.loads((out / "explain.json").read_text())["heatmap"]["kernel"] == "constant"
+
+
+@pytest.mark.slow
+def test_explain_with_gt_boundary_on_a_nasa_test_image(tmp_path, nasa_root):
+    from matseg_nb.explain import explain_with_gt_boundary, load_annotation_meta
+
+    run = tmp_path / "run"
+    save_model(tiny_model("Unet", 1, classes=3), run / "model")
+    (run / "job.json").write_text(json.dumps({"dataset": "nasa-super1", "in_channels": 1,
+                                              "normalization": "percentile"}))
+    out = tmp_path / "out"
+    summary = explain_with_gt_boundary(run, out, window=128, stride=128, max_batch=4, fractions=(0.0, 0.1))
+    assert load_annotation_meta(out / "A_gt_boundary.png")["tool"] == "gt-boundary"
+    assert "ground-truth" in summary["mask_source"]
+    hmap = np.load(out / "heatmap.npy")
+    assert hmap.ndim == 2 and list(hmap.shape) == summary["mask_meta"]["shape"] and hmap.max() > 0

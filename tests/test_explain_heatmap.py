@@ -1,0 +1,96 @@
+"""Heatmap: the fast construction equals the literal loop and Captum's Occlusion (float32, 1e-5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _explain_helpers import box_mask, rand_image, tiny_model
+
+from matseg_nb.errors import UserError
+from matseg_nb.explain import KERNELS, heatmap, heatmap_captum, heatmap_literal, upsample
+from matseg_nb.explain.grid import grid_locations, region_grid_mask
+
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["Unet", "DeepLabV3Plus"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("stride", [4, 8])
+def test_fast_equals_literal_and_captum(arch, channels, stride):
+    model = tiny_model(arch, channels)
+    img, a = rand_image(channels), box_mask()
+    fast = heatmap(model, img, a, kernel="blur", window=8, stride=stride, max_batch=7)
+    lit = heatmap_literal(model, img, a, kernel="blur", window=8, stride=stride)
+    cap = heatmap_captum(model, img, a, kernel="blur", window=8, stride=stride, perturbations_per_eval=5)
+    assert fast.grid.shape == (len(grid_locations((48, 40), 8, stride)[0]), len(grid_locations((48, 40), 8, stride)[1]))
+    assert fast.grid.max() > 1e-3  # the perturbations do change the prediction in A
+    np.testing.assert_allclose(fast.grid, lit.grid, **TOL)
+    np.testing.assert_allclose(fast.map, lit.map, **TOL)
+    np.testing.assert_allclose(fast.map, cap.map, **TOL)
+    assert fast.map.shape == (48, 40)
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_every_kernel_matches_literal_and_captum(kernel):
+    model = tiny_model("Unet", 1)
+    img, a = rand_image(1), box_mask()
+    fast = heatmap(model, img, a, kernel=kernel, window=8, stride=8, max_batch=4)
+    lit = heatmap_literal(model, img, a, kernel=kernel, window=8, stride=8)
+    cap = heatmap_captum(model, img, a, kernel=kernel, window=8, stride=8, perturbations_per_eval=3)
+    np.testing.assert_allclose(fast.grid, lit.grid, **TOL)
+    np.testing.assert_allclose(fast.map, cap.map, **TOL)
+    assert fast.grid.max() > 0
+
+
+def test_deeplabv3_binary_model_and_stride_one():
+    model = tiny_model("DeepLabV3", 1, classes=1)  # binary: K = 2 as [1 - p, p]
+    img, a = rand_image(1, 32, 32), box_mask(32, 32, (8, 20, 8, 20))
+    fast = heatmap(model, img, a, kernel="constant", window=24, stride=1, max_batch=16)
+    lit = heatmap_literal(model, img, a, kernel="constant", window=24, stride=1)
+    assert fast.grid.shape == (9, 9)
+    np.testing.assert_allclose(fast.grid, lit.grid, **TOL)
+
+
+def test_region_restriction_computes_only_touching_windows():
+    model = tiny_model("Unet", 1)
+    img, a = rand_image(1), box_mask()
+    region = box_mask(box=(0, 8, 0, 8))
+    fast = heatmap(model, img, a, window=8, stride=4, region=region, max_batch=3)
+    full = heatmap_literal(model, img, a, window=8, stride=4)
+    assert fast.valid.sum() == 4  # windows at rows/cols 0 and 4 touch the 8x8 corner
+    np.testing.assert_allclose(fast.grid[fast.valid], full.grid[fast.valid], **TOL)
+    assert np.all(fast.grid[~fast.valid] == 0)
+    assert np.all(fast.map[16:, 16:] == 0)
+
+
+def test_grid_and_upsampling_rules():
+    ys, xs = grid_locations((10, 7), 4, 3)
+    assert ys == [0, 3, 6] and xs == [0, 3]  # ceil((L - w) / s) + 1 starts, last window clipped (Captum)
+    grid = np.arange(6, dtype=float).reshape(3, 2)
+    valid = np.ones_like(grid, dtype=bool)
+    spread = upsample(grid, valid, (10, 7), 4, 3, "spread")
+    assert spread[0, 0] == 0 and spread[3, 3] == pytest.approx((0 + 1 + 2 + 3) / 4)
+    assert spread[9, 6] == pytest.approx(5)
+    near = upsample(grid, valid, (10, 7), 4, 3, "nearest")
+    assert near[4, 4] == 3 and near[9, 6] == 5
+    corner = np.zeros((10, 7), dtype=bool)
+    corner[9, 6] = True
+    touching = region_grid_mask(corner, 4, 3)
+    assert touching.sum() == 1 and touching[2, 1]
+
+
+def test_bad_inputs_are_user_errors():
+    model = tiny_model("Unet", 1)
+    img = rand_image(1)
+    with pytest.raises(UserError, match="mask: expected shape"):
+        heatmap(model, img, np.ones((10, 10)))
+    with pytest.raises(UserError, match="kernel"):
+        heatmap(model, img, box_mask(), kernel="sharpen")
+    with pytest.raises(UserError, match="window"):
+        heatmap(model, img, box_mask(), window=64)
+
+
+def test_empty_mask_gives_zero_map_without_forward_passes():
+    model = tiny_model("Unet", 1)
+    res = heatmap(model, rand_image(1), np.zeros((48, 40)), window=8, stride=8)
+    assert res.n_forward == 0 and not res.map.any()
