@@ -4,6 +4,7 @@ and the latest epoch / validation IoU of a running job (read from its ``history.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -87,9 +88,10 @@ class Progress:
         if self.plain:
             c = self.summary.counts
             text = f"sweep {c['complete'] + c['failed']}/{len(self.summary.jobs)}: {postfix(self.summary)}"
-            if text != self._last:
+            state = re.sub(r"eta=\S+ ?", "", text)  # a ticking ETA alone is no reason for a new line
+            if state != self._last:
                 print(text, file=sys.stderr, flush=True)
-                self._last = text
+                self._last = state
         if self.bar is not None:
             c = self.summary.counts
             self.bar.n = c["complete"] + c["failed"]
