@@ -1,0 +1,56 @@
+"""``matseg qc RUN_DIR --reference SPLIT --test PATH... [--shift noise:strong ...] --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "qc", help="Forte-style deployment QC: typicality of new images / predictions, AUROC, verdict",
+        description="Fit typicality detectors on the reference split of a run's dataset and score the held-out "
+                    "split and candidate OOD sets. Writes qc.json, scores.csv, roc.png, gallery.png.")
+    p.add_argument("run_dir", nargs="?", default=None, metavar="RUN_DIR",
+                   help="run folder (model/ + job.json); omit with --dataset for model-free extractors")
+    p.add_argument("--dataset", default=None, help="dataset ref when no run folder is given")
+    p.add_argument("--reference", default="train", metavar="SPLIT", help="reference split (default train)")
+    p.add_argument("--heldout", default="test", metavar="SPLIT", help="in-distribution held-out split (default test)")
+    p.add_argument("--test", nargs="*", default=[], metavar="PATH",
+                   help="candidate OOD: image files/folders, dataset refs name[:split], or split:<name>")
+    p.add_argument("--shift", nargs="*", default=[], metavar="NAME:STRENGTH",
+                   help="imaging shifts of the held-out split as further OOD sets, e.g. noise:strong; 'all' = every shift")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--extractors", nargs="+", default=["encoder", "texture"],
+                   help="input-level extractors: encoder, texture, timm:<name>[@weights]")
+    p.add_argument("--level", choices=["input", "prediction", "both"], default="input")
+    p.add_argument("--detectors", nargs="+", default=["gmm", "ocsvm", "kde"])
+    p.add_argument("-k", type=int, default=5, help="nearest neighbours (default 5)")
+    p.add_argument("--tile", type=int, default=128, help="crop size in px (default 128)")
+    p.add_argument("--tiles", type=int, default=32, help="crops per image (default 32)")
+    p.add_argument("--percentile", type=float, default=5.0, help="deployment threshold percentile (default 5)")
+    p.add_argument("--readiness", type=float, default=None, help="AUROC readiness threshold (default: profile / 0.95)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from matseg_nb.qc.run import run_qc
+    from matseg_nb.qc.shifts import all_shift_specs
+
+    shifts = all_shift_specs() if args.shift == ["all"] else args.shift
+    res = run_qc(args.run_dir, reference_split=args.reference, test=args.test, shifts=shifts, out_dir=args.out,
+                 extractors=tuple(args.extractors), level=args.level, heldout_split=args.heldout,
+                 dataset=args.dataset, k=args.k, tile_size=args.tile, tiles_per_image=args.tiles,
+                 detectors=tuple(args.detectors), percentile=args.percentile,
+                 readiness_threshold=args.readiness, seed=args.seed)
+    for lv, v in res.summary["levels"].items():
+        print(f"{lv} level ({', '.join(v['extractors'])}): verdict {v['verdict']}")
+        for name, m in v["ood"].items():
+            img = m["gmm"]["image"] if "gmm" in m else next(iter(m.values()))["image"]
+            print(f"  {name:28} AUROC {img.get('auroc', float('nan')):.3f}  F1@thr {img['f1_at_threshold']:.3f}  "
+                  f"FPR@95TPR {img.get('fpr_at_95tpr', float('nan')):.3f}")
+        rho = (v.get("spearman_typicality_iou") or {}).get("rho")
+        if rho is not None:
+            print(f"  Spearman(typicality, IoU) = {rho:.3f}")
+    print(f"verdict: {res.verdict}; wrote {res.out_dir}/qc.json, scores.csv, roc.png")
+    return 0

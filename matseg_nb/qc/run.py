@@ -1,0 +1,319 @@
+"""``run_qc``: reference features -> QC model -> scores of held-out and candidate OOD sets -> files.
+
+Writes into ``out_dir``: ``qc.json`` (verdict, metrics per level/detector/OOD set, thresholds,
+per-image scores), ``scores.csv`` (one row per image, level and detector), ``roc.png`` and, when a
+model and masks are available, ``gallery.png`` (Figure 3: least typical predictions).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from matseg_nb.errors import UserError
+from matseg_nb.qc.core import QCModel, fit_qc
+from matseg_nb.qc.evaluate import detection_metrics, flag, verdict
+from matseg_nb.qc.features import PREDICTION_EXTRACTORS, FeatureContext, ImageItem, make_extractor, tile_boxes
+from matseg_nb.qc.shifts import parse_shift
+from matseg_nb.qc.sources import ImageSet, dataset_items, resolve_source, shifted_set
+
+LEVELS = {"input": ("input",), "prediction": ("prediction",), "both": ("input", "prediction")}
+PRIMARY = "gmm"
+
+
+@dataclass
+class QCResult:
+    """Outcome of :func:`run_qc`; ``summary`` is what ``qc.json`` holds."""
+
+    out_dir: Path
+    verdict: str
+    summary: dict
+    scores: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class _Scored:
+    tile: dict[str, np.ndarray]  # detector -> (T_total,)
+    image: dict[str, np.ndarray]  # detector -> (n_images,)
+
+
+def _predict(items: list[ImageItem], ctx: FeatureContext, tile: int) -> None:
+    import torch
+
+    from matseg_nb.data import normalize_image
+    from matseg_nb.models import predict_tiled
+
+    with torch.no_grad():
+        for it in items:
+            if it.probs is None:
+                x = torch.as_tensor(normalize_image(it.image, ctx.normalization))
+                it.probs = predict_tiled(ctx.model, x, ctx.num_classes, tile=tile).numpy()
+                it.pred = it.probs.argmax(0).astype(np.int64)
+
+
+def _image_iou(pred: np.ndarray, mask: np.ndarray, k: int) -> float:
+    from matseg_nb.metrics import confusion_matrix, summarize
+
+    return float(summarize(confusion_matrix(pred, mask, k))["iou"])
+
+
+class _Extractor:
+    """Tiles every image with deterministic boxes and runs a set of extractors on them."""
+
+    def __init__(self, names: tuple[str, ...], ctx: FeatureContext, tile_size: int, tiles: int, seed: int) -> None:
+        self.fns = {n: make_extractor(n, ctx) for n in names}
+        self.tile_size, self.tiles, self.seed = tile_size, tiles, seed
+
+    def __call__(self, items: list[ImageItem]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        blocks: dict[str, list[np.ndarray]] = {n: [] for n in self.fns}
+        groups = []
+        for i, it in enumerate(items):
+            h, w = it.image.shape[-2:]
+            boxes = tile_boxes(h, w, self.tile_size, self.tiles, self.seed + i)
+            for n, fn in self.fns.items():
+                blocks[n].append(fn(it, boxes))
+            groups += [i] * len(boxes)
+        return {n: np.concatenate(b) for n, b in blocks.items()}, np.asarray(groups)
+
+
+def _score_set(model: QCModel, ext: _Extractor, items: list[ImageItem]) -> _Scored:
+    blocks, groups = ext(items)
+    tile, _ = model.score(blocks, groups)
+    image = {d: np.array([s[groups == i].mean() for i in range(len(items))]) for d, s in tile.items()}
+    return _Scored(tile, image)
+
+
+def _metrics(model: QCModel, idset: _Scored, ood: _Scored) -> dict:
+    out = {}
+    for d in model.detectors:
+        thr_tile = model.thresholds[d]
+        cal = model.calibration_scores[d]
+        cal_img = [cal[model.calibration_groups == g].mean() for g in np.unique(model.calibration_groups)]
+        thr_img = float(np.percentile(cal_img, model.percentile))
+        out[d] = {
+            "image": detection_metrics(idset.image[d], ood.image[d], thr_img),
+            "tile": detection_metrics(idset.tile[d], ood.tile[d], thr_tile),
+        }
+    return out
+
+
+def _roc_png(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4.5), squeeze=False)
+    for ax, (level, sets) in zip(axes[0], curves.items(), strict=True):
+        for name, (ids, oods) in sets.items():
+            y = np.r_[np.zeros(len(ids)), np.ones(len(oods))]
+            fpr, tpr, _ = roc_curve(y, -np.r_[ids, oods])
+            ax.plot(fpr, tpr, label=name, lw=1.2)
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(title=f"{level} level ({PRIMARY}, tiles)", xlabel="FPR (ID flagged)", ylabel="TPR (OOD flagged)")
+        ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _gallery_png(rows: list[tuple[ImageItem, float, float]], num_classes: int) -> bytes:
+    """Figure 3: per row prediction, ground truth, pixel difference, overlay (title: IoU, typicality)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matseg_nb.data import normalize_image
+
+    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 3.1 * len(rows)), squeeze=False)
+    for r, (it, score, iou) in enumerate(rows):
+        grey = normalize_image(it.image, "percentile").mean(0)
+        diff = (it.pred != it.mask).astype(float)
+        panels = [(it.pred, "prediction"), (it.mask, "ground truth"), (diff, "pixel difference")]
+        for c, (a, title) in enumerate(panels):
+            axes[r, c].imshow(a, cmap="gray" if c == 2 else "viridis", vmin=0, vmax=1 if c == 2 else num_classes - 1,
+                              interpolation="nearest")
+            axes[r, c].set_title(f"{title}" if c else f"{it.name}\n{title}", fontsize=7)
+        axes[r, 3].imshow(grey, cmap="gray")
+        axes[r, 3].imshow(np.ma.masked_equal(it.pred, 0), cmap="autumn", alpha=0.45, interpolation="nearest")
+        axes[r, 3].set_title(f"overlay  IoU {iou:.3f}  typicality {score:.3g}", fontsize=7)
+        for a in axes[r]:
+            a.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def run_qc(
+    run_dir: str | Path | None,
+    reference_split: str = "train",
+    test: list[str] | tuple[str, ...] = (),
+    shifts: list[str] | None = None,
+    out_dir: str | Path = "qc_out",
+    extractors: tuple[str, ...] = ("encoder", "texture"),
+    level: str = "input",
+    heldout_split: str = "test",
+    dataset: str | None = None,
+    k: int = 5,
+    tile_size: int = 128,
+    tiles_per_image: int = 32,
+    detectors: tuple[str, ...] = ("gmm", "ocsvm", "kde"),
+    percentile: float = 5.0,
+    readiness_threshold: float | None = None,
+    gallery_rows: int = 4,
+    seed: int = 0,
+) -> QCResult:
+    """Forte-style QC of a trained model's deployment data; see module docstring for outputs.
+
+    run_dir: run folder (model + job.json) or None with ``dataset`` (model-free extractors only).
+    test: candidate OOD sources (``split:<name>``, dataset refs ``name[:split]``, image files/folders);
+    shifts: specs like ``noise:strong`` applied to the held-out split as further OOD sets.
+    Units: scores are per tile (``tile_size`` px crops, ``tiles_per_image`` per image, seeded) and
+    per image (mean of its tiles' typicality).
+    """
+    from matseg_nb.data import open_dataset
+
+    if level not in LEVELS:
+        raise UserError(f"--level: expected one of {sorted(LEVELS)}, found {level!r}")
+    shifts = list(shifts or [])
+    for s in shifts:
+        parse_shift(s)
+    model, meta = None, {}
+    if run_dir is not None:
+        from matseg_nb.models import load_run_model
+
+        model, meta = load_run_model(run_dir)
+    ds_ref = dataset or meta.get("dataset")
+    if not ds_ref:
+        raise UserError("run_qc: expected a run folder with job.json or a dataset, found neither")
+    ds = open_dataset(ds_ref)
+    ctx = FeatureContext(model=model, normalization=meta.get("normalization") or "percentile",
+                         num_classes=ds.num_classes)
+    thr_ready = readiness_threshold if readiness_threshold is not None else float(
+        (meta.get("task") or {}).get("readiness_threshold", 0.95))
+    if "prediction" in LEVELS[level] and model is None:
+        raise UserError("--level prediction: expected a run folder with a model, found none")
+
+    reference = dataset_items(ds, reference_split)
+    heldout = ImageSet(f"split:{heldout_split}", dataset_items(ds, heldout_split), False, same_labels=True)
+    if len(reference) < 2 or not heldout.items:
+        raise UserError(f"{ds_ref}: expected >= 2 '{reference_split}' and >= 1 '{heldout_split}' images, found "
+                        f"{len(reference)} and {len(heldout.items)}")
+    ood_sets = [resolve_source(t, ds) for t in test] + [shifted_set(heldout, s, seed) for s in shifts]
+    if model is not None:  # predictions: for prediction-level features, per-image IoU and the gallery
+        need_all = "prediction" in LEVELS[level]
+        sets = [reference] if need_all else []
+        for st in [*sets, heldout.items, *[o.items for o in ood_sets if need_all or o.same_labels]]:
+            _predict(st, ctx, max(tile_size, 256))
+
+    level_names = {"input": tuple(extractors), "prediction": PREDICTION_EXTRACTORS}
+    summary: dict = {"run_dir": str(run_dir) if run_dir else None, "dataset": ds_ref, "reference_split": reference_split,
+                     "heldout_split": heldout_split, "k": k, "tile_size": tile_size, "tiles_per_image": tiles_per_image,
+                     "percentile": percentile, "readiness_threshold": thr_ready, "primary_detector": PRIMARY,
+                     "ood_sets": [o.name for o in ood_sets], "levels": {}}
+    rows: list[dict] = []
+    curves: dict = {}
+    per_image_typ: dict[str, dict[str, np.ndarray]] = {}
+    for lv in LEVELS[level]:
+        ext = _Extractor(level_names[lv], ctx, tile_size, tiles_per_image, seed)
+        blocks, groups = ext(reference)
+        qc = fit_qc(blocks, groups, k, detectors, percentile=percentile, seed=seed)
+        sc_id = _score_set(qc, ext, heldout.items)
+        lv_out = {"extractors": list(level_names[lv]), "fit": qc.fit_info, "thresholds_tile": qc.thresholds,
+                  "ood": {}}
+        curves[lv] = {}
+        per_image_typ[lv] = {heldout.name: sc_id.image[PRIMARY]}
+        for st, sc in [(heldout, sc_id)] + [(o, None) for o in ood_sets]:
+            sc = sc or _score_set(qc, ext, st.items)
+            per_image_typ[lv][st.name] = sc.image[PRIMARY]
+            if st.ood:
+                m = _metrics(qc, sc_id, sc)
+                lv_out["ood"][st.name] = m
+                curves[lv][st.name] = (sc_id.tile[PRIMARY], sc.tile[PRIMARY])
+            for d in qc.detectors:
+                thr = lv_out["ood"][st.name][d]["image"]["threshold"] if st.ood else None
+                for i, it in enumerate(st.items):
+                    rows.append({"level": lv, "set": st.name, "ood": int(st.ood), "image": it.name, "detector": d,
+                                 "typicality": float(sc.image[d][i]), "threshold": thr,
+                                 "flag": None if thr is None else bool(flag([sc.image[d][i]], thr)[0])})
+        aurocs = [v[PRIMARY]["image"].get("auroc") for v in lv_out["ood"].values()]
+        lv_out["verdicts"] = {n: verdict(v[PRIMARY]["image"].get("auroc"), thr_ready) for n, v in lv_out["ood"].items()}
+        lv_out["verdict"] = (verdict(min(aurocs), thr_ready) if aurocs and None not in aurocs else "unknown")
+        summary["levels"][lv] = lv_out
+
+    _iou_and_gallery(summary, rows, per_image_typ, heldout, ood_sets, ds.num_classes, gallery_rows, Path(out_dir))
+    levels = summary["levels"]
+    summary["verdict"] = "ready" if levels and all(v["verdict"] == "ready" for v in levels.values()) else (
+        "unknown" if any(v["verdict"] == "unknown" for v in levels.values()) else "not ready")
+    out = Path(out_dir)
+    atomic_write_json(out / "qc.json", _jsonable(summary))
+    buf = io.StringIO()
+    fields = ["level", "set", "ood", "image", "detector", "typicality", "threshold", "flag", "iou"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "scores.csv", buf.getvalue())
+    if any(curves.values()):
+        atomic_write_bytes(out / "roc.png", _roc_png(curves))
+    return QCResult(out, summary["verdict"], summary, rows)
+
+
+def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: Path) -> None:
+    """Per-image IoU, Spearman(typicality, IoU) per level, and the Figure-3 gallery."""
+    from scipy.stats import spearmanr
+
+    sets = [st for st in (heldout, *ood_sets) if st.same_labels]  # IoU only where classes match the run's
+    ious = {(st.name, it.name): _image_iou(it.pred, it.mask, k) for st in sets for it in st.items
+            if it.pred is not None and it.mask is not None}
+    if not ious:
+        return
+    for r in rows:
+        r["iou"] = ious.get((r["set"], r["image"]))
+    for lv, by_set in typ.items():
+        xs, ys = [], []
+        for st in sets:
+            for i, it in enumerate(st.items):
+                if (st.name, it.name) in ious:
+                    xs.append(by_set[st.name][i])
+                    ys.append(ious[(st.name, it.name)])
+        rho = spearmanr(xs, ys).statistic if len(xs) >= 3 else float("nan")
+        summary["levels"][lv]["spearman_typicality_iou"] = {"rho": _finite(rho), "n_images": len(xs),
+                                                            "detector": PRIMARY}
+    lv = "prediction" if "prediction" in typ else next(iter(typ))
+    cands = [(typ[lv][st.name][i], st.name, it) for st in sets for i, it in enumerate(st.items)
+             if (st.name, it.name) in ious]
+    cands.sort(key=lambda c: c[0])
+    chosen = [(it, s, ious[(name, it.name)]) for s, name, it in cands[:n_rows]]
+    if chosen:
+        atomic_write_bytes(out_dir / "gallery.png", _gallery_png(chosen, k))
+        summary["gallery"] = {"level": lv, "images": [f"{it.name}" for it, _, _ in chosen]}
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return _finite(float(x))
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    return x

@@ -1,0 +1,58 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from _qc_helpers import folder_dataset, tiny_run
+
+from matseg_nb.cli import main
+from matseg_nb.qc.run import run_qc
+
+torch.set_num_threads(1)
+
+
+def test_run_qc_model_free_detects_strong_noise(tmp_path):
+    ds = folder_dataset(tmp_path / "ds")
+    res = run_qc(None, dataset=str(ds), shifts=["noise:strong"], out_dir=tmp_path / "out", extractors=("texture",),
+                 tile_size=48, tiles_per_image=8, detectors=("gmm", "kde"))
+    q = json.loads((tmp_path / "out" / "qc.json").read_text())
+    m = q["levels"]["input"]["ood"]["shift:noise:strong"]
+    assert m["gmm"]["tile"]["auroc"] > 0.9
+    assert q["verdict"] == res.verdict and res.verdict in ("ready", "not ready")
+    assert (tmp_path / "out" / "roc.png").stat().st_size > 0
+    rows = (tmp_path / "out" / "scores.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * (3 + 3)  # header + detectors x (held-out + shifted) images
+
+
+def test_cli_qc_both_levels_with_model(tmp_path, capsys):
+    ds = folder_dataset(tmp_path / "ds", n_train=4, n_test=2)
+    run = tiny_run(tmp_path / "run", ds)
+    rc = main(["qc", str(run), "--shift", "blur:strong", "--out", str(tmp_path / "out"), "--level", "both",
+               "--extractors", "encoder", "--tile", "48", "--tiles", "6", "--detectors", "gmm"])
+    assert rc == 0
+    q = json.loads((tmp_path / "out" / "qc.json").read_text())
+    assert set(q["levels"]) == {"input", "prediction"} and q["readiness_threshold"] == 0.9
+    assert "rho" in q["levels"]["prediction"]["spearman_typicality_iou"]
+    assert (tmp_path / "out" / "gallery.png").is_file()
+    assert "verdict" in capsys.readouterr().out
+    ious = [r.split(",")[-1] for r in (tmp_path / "out" / "scores.csv").read_text().splitlines()[1:]]
+    assert all(0 <= float(v) <= 1 for v in ious if v)
+
+
+def test_cli_qc_bad_input_exits_2(tmp_path, capsys):
+    assert main(["qc", "--dataset", "nasa-super1", "--shift", "noise:huge", "--out", str(tmp_path)]) == 2
+    assert "noise:huge" in capsys.readouterr().err
+    assert main(["qc", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert np.isfinite(1.0)
+
+
+def test_qc_notebook_runs(tmp_path):
+    import papermill as pm
+
+    ds = folder_dataset(tmp_path / "ds", n_train=4, n_test=2)
+    out = tmp_path / "qc"
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "04_qc.ipynb"
+    pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                        parameters={"dataset": str(ds), "test": [], "shifts": ["noise:strong"], "tiles_per_image": 4,
+                                    "out_dir": str(out)})
+    assert (out / "qc.json").is_file() and (out / "scores.csv").is_file()
