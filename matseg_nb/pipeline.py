@@ -148,7 +148,7 @@ def stage_qc(ctx: DemoContext) -> None:
 
         others.append(open_dataset(entry.ref, base_dir=ctx.profile.base_dir).name)
     result = run_qc(run, reference_split="train", test=others, shifts=DEMO_SHIFTS, out_dir=ctx.out / "qc",
-                    level="both")
+                    level="both", tiles_per_image=16)
     ctx.results["qc"] = {"run": str(run), "out": str(ctx.out / "qc")}
     ctx.log(format_qc(result.summary if hasattr(result, "summary") else {}, getattr(result, "verdict", "?")))
 

@@ -1,0 +1,63 @@
+"""The headless loop (``matseg demo``): stage plumbing on the real data, best-run selection, QC summary text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from matseg_nb.cli import main
+from matseg_nb.pipeline import STAGES, best_run, format_qc, run_demo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_stages_in_loop_order():
+    assert list(STAGES) == ["profile", "data", "sweep", "compare", "qc", "explain", "report"]
+
+
+def test_profile_and_data_stages_on_demo_profile(tmp_path):
+    lines: list[str] = []
+    results = run_demo(REPO / "profiles" / "demo-cpu.json", tmp_path, stages=["profile", "data"], log=lines.append)
+    assert len(results["jobs"]) == 12
+    assert set(results["data"]) == {"nasa-super1", "nasa-ebc1"}
+    for name in ("nasa-super1", "nasa-ebc1"):
+        assert (tmp_path / "data" / f"{name}-preview.png").stat().st_size > 10_000
+        saved = json.loads((tmp_path / "data" / f"{name}.json").read_text())
+        assert saved["splits"]["test"]["pairs"] >= 3
+    text = "\n".join(lines)
+    assert "nasa-ebc1" in text and "absent" in text  # the two EBC1 images missing from the mirror are reported
+
+
+def _fake_run(root: Path, job_id: str, dataset: str, iou: float | None, complete: bool = True) -> Path:
+    run = root / job_id
+    run.mkdir(parents=True)
+    (run / "job.json").write_text(json.dumps({"dataset": dataset, "dataset_slug": dataset}))
+    (run / "metrics.json").write_text(json.dumps({"dataset_level": {"iou": iou}}))
+    if complete:
+        (run / "COMPLETE").write_text("{}")
+    return run
+
+
+def test_best_run_ignores_incomplete_and_other_datasets(tmp_path):
+    _fake_run(tmp_path, "a", "ds1", 0.5)
+    best = _fake_run(tmp_path, "b", "ds1", 0.7)
+    _fake_run(tmp_path, "c", "ds1", 0.9, complete=False)
+    _fake_run(tmp_path, "d", "ds2", 0.95)
+    _fake_run(tmp_path, "e", "ds1", None)
+    assert best_run(tmp_path, "ds1") == best
+    assert best_run(tmp_path).name == "d"
+    assert best_run(tmp_path, "nope") is None
+
+
+def test_format_qc_lists_every_set_and_detector():
+    summary = {"readiness_threshold": 0.95, "levels": {"input": {"ood": {
+        "shift:noise:strong": {"gmm": {"image": {"auroc": 1.0}}, "kde": {"image": {"auroc": 0.5}}}}}}}
+    text = format_qc(summary, "not ready")
+    assert "not ready" in text and "shift:noise:strong" in text and "gmm 1.000" in text and "kde 0.500" in text
+
+
+def test_demo_cli_rejects_a_bad_profile(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["demo", str(bad), "--out", str(tmp_path / "out"), "--stages", "profile"]) == 2
+    assert "bad.json" in capsys.readouterr().err
