@@ -27,6 +27,13 @@ from matseg_nb.sweep import is_complete, sweep_status
 pytestmark = pytest.mark.slow
 
 
+def _summary_statuses(out) -> list[str]:
+    try:
+        return [j["status"] for j in json.loads((out / "summary.json").read_text())["jobs"]]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
 def _wait_for(predicate, timeout, proc):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -56,6 +63,9 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
         assert live["state"] == "running" and live["counts"]["complete"] == 1
         assert live["eta_s"] is not None and live["eta_s"] > 0
         assert live["jobs"][1]["status"] == "running"
+        # the sweep records "running" in summary.json at its next poll; wait for it so the kill lands while
+        # the summary says so
+        assert _wait_for(lambda: _summary_statuses(out)[:2] == ["complete", "running"], 60, proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
