@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -202,14 +201,15 @@ class Manifest(_Strict):
 
 def export_schema() -> dict:
     """JSON Schema of :class:`Manifest` (by alias, e.g. ``material.class``)."""
-    schema = Manifest.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://github.com/matseg-nb/matseg-nb/data_manifests/schema.json"
-    return schema
+    from matseg_nb.jsonschema_export import json_schema
+
+    return json_schema(Manifest, "data_manifests/schema.json")
 
 
 def schema_text() -> str:
-    return json.dumps(export_schema(), indent=2, sort_keys=True) + "\n"
+    from matseg_nb.jsonschema_export import json_schema_text
+
+    return json_schema_text(Manifest, "data_manifests/schema.json")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from matseg_nb.jsonschema_export import json_schema, json_schema_text
 from matseg_nb.profiles.schema import Profile
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
@@ -15,14 +15,11 @@ SCHEMA_PATH = REPO_PROFILES / "schema.json"
 
 def export_schema() -> dict:
     """JSON Schema (draft 2020-12) of :class:`Profile`, keys by alias (``$schema``, ``material.class``)."""
-    schema = Profile.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://github.com/matseg-nb/matseg-nb/profiles/schema.json"
-    return schema
+    return json_schema(Profile, "profiles/schema.json")
 
 
 def schema_text() -> str:
-    return json.dumps(export_schema(), indent=2, sort_keys=True) + "\n"
+    return json_schema_text(Profile, "profiles/schema.json")
 
 
 def main(argv: list[str] | None = None) -> int:
