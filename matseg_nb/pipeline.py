@@ -122,11 +122,16 @@ def best_run(sweep_dir: Path, dataset: str | None = None) -> Path | None:
 
 
 def _qc_dataset(ctx: DemoContext) -> tuple[str, Path | None]:
-    first = ctx.profile.dataset[0].ref
+    """The best run of the whole sweep (highest test IoU) and its dataset's name: QC and explanations use it."""
+    import json
+
+    run = best_run(ctx.out / "sweep")
+    if run is None:
+        return "", None
+    job = json.loads((run / "job.json").read_text())
     from matseg_nb.data import open_dataset
 
-    name = open_dataset(first, base_dir=ctx.profile.base_dir).name
-    return name, best_run(ctx.out / "sweep", name) or best_run(ctx.out / "sweep")
+    return open_dataset(job["dataset"], base_dir=ctx.profile.base_dir).name, run
 
 
 #: imaging shifts applied to the held-out images as the OOD side of the demo's QC (two strengths each)
@@ -135,18 +140,17 @@ DEMO_SHIFTS = [f"{kind}:{strength}" for kind in ("noise", "blur", "contrast", "b
 
 
 def stage_qc(ctx: DemoContext) -> None:
-    """Forte-style QC of the best model of the first dataset: the other datasets and imaging shifts as OOD."""
+    """Forte-style QC of the sweep's best model: the profile's other datasets and imaging shifts as OOD."""
     from matseg_nb.qc.run import run_qc
 
     name, run = _qc_dataset(ctx)
     if run is None:
         ctx.log("  no complete run: QC skipped")
         return
-    others = []
-    for entry in ctx.profile.dataset[1:]:
-        from matseg_nb.data import open_dataset
+    from matseg_nb.data import open_dataset
 
-        others.append(open_dataset(entry.ref, base_dir=ctx.profile.base_dir).name)
+    names = [open_dataset(e.ref, base_dir=ctx.profile.base_dir).name for e in ctx.profile.dataset]
+    others = [n for n in names if n != name]  # the profile's other datasets are the OOD side, with the shifts
     result = run_qc(run, reference_split="train", test=others, shifts=DEMO_SHIFTS, out_dir=ctx.out / "qc",
                     level="both", tiles_per_image=16)
     ctx.results["qc"] = {"run": str(run), "out": str(ctx.out / "qc")}
