@@ -101,6 +101,17 @@ def _finish(grid, valid, ys, xs, shape, window, stride, pert: Perturbation, rule
                          seconds=time.perf_counter() - t0, n_forward=n_fwd, extra=extra)
 
 
+def _setup(fn: ProbFn, image, mask, kernel, window, stride, region, kernel_params, locations):
+    """Shared by the fast and the literal heatmap: image (C, H, W) and mask on the device, the perturbation,
+    and the location grid (ys, xs, valid)."""
+    x = _as_image(image).to(fn.device)
+    shape = tuple(x.shape[1:])
+    a = _as_mask(mask, shape).to(fn.device)
+    pert = make_perturbation(kernel, x, window, **(kernel_params or {}))
+    ys, xs, valid = _locations(shape, window, stride, region, locations)
+    return x, shape, a, pert, ys, xs, valid
+
+
 def _auto_batch(fn: ProbFn, x: torch.Tensor, memory_mb: float) -> int:
     """Largest batch whose estimated forward memory fits ``memory_mb`` (CUDA: measured; CPU: 8)."""
     if fn.device.type != "cuda":
@@ -125,11 +136,8 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     """
     t0 = time.perf_counter()
     fn = _prob_fn(model, device, amp, channels_last)
-    x = _as_image(image).to(fn.device)
-    shape = tuple(x.shape[1:])
-    a = _as_mask(mask, shape).to(fn.device)
-    pert = make_perturbation(kernel, x, window, **(kernel_params or {}))
-    ys, xs, valid = _locations(shape, window, stride, region, locations)
+    x, shape, a, pert, ys, xs, valid = _setup(fn, image, mask, kernel, window, stride, region, kernel_params,
+                                              locations)
     grid = np.zeros(valid.shape, dtype=np.float64)
     rows, cols = np.nonzero(a.cpu().numpy())
     if rows.size == 0:
@@ -163,11 +171,8 @@ def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, 
     """Reference: one perturbed image per forward pass, full-size ``||Z*A - Z'*A||_1``, fp32."""
     t0 = time.perf_counter()
     fn = _prob_fn(model, device, False, False)
-    x = _as_image(image).to(fn.device)
-    shape = tuple(x.shape[1:])
-    a = _as_mask(mask, shape).to(fn.device)
-    pert = make_perturbation(kernel, x, window, **(kernel_params or {}))
-    ys, xs, valid = _locations(shape, window, stride, region, locations)
+    x, shape, a, pert, ys, xs, valid = _setup(fn, image, mask, kernel, window, stride, region, kernel_params,
+                                              locations)
     grid = np.zeros(valid.shape, dtype=np.float64)
     z = fn(x[None])[0]
     for i, j in np.argwhere(valid):
