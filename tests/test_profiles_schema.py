@@ -32,6 +32,7 @@ def test_demo_is_cpu_sized_and_paper_uses_paper_settings(repo_root):
     assert demo.model.encoder_weights == "none" and "none" in demo.description
     assert (demo.training.batch_size, demo.training.crop_size, demo.training.max_epochs) == (4, 128, 3)
     assert demo.training.steps_per_epoch == 6 and demo.training.tile_size == 1024
+    assert demo.training.val_crop_size == 256 and paper.training.val_crop_size is None
     t = paper.training
     assert paper.model.encoder_weights == "imagenet"
     assert (t.batch_size, t.lr, t.optimizer, t.scheduler, t.max_epochs, t.crop_size) == (16, 1e-4, "adam", "cosine", 200, 512)

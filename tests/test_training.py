@@ -11,9 +11,18 @@ import pytest
 import torch
 from _training_helpers import make_folder, tiny_job
 
+from matseg_nb.data import open_dataset
 from matseg_nb.errors import UserError
 from matseg_nb.models import load_run_model, predict_tiled
-from matseg_nb.training import NonFiniteLossError, effective_precision, job_dict, run_job
+from matseg_nb.training import (
+    NonFiniteLossError,
+    SegDataModule,
+    effective_precision,
+    job_dict,
+    load_split,
+    run_job,
+)
+from matseg_nb.training.data import centre_crop
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +114,26 @@ def test_precision_policy():
     assert effective_precision("16-mixed", "cpu") == "32"
     assert effective_precision("32", "cuda") == "16-mixed"
     assert effective_precision("bf16-mixed", "cuda") == "bf16-mixed"
+
+
+def test_centre_crop_keeps_short_sides_whole():
+    img, mask = np.arange(2 * 72 * 90).reshape(2, 72, 90), np.arange(72 * 90).reshape(72, 90)
+    ci, cm = centre_crop(img, mask, 64)
+    assert ci.shape == (2, 64, 64) and cm.shape == (64, 64)
+    assert cm[0, 0] == mask[4, 13] and np.array_equal(ci[1], img[1, 4:68, 13:77])
+    ci, cm = centre_crop(img, mask, 96)
+    assert ci.shape == (2, 72, 90) and np.array_equal(cm, mask)
+    assert centre_crop(img, mask, None)[1] is mask
+
+
+def test_val_crop_changes_validation_only(folder, tmp_path):
+    whole = run_job(tiny_job(folder, max_epochs=1), tmp_path / "whole", threads=1, echo=None)
+    spec = job_dict(tiny_job(folder, max_epochs=1, val_crop_size=32))
+    batch = next(iter(SegDataModule(load_split(open_dataset(str(folder)), "val"), load_split(
+        open_dataset(str(folder)), "val"), spec["training"]).val_dataloader()))
+    assert batch[0].shape[-2:] == (32, 32) and batch[1].shape[-2:] == (32, 32)
+    cropped = run_job(spec, tmp_path / "crop", threads=1, echo=None)
+    assert cropped["dataset_level"] == whole["dataset_level"]  # one epoch: same weights are tested
+    a, b = (pd.read_csv(tmp_path / d / "history.csv") for d in ("whole", "crop"))
+    assert a["val_loss"].iloc[0] != b["val_loss"].iloc[0]
+    assert json.loads((tmp_path / "crop" / "job.json").read_text())["training"]["val_crop_size"] == 32

@@ -195,6 +195,11 @@ class TrainingConfig(_Section):
         default="val_iou", description="validation quantity for early stopping and best-checkpoint choice"
     )
     val_every: int = Field(default=1, ge=1, description="validate every N epochs")
+    val_crop_size: int | None = Field(
+        default=None, ge=32,
+        description="validate on the central crop of this size of each validation image (multiple of 32; "
+        "smaller images stay whole); null = whole images, tiled. Test evaluation is always on whole images",
+    )
     steps_per_epoch: int | None = Field(default=None, ge=1, description="cap on batches per epoch; null = one pass")
     crop_size: int = Field(default=512, ge=32, description="random training crop, pixels (multiple of 32)")
     tile_size: int = Field(default=512, ge=32, description="inference tile, pixels (multiple of 32)")
@@ -207,10 +212,10 @@ class TrainingConfig(_Section):
     precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes")
 
-    @field_validator("crop_size", "tile_size")
+    @field_validator("crop_size", "tile_size", "val_crop_size")
     @classmethod
-    def _multiple_of_32(cls, v: int) -> int:
-        if v % 32:
+    def _multiple_of_32(cls, v: int | None) -> int | None:
+        if v is not None and v % 32:
             raise ValueError(f"expected a multiple of 32 pixels, found {v}")
         return v
 

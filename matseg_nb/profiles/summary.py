@@ -21,7 +21,8 @@ def _training_line(profile: Profile) -> str:
     augs += [f"{n} {getattr(aug, n)}" for n in ("brightness", "contrast", "gaussian_noise") if getattr(aug, n)]
     return (
         f"  batch {t.batch_size}, lr {t.lr:g} ({t.optimizer}, wd {t.weight_decay:g}, {t.scheduler}), "
-        f"max {t.max_epochs} epochs{steps}, {stop}, val every {t.val_every}\n"
+        f"max {t.max_epochs} epochs{steps}, {stop}, val every {t.val_every}"
+        f"{f' on {t.val_crop_size} px centre crops' if t.val_crop_size else ''}\n"
         f"  crop {t.crop_size} px, tile {t.tile_size}/{t.tile_overlap} px, loss {t.loss}, "
         f"normalization {t.normalization}, precision {t.precision}, workers {t.num_workers}\n"
         f"  augmentations: {', '.join(augs) or 'none'}"

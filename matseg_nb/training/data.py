@@ -85,22 +85,34 @@ def augment(img: torch.Tensor, mask: torch.Tensor, aug: dict) -> tuple[torch.Ten
     return img.contiguous().float(), mask.contiguous()
 
 
-class FullImageDataset(Dataset):
-    """Whole images (C, H, W) and masks (H, W) of a split, for tiled evaluation (batch size 1)."""
+def centre_crop(img: np.ndarray, mask: np.ndarray, size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Central ``size`` x ``size`` crop of img (C, H, W) and mask (H, W); a side shorter than size stays whole."""
+    if not size:
+        return img, mask
+    h, w = mask.shape
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    rows, cols = slice(top, top + min(size, h)), slice(left, left + min(size, w))
+    return img[:, rows, cols], mask[rows, cols]
 
-    def __init__(self, split: Split) -> None:
-        self.split = split
+
+class FullImageDataset(Dataset):
+    """Images (C, H, W) and masks (H, W) of a split, whole or centre-cropped to ``crop``, for tiled evaluation
+    (batch size 1)."""
+
+    def __init__(self, split: Split, crop: int | None = None) -> None:
+        self.split, self.crop = split, crop
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.split.images[i]), torch.from_numpy(self.split.masks[i])
+        img, mask = centre_crop(self.split.images[i], self.split.masks[i], self.crop)
+        return torch.from_numpy(np.ascontiguousarray(img)), torch.from_numpy(np.ascontiguousarray(mask))
 
 
 class SegDataModule(L.LightningDataModule):
     """Train: random crops (``steps_per_epoch`` x ``batch_size`` per epoch, or one crop per image);
-    val: full images, one per batch."""
+    val: whole images (or their centre crops of ``val_crop_size``), one per batch."""
 
     def __init__(self, train: Split, val: Split, training: dict, seed: int = 0) -> None:
         super().__init__()
@@ -115,4 +127,5 @@ class SegDataModule(L.LightningDataModule):
                           persistent_workers=workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(FullImageDataset(self.val_split), batch_size=1, shuffle=False, num_workers=0)
+        ds = FullImageDataset(self.val_split, self.cfg.get("val_crop_size"))
+        return DataLoader(ds, batch_size=1, shuffle=False, num_workers=0)
