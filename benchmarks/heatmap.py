@@ -60,7 +60,7 @@ def captum_subset(model, img, a, window, stride, ppe, n_batches, device):
     from matseg_nb.explain.heatmap import captum_forward
     from matseg_nb.explain.kernels import make_perturbation
 
-    fn = ProbFn(model, device=device, amp=False, channels_last=False)
+    fn = ProbFn(model, device=device, amp=False, channels_last=False, shortcuts=False)
     x = torch.as_tensor(img).to(fn.device)
     at = torch.as_tensor(a.astype(np.float32)).to(fn.device)
     pert = make_perturbation("blur", x, window)

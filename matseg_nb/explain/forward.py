@@ -12,6 +12,7 @@ import contextlib
 
 import torch
 
+from matseg_nb.explain.shortcuts import Box, EarlyStageCache, decode_box, supports_box, supports_incremental
 from matseg_nb.models import pad_multiple, pad_to_multiple
 
 
@@ -38,16 +39,35 @@ class ProbFn:
     ``channels_last`` defaults to True (1.5x faster convolutions on this CPU, same numbers to
     float32 rounding; :func:`heatmap_literal` / :func:`heatmap_captum` use plain NCHW); ``crop`` =
     (y0, y1, x0, x1) restricts the returned probabilities to a box (px) to save memory.
+    ``shortcuts`` (default True) enables the exact rules of :mod:`.shortcuts` where the model allows:
+    the decoder on the crop box only, and, after :meth:`prepare`, the incremental early encoder for
+    batches whose images differ from the prepared one inside given windows.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
-                 amp: bool | None = None, channels_last: bool | None = None, multiple: int | None = None):
+                 amp: bool | None = None, channels_last: bool | None = None, multiple: int | None = None,
+                 shortcuts: bool = True):
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.amp = self.device.type == "cuda" if amp is None else bool(amp)
         self.channels_last = True if channels_last is None else bool(channels_last)
         self.pad_multiple = int(multiple or max(32, pad_multiple(model)))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt).eval()
+        self.box_decoder = bool(shortcuts) and supports_box(self.model)
+        self.incremental = bool(shortcuts) and supports_incremental(self.model) and _plain_forward(self.model)
+        self._cache: EarlyStageCache | None = None
+
+    def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        xp, hw = pad_batch(x.to(self.device, torch.float32), self.pad_multiple)
+        return (xp.contiguous(memory_format=torch.channels_last) if self.channels_last else xp), hw
+
+    def prepare(self, x: torch.Tensor | None) -> None:
+        """Cache the early encoder features of x (1, C, H, W) for later ``windows=`` calls (no-op when the
+        incremental rule does not apply); ``None`` drops the cache."""
+        self._cache = None
+        if self.incremental and x is not None:
+            with torch.inference_mode(), self._autocast():
+                self._cache = EarlyStageCache(self.model.encoder, self._padded(x)[0])
 
     def _autocast(self):
         if not self.amp:
@@ -55,13 +75,40 @@ class ProbFn:
         dtype = torch.bfloat16 if self.device.type == "cpu" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def __call__(self, x: torch.Tensor, crop: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-        """(B, C, H, W) -> probabilities (B, K, H, W) float32 (or the ``crop`` box of them)."""
+    def __call__(self, x: torch.Tensor, crop: Box | None = None, windows: list[Box] | None = None) -> torch.Tensor:
+        """(B, C, H, W) -> probabilities (B, K, H, W) float32 (or the ``crop`` box of them).
+
+        ``windows``: per image, the box (px) outside which it equals the image given to :meth:`prepare`."""
         with torch.inference_mode():
-            xp, (h, w) = pad_batch(x.to(self.device, torch.float32), self.pad_multiple)
-            if self.channels_last:
-                xp = xp.contiguous(memory_format=torch.channels_last)
+            xp, (h, w) = self._padded(x)
+            box = crop if crop is not None else (0, h, 0, w)
+            m, on_box = self.model, self.box_decoder and crop is not None
             with self._autocast():
-                logits = self.model(xp)
-            y0, y1, x0, x1 = crop if crop is not None else (0, h, 0, w)
-            return to_probs(logits[:, :, y0:y1, x0:x1])
+                if self._cache is not None and windows is not None:
+                    feats = self._cache.features(xp, [_padded_window(b, (h, w), xp.shape[-2:]) for b in windows])
+                elif on_box:
+                    feats = m.encoder(xp)
+                else:
+                    return to_probs(m(xp)[:, :, box[0] : box[1], box[2] : box[3]])
+                if on_box:
+                    return to_probs(decode_box(m, feats, box))
+                logits = m.segmentation_head(m.decoder(feats))
+            return to_probs(logits[:, :, box[0] : box[1], box[2] : box[3]])
+
+
+def _plain_forward(model: torch.nn.Module) -> bool:
+    """True when ``model.forward`` is smp's encoder -> decoder -> head (no override, no extra head)."""
+    try:
+        from segmentation_models_pytorch.base import SegmentationModel
+    except ImportError:  # pragma: no cover
+        return False
+    return (isinstance(model, SegmentationModel) and type(model).forward is SegmentationModel.forward
+            and getattr(model, "classification_head", None) is None)
+
+
+def _padded_window(win: Box, hw: tuple[int, int], padded_hw) -> Box:
+    """A window in the padded image: extended to the padded edge when reflect/replicate padding copies
+    some of its rows or columns there."""
+    (h, w), (hp, wp) = hw, (int(padded_hw[0]), int(padded_hw[1]))
+    y0, y1, x0, x1 = win
+    return (y0, hp if hp > h and y1 > 2 * h - hp - 1 else y1, x0, wp if wp > w and x1 > 2 * w - wp - 1 else x1)

@@ -10,7 +10,8 @@ Captum Occlusion's rule). Three constructions give the same numbers:
 
 * :func:`heatmap` (fast): batches of perturbed copies per forward pass, inference mode, L1 over
   A's bounding box only, chunk size bounded by ``max_batch`` / a memory budget, channels_last
-  (all devices) and fp16 autocast (CUDA only, ``amp=False`` for exact float32);
+  (all devices), fp16 autocast (CUDA only, ``amp=False`` for exact float32) and the exact shortcuts
+  of :mod:`.shortcuts` (UNet decoder on A's box; incremental early ResNet encoder);
 * :func:`heatmap_literal`: one location at a time, full-size outputs (reference for tests);
 * :func:`heatmap_captum`: ``captum.attr.Occlusion`` with forward ``f(x') = -||Z*A - Z(x')*A||_1``
   per batch element, so that Occlusion's ``f(x) - f(x')`` equals H (f(x) = 0) and its
@@ -74,8 +75,10 @@ def _as_mask(mask, shape) -> torch.Tensor:
     return torch.as_tensor((a > 0).astype(np.float32))
 
 
-def _prob_fn(model, device, amp, channels_last) -> ProbFn:
-    return model if isinstance(model, ProbFn) else ProbFn(model, device=device, amp=amp, channels_last=channels_last)
+def _prob_fn(model, device, amp, channels_last, shortcuts: bool = True) -> ProbFn:
+    if isinstance(model, ProbFn):
+        return model
+    return ProbFn(model, device=device, amp=amp, channels_last=channels_last, shortcuts=shortcuts)
 
 
 def _locations(shape, window, stride, region, locations):
@@ -113,9 +116,11 @@ def _setup(fn: ProbFn, image, mask, kernel, window, stride, region, kernel_param
 
 
 def _auto_batch(fn: ProbFn, x: torch.Tensor, memory_mb: float) -> int:
-    """Largest batch whose estimated forward memory fits ``memory_mb`` (CUDA: measured; CPU: 8)."""
+    """Largest batch whose estimated forward memory fits ``memory_mb`` (CUDA: measured). CPU: 8 for
+    images up to 90x90 px, fewer for larger ones, 1 from 256x256 (larger batches were slower per image
+    on a 2-core CPU, see docs/benchmarks.md)."""
     if fn.device.type != "cuda":
-        return 8
+        return int(max(1, min(8, 2**16 // (x.shape[-2] * x.shape[-1]))))
     torch.cuda.synchronize(fn.device)
     torch.cuda.reset_peak_memory_stats(fn.device)
     base = torch.cuda.memory_allocated(fn.device)
@@ -145,32 +150,37 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
     a_box = a[box[0] : box[1], box[2] : box[3]]
     z = fn(x[None], crop=box)[0] * a_box
+    fn.prepare(x[None])
     batch = int(max_batch) if max_batch else _auto_batch(fn, x, memory_mb)
     todo = [tuple(ij) for ij in np.argwhere(valid)]
     n_fwd = 1
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         xb = x[None].repeat(len(chunk), 1, 1, 1)
+        wins = []
         for b, (i, j) in enumerate(chunk):
             y0, x0 = ys[i], xs[j]
             p = pert.patch(y0, x0)
             xb[b, :, y0 : y0 + p.shape[1], x0 : x0 + p.shape[2]] = p
-        zb = fn(xb, crop=box)
+            wins.append((y0, y0 + p.shape[1], x0, x0 + p.shape[2]))
+        zb = fn(xb, crop=box, windows=wins)
         h = (z[None] - zb * a_box).abs().sum(dim=(1, 2, 3)).double().cpu().numpy()
         for b, (i, j) in enumerate(chunk):
             grid[i, j] = h[b]
         n_fwd += 1
+    fn.prepare(None)
     return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
                    max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
-                   channels_last=fn.channels_last)
+                   channels_last=fn.channels_last, box_decoder=fn.box_decoder, incremental=fn.incremental)
 
 
 def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,
                     kernel_params: dict | None = None, device=None, upsample_rule: str = "spread",
                     locations=None) -> HeatmapResult:
-    """Reference: one perturbed image per forward pass, full-size ``||Z*A - Z'*A||_1``, fp32."""
+    """Reference: one perturbed image per forward pass, full-size ``||Z*A - Z'*A||_1``, fp32, whole
+    forward passes (no shortcuts)."""
     t0 = time.perf_counter()
-    fn = _prob_fn(model, device, False, False)
+    fn = _prob_fn(model, device, False, False, shortcuts=False)
     x, shape, a, pert, ys, xs, valid = _setup(fn, image, mask, kernel, window, stride, region, kernel_params,
                                               locations)
     grid = np.zeros(valid.shape, dtype=np.float64)
@@ -214,7 +224,7 @@ def heatmap_captum(model, image, mask, kernel: str = "blur", window: int = 16, s
     from captum.attr import Occlusion
 
     t0 = time.perf_counter()
-    fn = _prob_fn(model, device, False, False)
+    fn = _prob_fn(model, device, False, False, shortcuts=False)
     x = _as_image(image).to(fn.device)
     c, hh, ww = x.shape
     a = _as_mask(mask, (hh, ww)).to(fn.device)

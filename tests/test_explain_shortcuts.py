@@ -1,0 +1,86 @@
+"""Exact heatmap shortcuts: the UNet decoder on a box and the incremental early ResNet encoder give the
+numbers of whole forward passes (pure functions first, then through ``heatmap``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _explain_helpers import box_mask, rand_image, tiny_model
+
+from matseg_nb.explain import ProbFn, heatmap, heatmap_literal
+from matseg_nb.explain.shortcuts import early_reach, supports_box, supports_incremental
+
+ATOL = 2e-5
+
+
+def resnet18_model(arch: str, seed: int = 0) -> torch.nn.Module:
+    """smp ``arch`` on torchvision-style resnet18 (smp ResNetEncoder) with non-trivial BatchNorm statistics."""
+    import segmentation_models_pytorch as smp
+
+    torch.manual_seed(seed)
+    model = getattr(smp, arch)(encoder_name="resnet18", encoder_weights=None, in_channels=1, classes=3).eval()
+    for bn in model.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def test_which_models_qualify():
+    import segmentation_models_pytorch as smp
+
+    assert supports_box(tiny_model("Unet")) and not supports_incremental(tiny_model("Unet"))  # timm encoder
+    assert not supports_box(tiny_model("DeepLabV3Plus"))
+    scse = smp.Unet(encoder_name="tu-test_resnet", encoder_weights=None, decoder_attention_type="scse")
+    assert not supports_box(scse)  # scSE pools globally
+    assert supports_incremental(resnet18_model("DeepLabV3Plus"))
+    assert early_reach(resnet18_model("Unet").encoder) == (49, 49)  # resnet18 up to layer2: RF 99 px
+
+
+@pytest.mark.parametrize("box", [(0, 70, 0, 90), (0, 9, 0, 13), (61, 70, 77, 90), (20, 45, 30, 31)])
+def test_decoder_on_box_equals_whole_forward(box):
+    model = tiny_model("Unet")
+    x = torch.as_tensor(rand_image(1, 70, 90))[None]  # padded to 96 x 96 inside ProbFn
+    whole = ProbFn(model, shortcuts=False)(x, crop=box)
+    fast = ProbFn(model)
+    assert fast.box_decoder
+    np.testing.assert_allclose(fast(x, crop=box).numpy(), whole.numpy(), atol=ATOL)
+
+
+@pytest.mark.parametrize("arch", ["Unet", "DeepLabV3Plus"])
+def test_incremental_encoder_equals_whole_forward(arch):
+    model = resnet18_model(arch)
+    x = torch.as_tensor(rand_image(1, 150, 170))[None]  # padded to 160 x 192: reflection near the edges
+    plain, fast = ProbFn(model, channels_last=False, shortcuts=False), ProbFn(model)
+    fast.prepare(x)
+    assert fast.incremental
+    wins = [(0, 16, 0, 16), (134, 150, 154, 170), (60, 76, 80, 96), (140, 150, 0, 10)]
+    xb = x.repeat(len(wins), 1, 1, 1)
+    for b, (y0, y1, x0, x1) in enumerate(wins):
+        xb[b, :, y0:y1, x0:x1] = 0.5
+    for box in [(0, 150, 0, 170), (10, 40, 100, 160)]:
+        ref = plain(xb, crop=box)
+        assert (ref - plain(x, crop=box)).abs().max() > 1e-4  # the windows do change the output
+        np.testing.assert_allclose(fast(xb, crop=box, windows=wins).numpy(), ref.numpy(), atol=ATOL)
+    # negative control: on an image larger than the RF, a wrong window misses the change
+    x2 = torch.as_tensor(rand_image(1, 256, 256, seed=1))[None]
+    fast.prepare(x2)
+    x2b = x2.clone()
+    x2b[..., :16, :16] = 0.5
+    assert (fast(x2b, windows=[(200, 216, 200, 216)]) - plain(x2b)).abs().max() > 1e-3
+    np.testing.assert_allclose(fast(x2b, windows=[(0, 16, 0, 16)]).numpy(), plain(x2b).numpy(), atol=ATOL)
+
+
+def test_heatmap_with_shortcuts_equals_literal_loop():
+    model = resnet18_model("Unet")
+    img, a = rand_image(1, 64, 64), box_mask(64, 64, (40, 60, 8, 30))
+    fast = heatmap(model, img, a, window=8, stride=8, max_batch=5)
+    assert fast.meta()["box_decoder"] and fast.meta()["incremental"]
+    lit = heatmap_literal(model, img, a, window=8, stride=8)
+    assert fast.grid.max() > 1e-3
+    # H sums ~1 300 probability differences: NCHW vs channels_last rounding reaches ~5e-5 relative
+    np.testing.assert_allclose(fast.grid, lit.grid, rtol=2e-4)
+    plain = heatmap(ProbFn(model, shortcuts=False), img, a, window=8, stride=8, max_batch=5)
+    assert not plain.meta()["incremental"]
+    np.testing.assert_allclose(fast.grid, plain.grid, rtol=2e-4)
