@@ -10,7 +10,7 @@ the first 1 000 reference points against the rest, then scoring the queries (ide
 sides, timed separately). The straightforward version is skipped when its n x n float64 matrix would
 exceed ``--alt-max-gb`` (default 8 GB; 50 000 points need 20 GB).
 
-``python -m benchmarks.qc_prdc [--sizes 5000 20000] [--queries 1000] [--threads 2]``
+``python -m benchmarks.qc_prdc [--sizes 5000 20000 50000] [--queries 1000] [--threads 2]``
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None, queries: int 
     """Rows for ``benchmarks.common.record``: ratio = alternative time / our time (PRDC + GMM)."""
     from benchmarks.common import record
 
-    sizes = sizes or ((2000,) if quick else (5000, 20000))
+    sizes = sizes or ((2000,) if quick else (5000, 20000, 50000))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.qc_prdc", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 50000])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--alt-max-gb", type=float, default=8.0)
