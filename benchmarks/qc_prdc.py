@@ -3,7 +3,7 @@ implementation of the same formulas (full distance matrices, ``np.partition``), 
 
 Reference sets of n = 5 000 / 20 000 / 50 000 points of dimension 2048 (a 32-cluster Gaussian
 mixture, float64), 1 000 query points (half in-distribution, half shifted). Each (implementation, n)
-runs in its own subprocess so the peak resident memory (``ru_maxrss``) is that implementation's
+runs in its own subprocess so the peak resident memory (``VmHWM``) is that implementation's
 own; both use the same thread count. Ours computes the reference radii once and reuses them for
 both query sets (the public Forte code recomputes them per call; so does the alternative). GMM: n_components 1..8 by BIC on the reference PRDC features of
 the first 1 000 reference points against the rest, then scoring the queries (identical code on both
@@ -39,16 +39,25 @@ def make_data(n: int, m: int, d: int = DIM, seed: int = 0) -> tuple[np.ndarray, 
     return ref.astype(np.float64), q.astype(np.float64)
 
 
-def _child(impl: str, n: int, m: int, out: str, symmetric_blas: bool = True) -> None:
-    import resource
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): VmHWM, which, unlike ``ru_maxrss``, does not inherit the
+    parent's resident size across fork + exec (the runner's parent holds GBs of models)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource  # not Linux: ru_maxrss (kB on Linux, bytes on macOS)
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(impl: str, n: int, m: int, out: str, symmetric_blas: bool = True) -> None:
     from sklearn.mixture import GaussianMixture
 
     from matseg_nb.qc.prdc import prdc, prdc_bruteforce
 
     ref, q = make_data(n, m)
     fit_q, ref_rest = ref[:1000], ref[1000:]
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = _peak_rss_mb()
     t0 = time.perf_counter()
     if impl == "ours":  # reference radii computed once and reused for both query sets (as fit_qc does)
         import torch
@@ -68,9 +77,9 @@ def _child(impl: str, n: int, m: int, out: str, symmetric_blas: bool = True) -> 
     scores = best.score_samples(feats_q)
     t_gmm = time.perf_counter() - t0
     np.save(out + ".npy", np.concatenate([feats_q, feats_fit, scores[:, None].repeat(4, 1)]))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _peak_rss_mb()
     Path(out + ".json").write_text(json.dumps({
-        "prdc_s": t_prdc, "gmm_s": t_gmm, "peak_rss_mb": peak / 1024, "data_rss_mb": base_rss / 1024,
+        "prdc_s": t_prdc, "gmm_s": t_gmm, "peak_rss_mb": peak, "data_rss_mb": base_rss,
         "n_components": int(best.n_components)}))
 
 

@@ -72,6 +72,21 @@ def test_incremental_encoder_equals_whole_forward(arch):
     np.testing.assert_allclose(fast(x2b, windows=[(0, 16, 0, 16)]).numpy(), plain(x2b).numpy(), atol=ATOL)
 
 
+def test_interior_windows_share_one_crop_batch():
+    model = resnet18_model("Unet")
+    x = torch.as_tensor(rand_image(1, 320, 320, seed=2))[None]
+    plain, fast = ProbFn(model, shortcuts=False), ProbFn(model)
+    fast.prepare(x)
+    wins = [(150, 166, 150, 166), (140, 156, 130, 146), (0, 16, 300, 316)]  # two interior crops of one size
+    regions = [fast._cache._regions(w)[0] for w in wins]
+    assert regions[0][1] - regions[0][0] == regions[1][1] - regions[1][0] != regions[2][1] - regions[2][0]
+    xb = x.repeat(3, 1, 1, 1)
+    for b, (y0, y1, x0, x1) in enumerate(wins):
+        xb[b, :, y0:y1, x0:x1] = 0.0
+    box = (100, 200, 120, 220)
+    np.testing.assert_allclose(fast(xb, crop=box, windows=wins).numpy(), plain(xb, crop=box).numpy(), atol=ATOL)
+
+
 def test_heatmap_with_shortcuts_equals_literal_loop():
     model = resnet18_model("Unet")
     img, a = rand_image(1, 64, 64), box_mask(64, 64, (40, 60, 8, 30))

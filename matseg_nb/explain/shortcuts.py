@@ -175,13 +175,18 @@ class EarlyStageCache:
     def features(self, xb: torch.Tensor, windows: list[Box]) -> list[torch.Tensor]:
         n = xb.shape[0]
         early = [f.expand(n, -1, -1, -1).clone(memory_format=torch.preserve_format) for f in self.early]
+        groups: dict[tuple[int, int], list[tuple[int, Box, Box]]] = {}  # crops of one size run as a batch
         for i, win in enumerate(windows):
             crop, paste = self._regions(win)
-            s = _stem(self.enc, _take(xb[i : i + 1], crop))
+            groups.setdefault((crop[1] - crop[0], crop[3] - crop[2]), []).append((i, crop, paste))
+        for items in groups.values():
+            s = _stem(self.enc, torch.cat([_take(xb[i : i + 1], crop) for i, crop, _ in items]))
             l1 = self.enc.layer1(self.enc.maxpool(s))
-            for full, part, scale in zip(early, (s, l1, self.enc.layer2(l1)), (2, 4, 8), strict=True):
-                dst = tuple(v // scale for v in paste)
-                src = tuple(v // scale for v in _within(paste, crop))
-                _take(full[i : i + 1], dst).copy_(_take(part, src))
+            parts = (s, l1, self.enc.layer2(l1))
+            for k, (i, crop, paste) in enumerate(items):
+                for full, part, scale in zip(early, parts, (2, 4, 8), strict=True):
+                    dst = tuple(v // scale for v in paste)
+                    src = tuple(v // scale for v in _within(paste, crop))
+                    _take(full[i : i + 1], dst).copy_(_take(part[k : k + 1], src))
         l3 = self.enc.layer3(early[2])
         return [xb, *early, l3, self.enc.layer4(l3)]
