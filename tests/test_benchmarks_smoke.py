@@ -1,0 +1,41 @@
+"""The benchmark cases run at small sizes and their two sides agree (outputs only; no timing is asserted)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def test_metrics_case_agrees_with_torchmetrics():
+    from benchmarks import metrics_bench
+
+    (row,) = metrics_bench.run(quick=True)
+    assert row["max_abs_diff"] < 1e-6 and row["ratio"] > 0
+
+
+def test_qc_case_features_identical(tmp_path):
+    from benchmarks import qc_prdc
+
+    (row,) = qc_prdc.run(sizes=(1500,), queries=200)
+    assert row["max_abs_diff"] == 0.0
+    assert row["ours_peak_rss_mb"] > row["data_rss_mb"] > 0
+
+
+@pytest.mark.parametrize("name", ["unet"])
+def test_heatmap_case_equal_to_captum_and_literal(name):
+    from benchmarks import heatmap
+
+    rows = heatmap.bench_model(name, size=96, window=16, strides=(16,), n_sub=2, ppe=2, rounds=1)
+    by = {r["variant"].split(" ", 2)[2]: r for r in rows}
+    assert set(by) == {"vs captum", "vs captum ppe=1", "vs literal", "no shortcuts vs captum", "region vs captum"}
+    h_max = by["vs captum"]["h_max"]
+    assert h_max > 1e-3
+    for r in rows:
+        assert r["max_abs_diff"] <= 1e-4 * h_max + 1e-6, r
+    assert by["vs captum"]["box_decoder"] and by["vs captum"]["incremental"]
