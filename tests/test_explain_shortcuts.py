@@ -99,3 +99,11 @@ def test_heatmap_with_shortcuts_equals_literal_loop():
     plain = heatmap(ProbFn(model, shortcuts=False), img, a, window=8, stride=8, max_batch=5)
     assert not plain.meta()["incremental"]
     np.testing.assert_allclose(fast.grid, plain.grid, rtol=2e-4)
+
+
+def test_uneven_levels_fall_back_to_the_whole_decoder():
+    from matseg_nb.explain.forward import _uneven
+
+    even = [torch.zeros(1, 1, 64 // 2**i, 64 // 2**i) for i in range(6)]
+    assert not _uneven(even)
+    assert _uneven([*even[:3], torch.zeros(1, 1, 9, 8), *even[4:]])

@@ -90,10 +90,16 @@ class ProbFn:
                     feats = m.encoder(xp)
                 else:
                     return to_probs(m(xp)[:, :, box[0] : box[1], box[2] : box[3]])
-                if on_box:
+                if on_box and not _uneven(feats):
                     return to_probs(decode_box(m, feats, box))
                 logits = m.segmentation_head(m.decoder(feats))
             return to_probs(logits[:, :, box[0] : box[1], box[2] : box[3]])
+
+
+def _uneven(features: list[torch.Tensor]) -> bool:
+    """True when some encoder level is not exactly twice the next coarser one (``decode_box`` needs it)."""
+    hw = [tuple(f.shape[-2:]) for f in features]
+    return any(a != (2 * b[0], 2 * b[1]) for a, b in zip(hw[:-1], hw[1:], strict=True))
 
 
 def _plain_forward(model: torch.nn.Module) -> bool:
