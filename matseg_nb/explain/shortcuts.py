@@ -173,6 +173,9 @@ class EarlyStageCache:
         return crop, paste
 
     def features(self, xb: torch.Tensor, windows: list[Box]) -> list[torch.Tensor]:
+        if xb.shape[1:] != self.x.shape[1:] or len(windows) != xb.shape[0]:
+            raise ValueError(f"EarlyStageCache: expected a batch of {tuple(self.x.shape[1:])} images with one window "
+                             f"each, found {tuple(xb.shape)} and {len(windows)} windows")
         n = xb.shape[0]
         early = [f.expand(n, -1, -1, -1).clone(memory_format=torch.preserve_format) for f in self.early]
         groups: dict[tuple[int, int], list[tuple[int, Box, Box]]] = {}  # crops of one size run as a batch
