@@ -102,8 +102,8 @@ def test_heatmap_with_shortcuts_equals_literal_loop():
 
 
 def test_uneven_levels_fall_back_to_the_whole_decoder():
-    from matseg_nb.explain.forward import _uneven
+    from matseg_nb.explain.shortcuts import levels_halve
 
     even = [torch.zeros(1, 1, 64 // 2**i, 64 // 2**i) for i in range(6)]
-    assert not _uneven(even)
-    assert _uneven([*even[:3], torch.zeros(1, 1, 9, 8), *even[4:]])
+    assert levels_halve(even)
+    assert not levels_halve([*even[:3], torch.zeros(1, 1, 9, 8), *even[4:]])

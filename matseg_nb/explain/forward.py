@@ -12,7 +12,14 @@ import contextlib
 
 import torch
 
-from matseg_nb.explain.shortcuts import Box, EarlyStageCache, decode_box, supports_box, supports_incremental
+from matseg_nb.explain.shortcuts import (
+    Box,
+    EarlyStageCache,
+    decode_box,
+    levels_halve,
+    supports_box,
+    supports_incremental,
+)
 from matseg_nb.models import pad_multiple, pad_to_multiple
 
 
@@ -86,20 +93,15 @@ class ProbFn:
             with self._autocast():
                 if self._cache is not None and windows is not None:
                     feats = self._cache.features(xp, [_padded_window(b, (h, w), xp.shape[-2:]) for b in windows])
-                elif on_box:
-                    feats = m.encoder(xp)
                 else:
-                    return to_probs(m(xp)[:, :, box[0] : box[1], box[2] : box[3]])
-                if on_box and not _uneven(feats):
+                    feats = m.encoder(xp) if on_box else None
+                if feats is None:
+                    logits = m(xp)
+                elif on_box and levels_halve(feats):
                     return to_probs(decode_box(m, feats, box))
-                logits = m.segmentation_head(m.decoder(feats))
+                else:
+                    logits = m.segmentation_head(m.decoder(feats))
             return to_probs(logits[:, :, box[0] : box[1], box[2] : box[3]])
-
-
-def _uneven(features: list[torch.Tensor]) -> bool:
-    """True when some encoder level is not exactly twice the next coarser one (``decode_box`` needs it)."""
-    hw = [tuple(f.shape[-2:]) for f in features]
-    return any(a != (2 * b[0], 2 * b[1]) for a, b in zip(hw[:-1], hw[1:], strict=True))
 
 
 def _plain_forward(model: torch.nn.Module) -> bool:

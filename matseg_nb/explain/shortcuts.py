@@ -69,6 +69,13 @@ def supports_box(model: nn.Module) -> bool:
     return True
 
 
+def levels_halve(features: list[torch.Tensor]) -> bool:
+    """True when each feature level (input included) is exactly twice the next coarser one, as
+    :func:`decode_box` needs."""
+    hw = [tuple(f.shape[-2:]) for f in features]
+    return all(a == (2 * b[0], 2 * b[1]) for a, b in zip(hw[:-1], hw[1:], strict=True))
+
+
 def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box) -> torch.Tensor:
     """Logits (B, K, y1 - y0, x1 - x0) of ``model`` (``supports_box``) on ``box`` of the full-resolution
     output, from the encoder ``features``; equal to ``model.segmentation_head(model.decoder(features))``
@@ -77,9 +84,8 @@ def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box) -> torc
     shapes = [tuple(f.shape[-2:]) for f in features][::-1]  # coarse -> fine
     feats = features[1:][::-1]
     head, skips = feats[0], feats[1:]
-    for coarse, fine in zip(shapes[:-1], shapes[1:], strict=True):
-        if fine != (2 * coarse[0], 2 * coarse[1]):
-            raise ValueError(f"decode_box: expected each level twice the previous, found {shapes}")
+    if not levels_halve(features):
+        raise ValueError(f"decode_box: expected each level twice the previous, found {shapes}")
 
     def block(i: int, out: Box) -> torch.Tensor:
         h, w = shapes[i + 1]
