@@ -1,17 +1,25 @@
 """Case 1: counterfactual heatmap for one image: ours vs the literal per-location loop vs Captum Occlusion.
 
-Same model, image, mask A (a 128x128 box at the left edge, see ``make_inputs``), kernel (Gaussian blur, sigma = window/4) and
-grid in one process. On CPU a full grid is hours (one UNet-ResNet50 forward at 512x512 takes seconds
-here), so each method is timed on the same subset of ``n_sub`` locations -- the first windows in
-Captum's own order (column 0, rows 0..n_sub-1) -- and the time is extrapolated linearly to the full
-grid of each stride: ``t_full = t_subset / n_sub * n_locations`` (the subset includes each method's
-one reference forward, a small bias shared by all; said in every row as ``extrapolated``). Ours is
-cheaper for windows at the image edge (its incremental encoder crops are clipped), so ours is timed
-on ``n_sub`` locations drawn uniformly from the grid and its values are compared on Captum's subset.
-Captum runs its real ``Occlusion.attribute`` with ``perturbations_per_eval`` batching and is stopped
-after ``n_sub / ppe`` batches by the forward function; the values it computed are captured and
-compared with ours. ``--full`` runs complete grids (GPU). ``ours_region`` restricts the locations to
-windows touching A dilated by ``window`` px (fewer locations, same values there; not the full map).
+Same model, image, mask A (a 128x128 box at the left edge, see ``make_inputs``), kernel (Gaussian blur,
+sigma = window/4) and grid in one process. On CPU a full grid is hours for the alternatives (one
+UNet-ResNet50 forward at 512x512 takes about half a second here), so every method's time is split into
+a fixed part (the reference forward pass; ours also caches the encoder) and a per-location part, each
+measured, and extrapolated to the full grid of each stride as ``fixed + per_location * n_locations``
+(``extrapolated`` in every row):
+
+* Captum runs its real ``Occlusion.attribute`` with ``perturbations_per_eval`` (ppe) batching; its
+  forward function timestamps the end of the initial unperturbed evaluation (fixed part) and stops it
+  after ``n_sub / ppe`` batches. The values it computed are captured and compared with ours on the same
+  windows (Captum's first: column 0, rows 0..n_sub-1, which overlap A). Also run at ppe 1 and on a
+  channels_last copy of the model (ours uses channels_last; that row shows the ratio without it).
+* The literal loop and ours without the shortcuts (ablation) cost the same at every location: timed on
+  Captum's ``n_sub`` windows; fixed part = the same call with no locations.
+* Ours costs less far from A and at the image edge (less to recompute), so it is timed on whole grid
+  rows in its own (row-major, batched) order: ``ours_rows`` rows spaced evenly from a seeded random
+  start (a systematic sample of the grid); fixed part = the same call with no locations.
+
+``--full`` runs complete grids (GPU). ``ours_region`` restricts the locations to windows touching A
+dilated by ``window`` px (fewer locations, same values there; not the full map).
 
     python -m benchmarks.heatmap [--device cuda] [--size 512] [--n-sub 8] [--full] [--models unet deeplabv3plus]
 """
@@ -51,10 +59,12 @@ def make_inputs(size: int, seed: int = 0):
     return img.numpy(), a
 
 
-def captum_subset(model, img, a, window, stride, ppe, n_batches, device):
+def captum_subset(model, img, a, window, stride, ppe, n_batches, device, channels_last: bool = False):
     """Run Captum's Occlusion until ``n_batches`` perturbation batches were evaluated.
 
-    Returns (seconds, {(i, j): H}) with the H values Captum computed (its f(x) - f(x') per window)."""
+    Returns (fixed s, per-location s, {(i, j): H}): the time to the end of Occlusion's unperturbed
+    evaluation, the rest divided by the windows evaluated, and the H values Captum computed (its
+    f(x) - f(x') per window)."""
     from captum.attr import Occlusion
 
     from matseg_nb.explain.forward import ProbFn
@@ -62,18 +72,20 @@ def captum_subset(model, img, a, window, stride, ppe, n_batches, device):
     from matseg_nb.explain.heatmap import captum_forward
     from matseg_nb.explain.kernels import make_perturbation
 
-    fn = ProbFn(model, device=device, amp=False, channels_last=False, shortcuts=False)
+    fn = ProbFn(copy.deepcopy(model), device=device, amp=False, channels_last=channels_last, shortcuts=False)
     x = torch.as_tensor(img).to(fn.device)
     at = torch.as_tensor(a.astype(np.float32)).to(fn.device)
     pert = make_perturbation("blur", x, window)
     inner = captum_forward(fn, x, at, pert)
     n_rows = len(grid_locations(a.shape, window, stride)[0])
     seen: dict = {}
-    calls = {"n": 0}
+    calls = {"n": 0, "t_init": 0.0}
 
     def forward(xp):
         out = inner(xp)
-        if calls["n"] > 0:  # call 0 is Occlusion's initial evaluation of the unperturbed input
+        if calls["n"] == 0:
+            calls["t_init"] = time.perf_counter()
+        else:  # call 0 is Occlusion's initial evaluation of the unperturbed input
             for b, v in enumerate((-out).tolist()):
                 idx = (calls["n"] - 1) * ppe + b  # Captum's feature order: row index fastest
                 seen[(idx % n_rows, idx // n_rows)] = v
@@ -91,15 +103,29 @@ def captum_subset(model, img, a, window, stride, ppe, n_batches, device):
         pass
     if fn.device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t0, seen
+    t1 = time.perf_counter()
+    return calls["t_init"] - t0, (t1 - calls["t_init"]) / max(1, len(seen)), seen
+
+
+def _best_split(run_fixed, run_sample, n_sample: int, rounds: int) -> tuple[float, float]:
+    """(fixed s, per-location s): best of ``rounds`` for a call with no locations and for the sample."""
+    fixed = min(_seconds(run_fixed) for _ in range(rounds))
+    sample = min(_seconds(run_sample) for _ in range(rounds))
+    return fixed, max(0.0, sample - fixed) / n_sample
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4), n_sub: int = 8,
                 ppe: int = 8, device: str = "cpu", full: bool = False, literal: bool = True,
-                rounds: int = 2) -> list[dict]:
-    """Rows for one model: ours (auto batch, exact shortcuts) vs Captum Occlusion at ``ppe`` and at 1
-    perturbation per evaluation, vs the literal loop; ours without shortcuts (ablation); ours restricted to
-    windows near A."""
+                rounds: int = 2, ours_rows: int = 4) -> list[dict]:
+    """Rows for one model: ours (auto batch, exact shortcuts) vs Captum Occlusion at ``ppe``, at 1
+    perturbation per evaluation and on channels_last, vs the literal loop; ours without shortcuts
+    (ablation); ours restricted to windows near A."""
     from scipy import ndimage
 
     from matseg_nb.explain import ProbFn, heatmap, heatmap_literal
@@ -115,69 +141,71 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
     region = ndimage.binary_dilation(a, iterations=window)
     s0 = strides[0]
     sub = [(i, 0) for i in range(n_sub)]  # Captum's first windows: outputs compared there
-    # ours costs less for windows at the image edge (clipped crops), so ours is timed on locations spread
-    # uniformly over the grid; the other methods' cost does not depend on the location
     n_rows, n_cols = (len(v) for v in grid_locations((size, size), window, s0))
-    pick = np.random.default_rng(0).choice(n_rows * n_cols, size=min(n_sub, n_rows * n_cols), replace=False)
-    spread = [(int(k) // n_cols, int(k) % n_cols) for k in pick]
-    # subset timings at the first stride (the per-location cost does not depend on the stride);
-    # methods interleaved for ``rounds`` rounds, best time kept
+    step = max(1, n_rows // ours_rows)
+    start = int(np.random.default_rng(0).integers(step))
+    rows_sample = [(i, j) for i in range(start, n_rows, step)[:ours_rows] for j in range(n_cols)]
+
+    def hm(fn, locs):
+        return lambda: heatmap(fn, img, a, window=window, stride=s0, locations=locs)
+
     for fn in (ours_fn, plain_fn):  # warm-up
-        heatmap(fn, img, a, window=window, stride=s0, locations=sub[:1])
-    ours_sub = heatmap(ours_fn, img, a, window=window, stride=s0, locations=sub)
-    plain_sub = heatmap(plain_fn, img, a, window=window, stride=s0, locations=sub)
-    best = {k: float("inf") for k in ("ours", "plain", "captum", "captum1", "literal")}
-    for _ in range(rounds):
-        for key, fn in (("ours", ours_fn), ("plain", plain_fn)):
-            t0 = time.perf_counter()
-            heatmap(fn, img, a, window=window, stride=s0, locations=spread)
-            best[key] = min(best[key], (time.perf_counter() - t0) * n_sub / len(spread))
-        for key, p in (("captum", ppe), ("captum1", 1)):
-            t_cap, vals = captum_subset(model, img, a, window, s0, p, max(1, n_sub // p), device)
-            best[key] = min(best[key], t_cap)
-            cap_vals = vals
-        if literal:
-            t0 = time.perf_counter()
-            lit = heatmap_literal(model, img, a, window=window, stride=s0, locations=sub, device=device)
-            best["literal"] = min(best["literal"], time.perf_counter() - t0)
-    diff_cap = float(max(abs(ours_sub.grid[i, j] - cap_vals[(i, j)]) for i, j in sorted(cap_vals)))
-    diff_lit = float(np.abs(ours_sub.grid - lit.grid)[lit.valid].max()) if literal else None
+        hm(fn, sub[:1])()
+    ours_sub, plain_sub = hm(ours_fn, sub)(), hm(plain_fn, sub)()
+    split = {"ours": _best_split(hm(ours_fn, []), hm(ours_fn, rows_sample), len(rows_sample), rounds),
+             "plain": _best_split(hm(plain_fn, []), hm(plain_fn, sub), n_sub, rounds)}
+    if literal:
+        def lit(locs):
+            return lambda: heatmap_literal(model, img, a, window=window, stride=s0, locations=locs, device=device)
+        split["literal"] = _best_split(lit([]), lit(sub), n_sub, rounds)
+        lit_sub = lit(sub)()
+    cap_vals = {}
+    for key, p, cl in (("captum", ppe, False), ("captum1", 1, False), ("captum_cl", ppe, True)):
+        runs = [captum_subset(model, img, a, window, s0, p, max(1, n_sub // p), device, cl) for _ in range(rounds)]
+        split[key] = (min(r[0] for r in runs), min(r[1] for r in runs))
+        cap_vals[key] = runs[-1][2]
+    cap = cap_vals["captum"]
+    diff_cap = float(max(abs(ours_sub.grid[i, j] - cap[(i, j)]) for i, j in sorted(cap)))
+    diff_cl = float(max(abs(ours_sub.grid[i, j] - v) for (i, j), v in sorted(cap_vals["captum_cl"].items())))
+    diff_lit = float(np.abs(ours_sub.grid - lit_sub.grid)[lit_sub.valid].max()) if literal else None
     diff_plain = float(np.abs(ours_sub.grid - plain_sub.grid)[plain_sub.valid].max())
-    per = {k: v / n_sub for k, v in best.items() if np.isfinite(v)}
     meta = ours_sub.meta()
-    rows = []
+    out = []
     for stride in strides:
         ys, xs = grid_locations((size, size), window, stride)
         n_loc = len(ys) * len(xs)
         n_region = int(region_grid_mask(region, window, stride).sum())
+        t = {k: f + per * n_loc for k, (f, per) in split.items()}
         common = dict(model=f"{arch}-{encoder}", size=size, window=window, stride=stride, n_locations=n_loc,
                       device=device, ours_batch=meta["max_batch"], box_decoder=meta["box_decoder"],
-                      incremental=meta["incremental"], a_box=meta["box"], n_subset=n_sub, extrapolated=not full,
-                      rounds=rounds, h_max=float(ours_sub.grid.max()))
+                      incremental=meta["incremental"], a_box=meta["box"], n_subset=n_sub,
+                      ours_sample_locations=len(rows_sample), extrapolated=not full, rounds=rounds,
+                      h_max=float(ours_sub.grid.max()),
+                      fixed_s={k: round(v[0], 4) for k, v in split.items()},
+                      per_location_s={k: round(v[1], 5) for k, v in split.items()})
         if full:
-            t0 = time.perf_counter()
-            heatmap(ours_fn, img, a, window=window, stride=stride)
-            t_ours = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            heatmap(ours_fn, img, a, window=window, stride=stride, region=region)
-            t_region = time.perf_counter() - t0
+            t["ours"] = _seconds(lambda stride=stride: heatmap(ours_fn, img, a, window=window, stride=stride))
+            t_region = _seconds(lambda stride=stride: heatmap(ours_fn, img, a, window=window, stride=stride,
+                                                              region=region))
         else:
-            t_ours, t_region = per["ours"] * n_loc, per["ours"] * n_region
-        rows.append(record("heatmap", f"{name} s{stride} vs captum", t_ours, f"captum Occlusion ppe={ppe}",
-                           per["captum"] * n_loc, diff_cap, **common))
-        rows.append(record("heatmap", f"{name} s{stride} vs captum ppe=1", t_ours, "captum Occlusion ppe=1",
-                           per["captum1"] * n_loc, diff_cap, **common))
-        if "literal" in per:
-            rows.append(record("heatmap", f"{name} s{stride} vs literal", t_ours, "literal loop (batch 1)",
-                               per["literal"] * n_loc, diff_lit, **common))
-        rows.append(record("heatmap", f"{name} s{stride} no shortcuts vs captum", per["plain"] * n_loc,
-                           f"captum Occlusion ppe={ppe}", per["captum"] * n_loc, diff_plain, **common,
-                           note="ablation: ours without the exact shortcuts; max_abs_diff = vs ours"))
-        rows.append(record("heatmap", f"{name} s{stride} region vs captum", t_region, "captum full grid",
-                           per["captum"] * n_loc, diff_cap, **common, n_region_locations=n_region,
-                           note=f"ours restricted to windows touching A dilated by {window} px: "
-                                f"{n_region}/{n_loc} locations, values equal there, 0 elsewhere"))
-    return rows
+            t_region = split["ours"][0] + split["ours"][1] * n_region
+        out.append(record("heatmap", f"{name} s{stride} vs captum", t["ours"], f"captum Occlusion ppe={ppe}",
+                          t["captum"], diff_cap, **common))
+        out.append(record("heatmap", f"{name} s{stride} vs captum ppe=1", t["ours"], "captum Occlusion ppe=1",
+                          t["captum1"], diff_cap, **common))
+        out.append(record("heatmap", f"{name} s{stride} vs captum channels_last", t["ours"],
+                          f"captum Occlusion ppe={ppe}, channels_last model", t["captum_cl"], diff_cl, **common))
+        if literal:
+            out.append(record("heatmap", f"{name} s{stride} vs literal", t["ours"], "literal loop (batch 1)",
+                              t["literal"], diff_lit, **common))
+        out.append(record("heatmap", f"{name} s{stride} no shortcuts vs captum", t["plain"],
+                          f"captum Occlusion ppe={ppe}", t["captum"], diff_plain, **common,
+                          note="ablation: ours without the exact shortcuts; max_abs_diff = vs ours"))
+        out.append(record("heatmap", f"{name} s{stride} region vs captum", t_region, "captum full grid",
+                          t["captum"], diff_cap, **common, n_region_locations=n_region,
+                          note=f"ours restricted to windows touching A dilated by {window} px: "
+                               f"{n_region}/{n_loc} locations, values equal there, 0 elsewhere"))
+    return out
 
 
 def run(quick: bool = False, device: str = "cpu", full: bool = False, models=("unet", "deeplabv3plus"),
@@ -190,7 +218,7 @@ def run(quick: bool = False, device: str = "cpu", full: bool = False, models=("u
     rows = []
     for name in models:
         rows += bench_model(name, size=size, n_sub=n_sub, ppe=min(ppe, n_sub) if not full else ppe,
-                            device=device, full=full)
+                            device=device, full=full, ours_rows=1 if quick else 4)
     return rows
 
 

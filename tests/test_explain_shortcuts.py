@@ -1,4 +1,4 @@
-"""Exact heatmap shortcuts: the UNet decoder on a box and the incremental early ResNet encoder give the
+"""Exact heatmap shortcuts: the UNet decoder on a box and the incremental ResNet encoder give the
 numbers of whole forward passes (pure functions first, then through ``heatmap``)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import torch
 from _explain_helpers import box_mask, rand_image, tiny_model
 
 from matseg_nb.explain import ProbFn, heatmap, heatmap_literal
-from matseg_nb.explain.shortcuts import early_reach, supports_box, supports_incremental
+from matseg_nb.explain.incremental import plan, resnet_units, supports_incremental
+from matseg_nb.explain.shortcuts import decoder_reads, supports_box
 
 ATOL = 2e-5
 
@@ -35,7 +36,31 @@ def test_which_models_qualify():
     scse = smp.Unet(encoder_name="tu-test_resnet", encoder_weights=None, decoder_attention_type="scse")
     assert not supports_box(scse)  # scSE pools globally
     assert supports_incremental(resnet18_model("DeepLabV3Plus"))
-    assert early_reach(resnet18_model("Unet").encoder) == (49, 49)  # resnet18 up to layer2: RF 99 px
+    units = resnet_units(resnet18_model("Unet").encoder)
+    geometry = [(u.name, u.stride, u.reach, u.level) for u in units]
+    assert geometry[:4] == [("stem", 2, (3, 3), 1), ("maxpool", 2, (1, 1), None),
+                            ("layer1.0", 1, (2, 2), None), ("layer1.1", 1, (2, 2), 2)]
+    assert geometry[4] == ("layer2.0", 2, (3, 3), None)  # 3x3 stride 2, then 3x3 at the new stride
+    assert [u.level for u in units if u.level] == [1, 2, 3, 4, 5]
+
+
+def test_plan_follows_the_receptive_field_and_the_reads():
+    units = resnet_units(resnet18_model("Unet").encoder)
+    sizes = [(256, 256), (128, 128), (64, 64)] + [(64, 64)] * 2 + [(32, 32)] * 2 + [(16, 16)] * 2 + [(8, 8)] * 2
+    whole = {lv: (0, s[0], 0, s[1]) for lv, s in enumerate([(256, 256), (128, 128), (64, 64), (32, 32), (16, 16),
+                                                            (8, 8)]) if lv}
+    steps = plan(units, sizes, (100, 116, 100, 116), whole)
+    assert steps[0].box == (49, 60, 49, 60)  # stem: 7x7 stride 2 pad 3 -> rows 2u - 3 .. 2u + 3 meet 100..115
+    assert steps[0].crop == (94, 122, 94, 122)  # rows 95 .. 121 for those units, start aligned to 2
+    # the change only grows, and every crop is aligned to its unit's stride
+    for u, s in zip(units, steps, strict=True):
+        assert s.crop[0] % u.stride == 0 and s.crop[2] % u.stride == 0
+    assert steps[-1].box == (0, 8, 0, 8)  # layer4 sees everything
+    # reading only a corner of layer4 (and nothing else) shrinks the deep units' work
+    corner = plan(units, sizes, (100, 116, 100, 116), {5: (0, 2, 0, 2)})
+    assert corner[-1].box == (0, 2, 0, 2) and corner[-1].crop == (0, 4, 0, 4)  # two 3x3 convolutions: +2
+    far = plan(units, sizes, (240, 256, 240, 256), {5: (0, 1, 0, 1), 1: (0, 4, 0, 4)})
+    assert far[0].box is None  # the stem change at the far corner is never read
 
 
 @pytest.mark.parametrize("box", [(0, 70, 0, 90), (0, 9, 0, 13), (61, 70, 77, 90), (20, 45, 30, 31)])
@@ -46,6 +71,31 @@ def test_decoder_on_box_equals_whole_forward(box):
     fast = ProbFn(model)
     assert fast.box_decoder
     np.testing.assert_allclose(fast(x, crop=box).numpy(), whole.numpy(), atol=ATOL)
+
+
+@pytest.mark.parametrize("box", [(0, 96, 0, 96), (10, 40, 50, 90), (90, 96, 0, 5)])
+def test_decode_box_reads_only_decoder_reads(box):
+    from matseg_nb.explain.shortcuts import decode_box
+
+    model = tiny_model("Unet")
+    with torch.no_grad():
+        feats = model.encoder(torch.as_tensor(rand_image(1, 96, 96))[None])
+        shapes = [tuple(f.shape[-2:]) for f in feats]
+        whole = decode_box(model, feats, box)
+        reads = decoder_reads(model, shapes, box)
+        assert sorted(reads) == [1, 2, 3, 4, 5]
+        poisoned = [f.clone() for f in feats]  # NaN outside what the decoder reads
+        for lv, f in enumerate(poisoned):
+            keep = torch.zeros(f.shape[-2:], dtype=torch.bool)
+            if lv in reads:
+                r = reads[lv]
+                keep[r[0] : r[1], r[2] : r[3]] = True
+            f[..., ~keep] = float("nan")
+        np.testing.assert_allclose(decode_box(model, poisoned, box).numpy(), whole.numpy(), atol=ATOL)
+        crops = [feats[0]] + [f[..., reads[lv][0] : reads[lv][1], reads[lv][2] : reads[lv][3]]
+                              for lv, f in enumerate(feats) if lv]
+        origins = [(0, 0)] + [(reads[lv][0], reads[lv][2]) for lv in range(1, 6)]
+        np.testing.assert_allclose(decode_box(model, crops, box, origins, shapes).numpy(), whole.numpy(), atol=ATOL)
 
 
 @pytest.mark.parametrize("arch", ["Unet", "DeepLabV3Plus"])
@@ -78,7 +128,7 @@ def test_interior_windows_share_one_crop_batch():
     plain, fast = ProbFn(model, shortcuts=False), ProbFn(model)
     fast.prepare(x)
     wins = [(150, 166, 150, 166), (140, 156, 130, 146), (0, 16, 300, 316)]  # two interior crops of one size
-    regions = [fast._cache._regions(w)[0] for w in wins]
+    regions = [fast._cache.plan(w)[0].crop for w in wins]
     assert regions[0][1] - regions[0][0] == regions[1][1] - regions[1][0] != regions[2][1] - regions[2][0]
     xb = x.repeat(3, 1, 1, 1)
     for b, (y0, y1, x0, x1) in enumerate(wins):
@@ -104,6 +154,6 @@ def test_heatmap_with_shortcuts_equals_literal_loop():
 def test_uneven_levels_fall_back_to_the_whole_decoder():
     from matseg_nb.explain.shortcuts import levels_halve
 
-    even = [torch.zeros(1, 1, 64 // 2**i, 64 // 2**i) for i in range(6)]
+    even = [(64 // 2**i, 64 // 2**i) for i in range(6)]
     assert levels_halve(even)
-    assert not levels_halve([*even[:3], torch.zeros(1, 1, 9, 8), *even[4:]])
+    assert not levels_halve([*even[:3], (9, 8), *even[4:]])

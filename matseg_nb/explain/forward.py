@@ -12,14 +12,8 @@ import contextlib
 
 import torch
 
-from matseg_nb.explain.shortcuts import (
-    Box,
-    EarlyStageCache,
-    decode_box,
-    levels_halve,
-    supports_box,
-    supports_incremental,
-)
+from matseg_nb.explain.incremental import IncrementalEncoder, supports_incremental
+from matseg_nb.explain.shortcuts import Box, decode_box, decoder_reads, levels_halve, supports_box
 from matseg_nb.models import pad_multiple, pad_to_multiple
 
 
@@ -47,7 +41,7 @@ class ProbFn:
     float32 rounding; :func:`heatmap_literal` / :func:`heatmap_captum` use plain NCHW); ``crop`` =
     (y0, y1, x0, x1) restricts the returned probabilities to a box (px) to save memory.
     ``shortcuts`` (default True) enables the exact rules of :mod:`.shortcuts` where the model allows:
-    the decoder on the crop box only, and, after :meth:`prepare`, the incremental early encoder for
+    the decoder on the crop box only, and, after :meth:`prepare`, the incremental encoder (:mod:`.incremental`) for
     batches whose images differ from the prepared one inside given windows.
     """
 
@@ -62,7 +56,7 @@ class ProbFn:
         self.model = model.to(self.device, memory_format=fmt).eval()
         self.box_decoder = bool(shortcuts) and supports_box(self.model)
         self.incremental = bool(shortcuts) and supports_incremental(self.model) and _plain_forward(self.model)
-        self._cache: EarlyStageCache | None = None
+        self._cache: IncrementalEncoder | None = None
 
     def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         xp, hw = pad_batch(x.to(self.device, torch.float32), self.pad_multiple)
@@ -74,7 +68,7 @@ class ProbFn:
         self._cache = None
         if self.incremental and x is not None:
             with torch.inference_mode(), self._autocast():
-                self._cache = EarlyStageCache(self.model.encoder, self._padded(x)[0])
+                self._cache = IncrementalEncoder(self.model.encoder, self._padded(x)[0])
 
     def _autocast(self):
         if not self.amp:
@@ -92,12 +86,18 @@ class ProbFn:
             m, on_box = self.model, self.box_decoder and crop is not None
             with self._autocast():
                 if self._cache is not None and windows is not None:
-                    feats = self._cache.features(xp, [_padded_window(b, (h, w), xp.shape[-2:]) for b in windows])
+                    wins = [_padded_window(b, (h, w), xp.shape[-2:]) for b in windows]
+                    shapes = self._cache.level_shapes()
+                    if on_box and levels_halve(shapes):
+                        reads = decoder_reads(m, shapes, box)
+                        feats, origins = self._cache.features(xp, wins, reads)
+                        return to_probs(decode_box(m, feats, box, origins, shapes))
+                    feats = self._cache.features(xp, wins)[0]
                 else:
                     feats = m.encoder(xp) if on_box else None
                 if feats is None:
                     logits = m(xp)
-                elif on_box and levels_halve(feats):
+                elif on_box and levels_halve([f.shape[-2:] for f in feats]):
                     return to_probs(decode_box(m, feats, box))
                 else:
                     logits = m.segmentation_head(m.decoder(feats))

@@ -11,7 +11,7 @@ Captum Occlusion's rule). Three constructions give the same numbers:
 * :func:`heatmap` (fast): batches of perturbed copies per forward pass, inference mode, L1 over
   A's bounding box only, chunk size bounded by ``max_batch`` / a memory budget, channels_last
   (all devices), fp16 autocast (CUDA only, ``amp=False`` for exact float32) and the exact shortcuts
-  of :mod:`.shortcuts` (UNet decoder on A's box; incremental early ResNet encoder);
+  of :mod:`.shortcuts` and :mod:`.incremental` (UNet decoder on A's box; incremental ResNet encoder);
 * :func:`heatmap_literal`: one location at a time, full-size outputs (reference for tests);
 * :func:`heatmap_captum`: ``captum.attr.Occlusion`` with forward ``f(x') = -||Z*A - Z(x')*A||_1``
   per batch element, so that Occlusion's ``f(x) - f(x')`` equals H (f(x) = 0) and its

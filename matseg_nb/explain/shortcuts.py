@@ -1,21 +1,11 @@
-"""Exact shortcuts for counterfactual heatmaps: compute only what a window perturbation can change.
+"""Exact shortcut for counterfactual heatmaps: the smp UNet decoder evaluated on a box only.
 
-Both rules give the numbers of the whole forward pass (to float32 rounding; tests compare them) and
-apply only where their assumptions hold; other models run the whole forward pass.
-
-* **Decoder on a box** (smp ``Unet`` with its default decoder: nearest x2 upsampling, 3x3 convolutions,
-  no attention, no centre block, head without upsampling). H needs Z on A's bounding box only, and
-  every decoder block is local, so block k is evaluated on the box grown by its two 3x3 convolutions
-  (1 px each) and halved per level. The encoder still runs on the whole image: its deep stages see
-  everything.
-* **Incremental early encoder** (smp ``ResNetEncoder``: torchvision ResNet/ResNeXt, no squeeze-excitation
-  or other global pooling before layer3). A window changes the stem, layer1 and layer2 features only
-  within their receptive field (RF). They are recomputed on an input crop around the window, aligned
-  to their stride (8 px) and grown by the RF span plus one stride each side, and pasted into the
-  unperturbed image's cached features; layer3, layer4 and the decoder then run on the pasted features.
-
-The RF offsets come from the layer chain: a unit u of stride J sees input rows
-``[J u - P, J u - P + rf - 1]`` (P: accumulated padding, rf: RF size); residual shortcuts see less.
+H needs Z on A's bounding box only. smp's ``Unet`` with its default decoder (nearest x2 upsampling,
+3x3 convolutions, no attention, no centre block, head without upsampling) is local, so decoder block k
+is evaluated on the box grown by its two 3x3 convolutions (1 px each) and halved per level; the
+encoder features it reads are those boxes (:func:`decoder_reads`), which the incremental encoder
+(:mod:`.incremental`) restricts its work to. Equal to the whole forward pass to float32 rounding
+(``tests/test_explain_shortcuts.py``); other decoders run whole.
 """
 
 from __future__ import annotations
@@ -69,133 +59,68 @@ def supports_box(model: nn.Module) -> bool:
     return True
 
 
-def levels_halve(features: list[torch.Tensor]) -> bool:
-    """True when each feature level (input included) is exactly twice the next coarser one, as
+def levels_halve(shapes) -> bool:
+    """True when each feature level's (h, w) (input first) is exactly twice the next coarser one's, as
     :func:`decode_box` needs."""
-    hw = [tuple(f.shape[-2:]) for f in features]
+    hw = [(int(s[0]), int(s[1])) for s in shapes]
     return all(a == (2 * b[0], 2 * b[1]) for a, b in zip(hw[:-1], hw[1:], strict=True))
 
 
-def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box) -> torch.Tensor:
-    """Logits (B, K, y1 - y0, x1 - x0) of ``model`` (``supports_box``) on ``box`` of the full-resolution
-    output, from the encoder ``features``; equal to ``model.segmentation_head(model.decoder(features))``
-    cropped to ``box``."""
-    dec = model.decoder
-    shapes = [tuple(f.shape[-2:]) for f in features][::-1]  # coarse -> fine
-    feats = features[1:][::-1]
-    head, skips = feats[0], feats[1:]
-    if not levels_halve(features):
-        raise ValueError(f"decode_box: expected each level twice the previous, found {shapes}")
-
-    def block(i: int, out: Box) -> torch.Tensor:
+def _unet_blocks(shapes: list[tuple[int, int]], box: Box) -> list[tuple[Box, Box, Box]]:
+    """Per decoder block i (coarse to fine): (output box, its input box ``grown`` at the block's level,
+    ``src`` = the box read from the coarser level), for logits on ``box``; ``shapes`` coarse -> fine."""
+    out_boxes: list[tuple[Box, Box, Box]] = []
+    out = box
+    for i in range(len(shapes) - 2, -1, -1):
         h, w = shapes[i + 1]
         grown = _grow(out, 2, h, w)  # two 3x3 convolutions
         src = _halve(grown)
-        prev = _take(head, src) if i == 0 else block(i - 1, src)
-        up = prev.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # == nearest x2
-        up = _take(up, _within(grown, (2 * src[0], 0, 2 * src[2], 0)))
-        z = up if i >= len(skips) else torch.cat([up, _take(skips[i], grown)], dim=1)
-        blk = dec.blocks[i]
-        return _take(blk.conv2(blk.conv1(z)), _within(out, grown))
+        out_boxes.append((out, grown, src))
+        out = src
+    return out_boxes[::-1]
 
-    h, w = shapes[-1]
+
+def decoder_reads(model: nn.Module, level_shapes: list[tuple[int, int]], box: Box) -> dict[int, Box]:
+    """Feature level -> the box of it that :func:`decode_box` reads for logits on ``box`` (px);
+    ``level_shapes``: (h, w) per encoder level, the input first."""
+    shapes = level_shapes[::-1]
     k = model.segmentation_head[0].kernel_size[0] // 2
-    grown = _grow(box, k, h, w)
-    logits = model.segmentation_head(block(len(dec.blocks) - 1, grown))
-    return _take(logits, _within(box, grown))
+    blocks = _unet_blocks(shapes, _grow(box, k, *shapes[-1]))
+    n_levels = len(level_shapes)
+    reads = {n_levels - 1: blocks[0][2]}  # the deepest level feeds block 0
+    for i, (_, grown, _) in enumerate(blocks[: n_levels - 2]):  # skips: levels n-2 .. 1
+        reads[n_levels - 2 - i] = grown
+    return reads
 
 
-# ---------------------------------------------------------------- incremental early encoder (ResNet)
+def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box,
+               origins: list[tuple[int, int]] | None = None,
+               level_shapes: list[tuple[int, int]] | None = None) -> torch.Tensor:
+    """Logits (B, K, y1 - y0, x1 - x0) of ``model`` (``supports_box``) on ``box`` of the full-resolution
+    output, from the encoder ``features``; equal to ``model.segmentation_head(model.decoder(features))``
+    cropped to ``box``. Features may be crops covering :func:`decoder_reads`, with top-left corners
+    ``origins`` in maps of sizes ``level_shapes`` (default: whole maps)."""
+    if level_shapes is None:
+        level_shapes = [tuple(f.shape[-2:]) for f in features]
+    if not levels_halve(level_shapes):
+        raise ValueError(f"decode_box: expected each level twice the previous, found {level_shapes}")
+    origins = origins or [(0, 0)] * len(features)
+    shapes = level_shapes[::-1]  # coarse -> fine
+    n = len(features)
 
+    def read(level: int, b: Box) -> torch.Tensor:
+        return _take(features[level], _within(b, (origins[level][0], 0, origins[level][1], 0)))
 
-def _early_modules(enc: nn.Module):
-    return [("conv1", enc.conv1), ("maxpool", enc.maxpool)] + [
-        (f"{n}.{sub}", m) for n in ("layer1", "layer2") for sub, m in getattr(enc, n).named_modules()
-    ]
-
-
-def supports_incremental(model: nn.Module) -> bool:
-    """True when ``model.encoder`` is smp's ``ResNetEncoder`` (depth 5) with only local operations
-    before layer3."""
-    try:
-        from segmentation_models_pytorch.encoders.resnet import ResNetEncoder
-    except ImportError:  # pragma: no cover
-        return False
-    enc = getattr(model, "encoder", None)
-    if not isinstance(enc, ResNetEncoder) or getattr(enc, "_depth", 5) != 5:
-        return False
-    glob = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-    return not any(isinstance(m, glob) for _, m in _early_modules(enc))
-
-
-def early_reach(enc: nn.Module) -> tuple[int, int]:
-    """(a, b) px such that a layer2 unit u (stride 8) sees input rows within ``[8u - a, 8u + b]``,
-    from the main path's kernels, strides, paddings and dilations (shortcuts see less)."""
-    rf, jump, pad = 1, 1, 0
-    for name, m in _early_modules(enc):
-        if "downsample" in name or not isinstance(m, nn.Conv2d | nn.MaxPool2d):
-            continue
-        k, s, p, d = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding, m.dilation))
-        pad += p * jump
-        rf += (k - 1) * d * jump
-        jump *= s
-    return pad, rf - 1 - pad
-
-
-def _stem(enc: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return enc.relu(enc.bn1(enc.conv1(x)))
-
-
-class EarlyStageCache:
-    """Encoder features of one image, reused for perturbed copies that differ from it inside windows.
-
-    ``EarlyStageCache(model.encoder, x)`` with x (1, C, H, W), H and W multiples of 8;
-    ``features(xb, windows)`` -> the encoder's feature list for the batch xb (B, C, H, W) whose image
-    b differs from x only inside ``windows[b]`` = (y0, y1, x0, x1) px.
-    """
-
-    STRIDE = 8  # layer2's stride: crops and pasted regions align to it
-
-    def __init__(self, enc: nn.Module, x: torch.Tensor) -> None:
-        if x.shape[-2] % self.STRIDE or x.shape[-1] % self.STRIDE:
-            raise ValueError(f"EarlyStageCache: expected H, W multiples of 8, found {tuple(x.shape[-2:])}")
-        self.enc, self.x = enc, x
-        s = _stem(enc, x)
-        l1 = enc.layer1(enc.maxpool(s))
-        self.early = [s, l1, enc.layer2(l1)]  # strides 2, 4, 8
-        a, b = early_reach(enc)
-        self.margin = a + b + self.STRIDE  # crop margin around a window, px
-        self.reach = (a, b)
-
-    def _regions(self, win: Box) -> tuple[Box, Box]:
-        """(input crop, pasted region), both aligned to 8 px."""
-        h, w = self.x.shape[-2:]
-        st, m = self.STRIDE, self.margin
-        down, up = (lambda v: v // st * st), (lambda v: -(-v // st) * st)
-        crop = (max(0, down(win[0] - m)), min(h, up(win[1] + m)), max(0, down(win[2] - m)), min(w, up(win[3] + m)))
-        a, b = self.reach
-        paste = (0 if crop[0] == 0 else up(crop[0] + a), h if crop[1] == h else down(crop[1] - b),
-                 0 if crop[2] == 0 else up(crop[2] + a), w if crop[3] == w else down(crop[3] - b))
-        return crop, paste
-
-    def features(self, xb: torch.Tensor, windows: list[Box]) -> list[torch.Tensor]:
-        if xb.shape[1:] != self.x.shape[1:] or len(windows) != xb.shape[0]:
-            raise ValueError(f"EarlyStageCache: expected a batch of {tuple(self.x.shape[1:])} images with one window "
-                             f"each, found {tuple(xb.shape)} and {len(windows)} windows")
-        n = xb.shape[0]
-        early = [f.expand(n, -1, -1, -1).clone(memory_format=torch.preserve_format) for f in self.early]
-        groups: dict[tuple[int, int], list[tuple[int, Box, Box]]] = {}  # crops of one size run as a batch
-        for i, win in enumerate(windows):
-            crop, paste = self._regions(win)
-            groups.setdefault((crop[1] - crop[0], crop[3] - crop[2]), []).append((i, crop, paste))
-        for items in groups.values():
-            s = _stem(self.enc, torch.cat([_take(xb[i : i + 1], crop) for i, crop, _ in items]))
-            l1 = self.enc.layer1(self.enc.maxpool(s))
-            parts = (s, l1, self.enc.layer2(l1))
-            for k, (i, crop, paste) in enumerate(items):
-                for full, part, scale in zip(early, parts, (2, 4, 8), strict=True):
-                    dst = tuple(v // scale for v in paste)
-                    src = tuple(v // scale for v in _within(paste, crop))
-                    _take(full[i : i + 1], dst).copy_(_take(part[k : k + 1], src))
-        l3 = self.enc.layer3(early[2])
-        return [xb, *early, l3, self.enc.layer4(l3)]
+    dec = model.decoder
+    k = model.segmentation_head[0].kernel_size[0] // 2
+    grown_box = _grow(box, k, *shapes[-1])
+    prev = None
+    for i, (out, grown, src) in enumerate(_unet_blocks(shapes, grown_box)):
+        low = read(n - 1, src) if i == 0 else prev
+        up = low.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # == nearest x2
+        up = _take(up, _within(grown, (2 * src[0], 0, 2 * src[2], 0)))
+        z = up if i >= n - 2 else torch.cat([up, read(n - 2 - i, grown)], dim=1)
+        blk = dec.blocks[i]
+        prev = _take(blk.conv2(blk.conv1(z)), _within(out, grown))
+    logits = model.segmentation_head(prev)
+    return _take(logits, _within(box, grown_box))
