@@ -98,6 +98,36 @@ def test_decode_box_reads_only_decoder_reads(box):
         np.testing.assert_allclose(decode_box(model, crops, box, origins, shapes).numpy(), whole.numpy(), atol=ATOL)
 
 
+@pytest.mark.parametrize("arch", ["DeepLabV3Plus", "DeepLabV3"])
+def test_deeplab_decoder_on_box_equals_whole_forward(arch):
+    from matseg_nb.explain.deeplab_box import deeplab_decode_box, deeplab_reads, supports_deeplab_box
+
+    model = resnet18_model(arch)
+    assert supports_deeplab_box(model) and ProbFn(model).box_decoder
+    x = torch.as_tensor(rand_image(1, 70, 90))[None]  # padded inside ProbFn
+    plain, fast = ProbFn(model, shortcuts=False), ProbFn(model)
+    for box in [(0, 70, 0, 90), (0, 9, 0, 13), (61, 70, 77, 90), (20, 45, 30, 31)]:
+        np.testing.assert_allclose(fast(x, crop=box).numpy(), plain(x, crop=box).numpy(), atol=ATOL)
+    # the reads are all it needs: NaN elsewhere changes nothing
+    with torch.no_grad():
+        feats = model.encoder(torch.as_tensor(rand_image(1, 96, 96))[None])
+        shapes = [tuple(f.shape[-2:]) for f in feats]
+        box = (40, 60, 8, 30)
+        whole = deeplab_decode_box(model, feats, box)
+        ref = model.segmentation_head(model.decoder(feats))[..., 40:60, 8:30]
+        np.testing.assert_allclose(whole.numpy(), ref.numpy(), atol=ATOL)
+        reads = deeplab_reads(model, shapes, box)
+        poisoned = [f.clone() for f in feats]
+        for lv, f in enumerate(poisoned):
+            keep = torch.zeros(f.shape[-2:], dtype=torch.bool)
+            if lv in reads:
+                keep[reads[lv][0] : reads[lv][1], reads[lv][2] : reads[lv][3]] = True
+            f[..., ~keep] = float("nan")
+        if arch == "DeepLabV3Plus":
+            assert reads[2][1] - reads[2][0] < shapes[2][0]  # only a box of the stride-4 level
+        np.testing.assert_allclose(deeplab_decode_box(model, poisoned, box).numpy(), whole.numpy(), atol=ATOL)
+
+
 @pytest.mark.parametrize("arch", ["Unet", "DeepLabV3Plus"])
 def test_incremental_encoder_equals_whole_forward(arch):
     model = resnet18_model(arch)

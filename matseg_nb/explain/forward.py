@@ -13,7 +13,7 @@ import contextlib
 import torch
 
 from matseg_nb.explain.incremental import IncrementalEncoder, supports_incremental
-from matseg_nb.explain.shortcuts import Box, decode_box, decoder_reads, levels_halve, supports_box
+from matseg_nb.explain.shortcuts import Box, box_decoder_for
 from matseg_nb.models import pad_multiple, pad_to_multiple
 
 
@@ -40,9 +40,10 @@ class ProbFn:
     ``channels_last`` defaults to True (1.5x faster convolutions on this CPU, same numbers to
     float32 rounding; :func:`heatmap_literal` / :func:`heatmap_captum` use plain NCHW); ``crop`` =
     (y0, y1, x0, x1) restricts the returned probabilities to a box (px) to save memory.
-    ``shortcuts`` (default True) enables the exact rules of :mod:`.shortcuts` where the model allows:
-    the decoder on the crop box only, and, after :meth:`prepare`, the incremental encoder (:mod:`.incremental`) for
-    batches whose images differ from the prepared one inside given windows.
+    ``shortcuts`` (default True) enables the exact rules where the model allows: the decoder on the
+    crop box only (:mod:`.shortcuts`: UNet; :mod:`.deeplab_box`: DeepLabV3/V3+), and, after
+    :meth:`prepare`, the incremental encoder (:mod:`.incremental`) for batches whose images differ from
+    the prepared one inside given windows.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
@@ -54,7 +55,8 @@ class ProbFn:
         self.pad_multiple = int(multiple or max(32, pad_multiple(model)))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt).eval()
-        self.box_decoder = bool(shortcuts) and supports_box(self.model)
+        self._box_dec = box_decoder_for(self.model) if shortcuts and _plain_forward(self.model) else None
+        self.box_decoder = self._box_dec is not None
         self.incremental = bool(shortcuts) and supports_incremental(self.model) and _plain_forward(self.model)
         self._cache: IncrementalEncoder | None = None
 
@@ -83,22 +85,21 @@ class ProbFn:
         with torch.inference_mode():
             xp, (h, w) = self._padded(x)
             box = crop if crop is not None else (0, h, 0, w)
-            m, on_box = self.model, self.box_decoder and crop is not None
+            m, dec = self.model, (self._box_dec if crop is not None else None)
             with self._autocast():
                 if self._cache is not None and windows is not None:
                     wins = [_padded_window(b, (h, w), xp.shape[-2:]) for b in windows]
                     shapes = self._cache.level_shapes()
-                    if on_box and levels_halve(shapes):
-                        reads = decoder_reads(m, shapes, box)
-                        feats, origins = self._cache.features(xp, wins, reads)
-                        return to_probs(decode_box(m, feats, box, origins, shapes))
+                    if dec is not None and dec.applies(m, shapes):
+                        feats, origins = self._cache.features(xp, wins, dec.reads(m, shapes, box))
+                        return to_probs(dec.decode(m, feats, box, origins, shapes))
                     feats = self._cache.features(xp, wins)[0]
                 else:
-                    feats = m.encoder(xp) if on_box else None
+                    feats = m.encoder(xp) if dec is not None else None
                 if feats is None:
                     logits = m(xp)
-                elif on_box and levels_halve([f.shape[-2:] for f in feats]):
-                    return to_probs(decode_box(m, feats, box))
+                elif dec is not None and dec.applies(m, [f.shape[-2:] for f in feats]):
+                    return to_probs(dec.decode(m, feats, box))
                 else:
                     logits = m.segmentation_head(m.decoder(feats))
             return to_probs(logits[:, :, box[0] : box[1], box[2] : box[3]])

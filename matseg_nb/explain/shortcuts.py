@@ -10,6 +10,9 @@ encoder features it reads are those boxes (:func:`decoder_reads`), which the inc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -124,3 +127,37 @@ def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box,
         prev = _take(blk.conv2(blk.conv1(z)), _within(out, grown))
     logits = model.segmentation_head(prev)
     return _take(logits, _within(box, grown_box))
+
+
+# ---------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class BoxDecoder:
+    """A decoder (and head) that can produce logits on a box only, from features read on boxes."""
+
+    supports: Callable[[nn.Module], bool]
+    applies: Callable[[nn.Module, list], bool]  # (model, level shapes): do the map sizes allow it
+    reads: Callable[..., dict[int, Box]]  # (model, level shapes, box) -> level -> box read
+    decode: Callable[..., torch.Tensor]  # (model, features, box, origins, level shapes) -> logits on box
+
+
+def _deeplab() -> BoxDecoder:
+    from matseg_nb.explain import deeplab_box as d
+
+    return BoxDecoder(d.supports_deeplab_box, d.layout_applies, d.deeplab_reads, d.deeplab_decode_box)
+
+
+BOX_DECODERS: dict[str, Callable[[], BoxDecoder]] = {
+    "unet": lambda: BoxDecoder(supports_box, lambda _m, shapes: levels_halve(shapes), decoder_reads, decode_box),
+    "deeplab": _deeplab,
+}
+
+
+def box_decoder_for(model: nn.Module) -> BoxDecoder | None:
+    """The registered :class:`BoxDecoder` that supports ``model``, or None (whole decoder)."""
+    for make in BOX_DECODERS.values():
+        dec = make()
+        if dec.supports(model):
+            return dec
+    return None
