@@ -18,6 +18,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 SMI=$!
 trap 'kill $SMI 2>/dev/null || true' EXIT
 timeout 300 "$PY" benchmarks/train_throughput.py --device cuda --size 512 --batch 16 --workers 4 --out "$OUT" 2>&1 | tee "$OUT/train_throughput.log"
-timeout 180 "$PY" -m benchmarks.heatmap --device cuda --full --ppe 64 --n-sub 64 --out-name heatmap_cuda 2>&1 | tee "$OUT/heatmap_cuda.log"
-cp benchmarks/results/heatmap_cuda.json "$OUT/" 2>/dev/null || true
+# one model per run, so that a slow one cannot take the other's results with it
+for model in unet deeplabv3plus; do
+  timeout 120 "$PY" -m benchmarks.heatmap --device cuda --full --ppe 64 --n-sub 64 --models "$model" \
+    --out-name "heatmap_cuda_$model" 2>&1 | tee "$OUT/heatmap_cuda_$model.log" || true
+  cp "benchmarks/results/heatmap_cuda_$model.json" "$OUT/" 2>/dev/null || true
+done
 echo "results in $OUT"

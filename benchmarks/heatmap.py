@@ -133,6 +133,7 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
     from matseg_nb.models import build_model
 
     arch, encoder = MODELS[name]
+    torch.manual_seed(0)  # the same random weights in every run
     model, _ = build_model(encoder, arch, 1, 3, encoder_weights="none")
     model.eval()
     ours_fn = ProbFn(copy.deepcopy(model), device=device)
