@@ -28,6 +28,17 @@ def resnet18_model(arch: str, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def test_box_arithmetic():
+    from matseg_nb.explain.boxes import area, clip, grow, halve, join, meet, relative
+
+    assert halve((3, 9, 0, 1)) == (1, 5, 0, 1)  # covers rows 3..8 at half resolution
+    assert grow((0, 4, 5, 8), 2, 6, 9) == (0, 6, 3, 9)
+    assert meet((0, 4, 0, 4), (4, 8, 0, 4)) is None and meet((0, 4, 0, 4), (2, 8, 1, 2)) == (2, 4, 1, 2)
+    assert join(None, (1, 2, 3, 4)) == (1, 2, 3, 4) and join((0, 1, 0, 1), (5, 6, 5, 6)) == (0, 6, 0, 6)
+    assert relative((5, 7, 9, 10), (4, 8, 8, 12)) == (1, 3, 1, 2)
+    assert clip((-3, 40, 2, 5), (32, 4)) == (0, 32, 2, 4) and area((0, 32, 2, 4)) == 64
+
+
 def test_which_models_qualify():
     import segmentation_models_pytorch as smp
 

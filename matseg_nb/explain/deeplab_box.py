@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open, in units of the map it refers to
-HW = tuple[int, int]
+from matseg_nb.explain.boxes import HW, Box, area, clip
 
 _POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity)
 
@@ -34,10 +33,6 @@ def _local_chain(modules: list[nn.Module]) -> bool:
                 and isinstance(m.padding, tuple)) or isinstance(m, _POINTWISE) for m in modules)
 
 
-def _clip(box: Box, hw: HW) -> Box:
-    return max(0, box[0]), min(hw[0], box[1]), max(0, box[2]), min(hw[1], box[3])
-
-
 def _chain_input_box(chain: list[nn.Module], out: Box) -> Box:
     """Input box (may leave the map) that the convolutions of ``chain`` need for outputs on ``out``."""
     box = out
@@ -50,7 +45,7 @@ def _chain_input_box(chain: list[nn.Module], out: Box) -> Box:
 
 def _read(t: torch.Tensor, t_box: Box, want: Box, hw: HW) -> torch.Tensor:
     """``want`` (map units, may leave the map) of the map region ``t_box`` held by t; zero outside the map."""
-    inside = _clip(want, hw)
+    inside = clip(want, hw)
     if inside[0] < t_box[0] or inside[1] > t_box[1] or inside[2] < t_box[2] or inside[3] > t_box[3]:
         raise ValueError(f"deeplab_box: {inside} is not within the computed region {t_box}")
     part = t[..., inside[0] - t_box[0] : inside[1] - t_box[0], inside[2] - t_box[2] : inside[3] - t_box[2]]
@@ -58,10 +53,6 @@ def _read(t: torch.Tensor, t_box: Box, want: Box, hw: HW) -> torch.Tensor:
         return part
     pad = (inside[2] - want[2], want[3] - inside[3], inside[0] - want[0], want[1] - inside[1])
     return F.pad(part, pad)
-
-
-def _area(box: Box) -> int:
-    return max(0, box[1] - box[0]) * max(0, box[3] - box[2])
 
 
 def _conv_by_taps(m: nn.Conv2d, x: torch.Tensor, x_box: Box, out: Box, hw: HW) -> torch.Tensor:
@@ -72,7 +63,7 @@ def _conv_by_taps(m: nn.Conv2d, x: torch.Tensor, x_box: Box, out: Box, hw: HW) -
     for i in range(kh):
         for j in range(kw):
             src = (out[0] + i * dh - ph, out[1] + i * dh - ph, out[2] + j * dw - pw, out[3] + j * dw - pw)
-            if _area(_clip(src, hw)) == 0:
+            if area(clip(src, hw)) == 0:
                 continue
             y = F.conv2d(_read(x, x_box, src, hw), m.weight[:, :, i : i + 1, j : j + 1], None, 1, 0, 1, m.groups)
             acc = y if acc is None else acc + y
@@ -200,14 +191,14 @@ def _layout(model: nn.Module, level_shapes: list[HW], box: Box) -> dict:
     hw_img, hw_deep = level_shapes[0], level_shapes[-1]
     hw_dec = level_shapes[2] if _plus(model) else hw_deep
     b_head = _src_box(box, hw_dec, hw_img) if isinstance(head[1], nn.Upsample) else box
-    b_dec = _clip(_chain_input_box([head[0]], b_head), hw_dec)
+    b_dec = clip(_chain_input_box([head[0]], b_head), hw_dec)
     lay = dict(hw_img=hw_img, hw_deep=hw_deep, hw_dec=hw_dec, head=b_head, dec=b_dec)
     if _plus(model):
-        lay["cat"] = _clip(_chain_input_box(_leaves(dec.block2), b_dec), hw_dec)
+        lay["cat"] = clip(_chain_input_box(_leaves(dec.block2), b_dec), hw_dec)
         lay["aspp_tail"] = _src_box(lay["cat"], hw_deep, hw_dec)
-        lay["aspp"] = _clip(_chain_input_box(_leaves(dec.aspp)[1:], lay["aspp_tail"]), hw_deep)
+        lay["aspp"] = clip(_chain_input_box(_leaves(dec.aspp)[1:], lay["aspp_tail"]), hw_deep)
     else:
-        lay["aspp"] = _clip(_chain_input_box([dec.conv], b_dec), hw_deep)
+        lay["aspp"] = clip(_chain_input_box([dec.conv], b_dec), hw_deep)
     return lay
 
 

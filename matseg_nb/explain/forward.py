@@ -12,8 +12,9 @@ import contextlib
 
 import torch
 
+from matseg_nb.explain.boxes import Box
 from matseg_nb.explain.incremental import IncrementalEncoder, supports_incremental
-from matseg_nb.explain.shortcuts import Box, box_decoder_for
+from matseg_nb.explain.shortcuts import box_decoder_for
 from matseg_nb.models import pad_multiple, pad_to_multiple
 
 

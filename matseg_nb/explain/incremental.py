@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open, in units of the map it refers to
+from matseg_nb.explain.boxes import Box, is_empty, join, meet, relative, shift, take
 
 _LOCAL = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Sequential, nn.Identity)
 
@@ -110,23 +110,6 @@ def _input_span(lo: int, hi: int, unit: Unit, n_in: int) -> tuple[int, int]:
     return max(0, (s * lo - a) // s * s), min(n_in, s * (hi - 1) + b + 1)
 
 
-def _empty(box: Box | None) -> bool:
-    return box is None or box[0] >= box[1] or box[2] >= box[3]
-
-
-def _meet(p: Box, q: Box) -> Box | None:
-    r = (max(p[0], q[0]), min(p[1], q[1]), max(p[2], q[2]), min(p[3], q[3]))
-    return None if _empty(r) else r
-
-
-def _join(p: Box | None, q: Box | None) -> Box | None:
-    if _empty(p):
-        return q
-    if _empty(q):
-        return p
-    return min(p[0], q[0]), max(p[1], q[1]), min(p[2], q[2]), max(p[3], q[3])
-
-
 @dataclass(frozen=True)
 class Step:
     """What one unit does for one window: compute output ``box`` from input ``crop`` (None: nothing)."""
@@ -146,14 +129,14 @@ def plan(units: list[Unit], sizes: list[tuple[int, int]], window: Box, reads: di
         if cur is not None:
             (h, w) = sizes[k + 1]
             ys, xs = _forward_span(cur[0], cur[1], unit, h), _forward_span(cur[2], cur[3], unit, w)
-            cur = None if _empty((*ys, *xs)) else (*ys, *xs)
+            cur = None if is_empty((*ys, *xs)) else (*ys, *xs)
         changed.append(cur)
     steps: list[Step] = [Step(None, None)] * len(units)
     needed_next: Box | None = None  # input crop of the unit after k
     for k in range(len(units) - 1, -1, -1):
         unit = units[k]
-        need = _join(needed_next, reads.get(unit.level) if unit.level is not None else None)
-        box = None if (_empty(need) or changed[k] is None) else _meet(changed[k], need)
+        need = join(needed_next, reads.get(unit.level) if unit.level is not None else None)
+        box = None if (is_empty(need) or changed[k] is None) else meet(changed[k], need)
         crop = None
         if box is not None:
             (h, w) = sizes[k]
@@ -161,14 +144,6 @@ def plan(units: list[Unit], sizes: list[tuple[int, int]], window: Box, reads: di
         steps[k] = Step(crop, box)
         needed_next = crop
     return steps
-
-
-def _take(t: torch.Tensor, box: Box) -> torch.Tensor:
-    return t[..., box[0] : box[1], box[2] : box[3]]
-
-
-def _shift(box: Box, origin: tuple[int, int]) -> Box:
-    return box[0] - origin[0], box[1] - origin[0], box[2] - origin[1], box[3] - origin[1]
 
 
 class IncrementalEncoder:
@@ -221,7 +196,7 @@ class IncrementalEncoder:
                 for j, i in enumerate(items):
                     step = plans[i][k]
                     origin = (step.crop[0] // unit.stride, step.crop[2] // unit.stride)
-                    done[i][k] = _take(out[j : j + 1], _shift(step.box, origin))
+                    done[i][k] = take(out[j : j + 1], shift(step.box, origin))
         feats, origins = [xb], [(0, 0)]
         for lv, (h, w) in enumerate(self.level_shapes()[1:], start=1):
             if reads is not None and lv not in reads:  # not recomputed where it changed: not returned
@@ -237,17 +212,17 @@ class IncrementalEncoder:
     def _unit_input(self, xb, k: int, i: int, steps: list[Step], done: list) -> torch.Tensor:
         crop = steps[k].crop
         if k == 0:
-            return _take(xb[i : i + 1], crop)
+            return take(xb[i : i + 1], crop)
         return self._assemble(k - 1, crop, [(steps[k - 1].box, done[k - 1])])
 
     def _assemble(self, k: int, box: Box, parts: list[tuple[Box | None, torch.Tensor | None]]) -> torch.Tensor:
         """Crop ``box`` of unit k's cached output, one copy per part, with each part's recomputed
         region (its box, its tensor) pasted in."""
-        base = _take(self.outs[k], box)
+        base = take(self.outs[k], box)
         out = base.expand(len(parts), -1, -1, -1).clone(memory_format=torch.preserve_format)
         for j, (pbox, t) in enumerate(parts):
-            inter = None if pbox is None else _meet(pbox, box)
+            inter = None if pbox is None else meet(pbox, box)
             if inter is not None:
-                _take(out[j : j + 1], _shift(inter, (box[0], box[2]))).copy_(
-                    _take(t, _shift(inter, (pbox[0], pbox[2]))))
+                take(out[j : j + 1], relative(inter, box)).copy_(
+                    take(t, relative(inter, pbox)))
         return out

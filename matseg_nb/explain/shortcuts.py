@@ -16,25 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open, px
-
-
-def _grow(box: Box, m: int, h: int, w: int) -> Box:
-    return max(0, box[0] - m), min(h, box[1] + m), max(0, box[2] - m), min(w, box[3] + m)
-
-
-def _halve(box: Box) -> Box:
-    return box[0] // 2, -(-box[1] // 2), box[2] // 2, -(-box[3] // 2)
-
-
-def _take(t: torch.Tensor, box: Box) -> torch.Tensor:
-    return t[..., box[0] : box[1], box[2] : box[3]]
-
-
-def _within(inner: Box, outer: Box) -> Box:
-    """``inner`` in the coordinates of ``outer``'s top-left corner."""
-    return inner[0] - outer[0], inner[1] - outer[0], inner[2] - outer[2], inner[3] - outer[2]
-
+from matseg_nb.explain.boxes import Box, grow, halve, relative, shift, take
 
 # ---------------------------------------------------------------- decoder on a box (smp Unet)
 
@@ -76,8 +58,8 @@ def _unet_blocks(shapes: list[tuple[int, int]], box: Box) -> list[tuple[Box, Box
     out = box
     for i in range(len(shapes) - 2, -1, -1):
         h, w = shapes[i + 1]
-        grown = _grow(out, 2, h, w)  # two 3x3 convolutions
-        src = _halve(grown)
+        grown = grow(out, 2, h, w)  # two 3x3 convolutions
+        src = halve(grown)
         out_boxes.append((out, grown, src))
         out = src
     return out_boxes[::-1]
@@ -88,7 +70,7 @@ def decoder_reads(model: nn.Module, level_shapes: list[tuple[int, int]], box: Bo
     ``level_shapes``: (h, w) per encoder level, the input first."""
     shapes = level_shapes[::-1]
     k = model.segmentation_head[0].kernel_size[0] // 2
-    blocks = _unet_blocks(shapes, _grow(box, k, *shapes[-1]))
+    blocks = _unet_blocks(shapes, grow(box, k, *shapes[-1]))
     n_levels = len(level_shapes)
     reads = {n_levels - 1: blocks[0][2]}  # the deepest level feeds block 0
     for i, (_, grown, _) in enumerate(blocks[: n_levels - 2]):  # skips: levels n-2 .. 1
@@ -112,21 +94,21 @@ def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box,
     n = len(features)
 
     def read(level: int, b: Box) -> torch.Tensor:
-        return _take(features[level], _within(b, (origins[level][0], 0, origins[level][1], 0)))
+        return take(features[level], shift(b, origins[level]))
 
     dec = model.decoder
     k = model.segmentation_head[0].kernel_size[0] // 2
-    grown_box = _grow(box, k, *shapes[-1])
+    grown_box = grow(box, k, *shapes[-1])
     prev = None
     for i, (out, grown, src) in enumerate(_unet_blocks(shapes, grown_box)):
         low = read(n - 1, src) if i == 0 else prev
         up = low.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # == nearest x2
-        up = _take(up, _within(grown, (2 * src[0], 0, 2 * src[2], 0)))
+        up = take(up, shift(grown, (2 * src[0], 2 * src[2])))
         z = up if i >= n - 2 else torch.cat([up, read(n - 2 - i, grown)], dim=1)
         blk = dec.blocks[i]
-        prev = _take(blk.conv2(blk.conv1(z)), _within(out, grown))
+        prev = take(blk.conv2(blk.conv1(z)), relative(out, grown))
     logits = model.segmentation_head(prev)
-    return _take(logits, _within(box, grown_box))
+    return take(logits, relative(box, grown_box))
 
 
 # ---------------------------------------------------------------- registry
