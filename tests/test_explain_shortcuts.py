@@ -198,3 +198,21 @@ def test_uneven_levels_fall_back_to_the_whole_decoder():
     even = [(64 // 2**i, 64 // 2**i) for i in range(6)]
     assert levels_halve(even)
     assert not levels_halve([*even[:3], (9, 8), *even[4:]])
+
+
+def test_incremental_cache_over_budget_falls_back_to_whole_passes():
+    from matseg_nb.explain.incremental import IncrementalEncoder
+
+    model = resnet18_model("Unet")
+    img, a = rand_image(1, 64, 64), box_mask(64, 64, (40, 60, 8, 30))
+    x = torch.as_tensor(img)[None]
+    bpp = IncrementalEncoder.bytes_per_pixel(model.encoder, x)
+    with torch.no_grad():
+        cache = IncrementalEncoder(model.encoder, x)
+    assert bpp * 64 * 64 == sum(o.numel() * o.element_size() for o in cache.outs)  # the probe predicts it
+    small = ProbFn(model, cache_mb=bpp * 64 * 64 / 2**20 / 2)  # half of what the cache needs
+    small.prepare(x)
+    assert not small.cached and "cache_mb" in small.cache_note
+    res = heatmap(small, img, a, window=8, stride=8)
+    assert not res.meta()["incremental"] and "incremental encoder off" in res.meta()["note"]
+    np.testing.assert_allclose(res.grid, heatmap_literal(model, img, a, window=8, stride=8).grid, rtol=2e-4)

@@ -122,7 +122,7 @@ def _auto_batch(fn: ProbFn, x: torch.Tensor, memory_mb: float) -> int:
     ran 10 % faster in batches of 4 than alone at 512x512 (docs/benchmarks.md)."""
     if fn.device.type != "cuda":
         n = int(max(1, min(8, 2**16 // (x.shape[-2] * x.shape[-1]))))
-        return max(n, 4) if fn.incremental else n
+        return max(n, 4) if fn.cached else n
     torch.cuda.synchronize(fn.device)
     torch.cuda.reset_peak_memory_stats(fn.device)
     base = torch.cuda.memory_allocated(fn.device)
@@ -171,10 +171,12 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
         for b, (i, j) in enumerate(chunk):
             grid[i, j] = h[b]
         n_fwd += 1
+    incremental = fn.cached
     fn.prepare(None)
     return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
                    max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
-                   channels_last=fn.channels_last, box_decoder=fn.box_decoder, incremental=fn.incremental)
+                   channels_last=fn.channels_last, box_decoder=fn.box_decoder, incremental=incremental,
+                   **({"note": fn.cache_note} if fn.cache_note else {}))
 
 
 def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,

@@ -167,6 +167,16 @@ class IncrementalEncoder:
         self.sizes = [tuple(x.shape[-2:])] + [tuple(o.shape[-2:]) for o in outs]
         self.level_unit = {u.level: k for k, u in enumerate(self.units) if u.level is not None}
 
+    @staticmethod
+    def bytes_per_pixel(enc: nn.Module, x: torch.Tensor) -> float:
+        """Cache size per input pixel (bytes) for images like x (B, C, H, W), from a 64x64 probe."""
+        probe = x.new_zeros((1, x.shape[1], 64, 64))
+        total = 0
+        for unit in resnet_units(enc):
+            probe = unit.fn(probe)
+            total += probe.numel() * probe.element_size()
+        return total / 64**2
+
     def level_shapes(self) -> list[tuple[int, int]]:
         """(h, w) of each encoder feature level, the input first."""
         return [self.sizes[0]] + [self.sizes[self.level_unit[lv] + 1] for lv in range(1, 6)]
