@@ -155,6 +155,10 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
     ours_sub, plain_sub = hm(ours_fn, sub)(), hm(plain_fn, sub)()
     split = {"ours": _best_split(hm(ours_fn, []), hm(ours_fn, rows_sample), len(rows_sample), rounds),
              "plain": _best_split(hm(plain_fn, []), hm(plain_fn, sub), n_sub, rounds)}
+    if device != "cpu":  # the incremental encoder is off by default on CUDA: time it too
+        inc_fn = ProbFn(copy.deepcopy(model), device=device, incremental=True)
+        hm(inc_fn, sub[:1])()
+        split["incremental"] = _best_split(hm(inc_fn, []), hm(inc_fn, rows_sample), len(rows_sample), rounds)
     if literal:
         def lit(locs):
             return lambda: heatmap_literal(model, img, a, window=window, stride=s0, locations=locs, device=device)
@@ -199,6 +203,10 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
         if literal:
             out.append(record("heatmap", f"{name} s{stride} vs literal", t["ours"], "literal loop (batch 1)",
                               t["literal"], diff_lit, **common))
+        if "incremental" in t:
+            out.append(record("heatmap", f"{name} s{stride} incremental encoder on vs captum", t["incremental"],
+                              f"captum Occlusion ppe={ppe}", t["captum"], None, **common,
+                              note="ours with ProbFn(incremental=True), extrapolated from the row sample"))
         out.append(record("heatmap", f"{name} s{stride} no shortcuts vs captum", t["plain"],
                           f"captum Occlusion ppe={ppe}", t["captum"], diff_plain, **common,
                           note="ablation: ours without the exact shortcuts; max_abs_diff = vs ours"))

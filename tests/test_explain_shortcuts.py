@@ -47,6 +47,8 @@ def test_which_models_qualify():
     scse = smp.Unet(encoder_name="tu-test_resnet", encoder_weights=None, decoder_attention_type="scse")
     assert not supports_box(scse)  # scSE pools globally
     assert supports_incremental(resnet18_model("DeepLabV3Plus"))
+    assert ProbFn(resnet18_model("Unet")).incremental  # on by default on CPU (off by default on CUDA)
+    assert not ProbFn(resnet18_model("Unet"), incremental=False).incremental
     units = resnet_units(resnet18_model("Unet").encoder)
     geometry = [(u.name, u.stride, u.reach, u.level) for u in units]
     assert geometry[:4] == [("stem", 2, (3, 3), 1), ("maxpool", 2, (1, 1), None),

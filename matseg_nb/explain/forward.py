@@ -46,12 +46,14 @@ class ProbFn:
     :meth:`prepare`, the incremental encoder (:mod:`.incremental`) for batches whose images differ from
     the prepared one inside given windows. Its cache of the prepared image's block outputs (about
     0.5 kB per pixel for ResNet50 in float32) is skipped, with a note in ``cache_note``, when it would
-    exceed ``cache_mb``.
+    exceed ``cache_mb``. ``incremental`` defaults to True except on CUDA, where large batches of whole
+    encoder passes keep a GPU busy while the incremental encoder's many small crops are launch-bound
+    (an estimate: ``benchmarks/gpu.sh`` times both).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
                  amp: bool | None = None, channels_last: bool | None = None, multiple: int | None = None,
-                 shortcuts: bool = True, cache_mb: float = 4096):
+                 shortcuts: bool = True, cache_mb: float = 4096, incremental: bool | None = None):
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.amp = self.device.type == "cuda" if amp is None else bool(amp)
         self.channels_last = True if channels_last is None else bool(channels_last)
@@ -60,7 +62,8 @@ class ProbFn:
         self.model = model.to(self.device, memory_format=fmt).eval()
         self._box_dec = box_decoder_for(self.model) if shortcuts and _plain_forward(self.model) else None
         self.box_decoder = self._box_dec is not None
-        self.incremental = bool(shortcuts) and supports_incremental(self.model) and _plain_forward(self.model)
+        on = self.device.type != "cuda" if incremental is None else bool(incremental)
+        self.incremental = bool(shortcuts) and on and supports_incremental(self.model) and _plain_forward(self.model)
         self.cache_mb = float(cache_mb)
         self.cache_note = ""
         self._cache: IncrementalEncoder | None = None
