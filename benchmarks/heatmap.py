@@ -122,10 +122,11 @@ def _seconds(fn) -> float:
 
 def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4), n_sub: int = 8,
                 ppe: int = 8, device: str = "cpu", full: bool = False, literal: bool = True,
-                rounds: int = 2, ours_rows: int = 4) -> list[dict]:
+                rounds: int = 2, ours_rows: int = 4, time_incremental: bool | None = None) -> list[dict]:
     """Rows for one model: ours (auto batch, exact shortcuts) vs Captum Occlusion at ``ppe``, at 1
     perturbation per evaluation and on channels_last, vs the literal loop; ours without shortcuts
-    (ablation); ours restricted to windows near A."""
+    (ablation); ours restricted to windows near A; ``time_incremental`` (default: off the CPU, where the
+    incremental encoder is not the default) adds ours with it forced on."""
     from scipy import ndimage
 
     from matseg_nb.explain import ProbFn, heatmap, heatmap_literal
@@ -155,10 +156,11 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
     ours_sub, plain_sub = hm(ours_fn, sub)(), hm(plain_fn, sub)()
     split = {"ours": _best_split(hm(ours_fn, []), hm(ours_fn, rows_sample), len(rows_sample), rounds),
              "plain": _best_split(hm(plain_fn, []), hm(plain_fn, sub), n_sub, rounds)}
-    if device != "cpu":  # the incremental encoder is off by default on CUDA: time it too
+    if device != "cpu" if time_incremental is None else time_incremental:
         inc_fn = ProbFn(copy.deepcopy(model), device=device, incremental=True)
         hm(inc_fn, sub[:1])()
         split["incremental"] = _best_split(hm(inc_fn, []), hm(inc_fn, rows_sample), len(rows_sample), rounds)
+        inc_sub = hm(inc_fn, sub)()
     if literal:
         def lit(locs):
             return lambda: heatmap_literal(model, img, a, window=window, stride=s0, locations=locs, device=device)
@@ -174,6 +176,7 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
     diff_cl = float(max(abs(ours_sub.grid[i, j] - v) for (i, j), v in sorted(cap_vals["captum_cl"].items())))
     diff_lit = float(np.abs(ours_sub.grid - lit_sub.grid)[lit_sub.valid].max()) if literal else None
     diff_plain = float(np.abs(ours_sub.grid - plain_sub.grid)[plain_sub.valid].max())
+    diff_inc = float(max(abs(inc_sub.grid[i, j] - cap[(i, j)]) for i, j in sorted(cap))) if "incremental" in split else None
     meta = ours_sub.meta()
     out = []
     for stride in strides:
@@ -205,7 +208,7 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
                               t["literal"], diff_lit, **common))
         if "incremental" in t:
             out.append(record("heatmap", f"{name} s{stride} incremental encoder on vs captum", t["incremental"],
-                              f"captum Occlusion ppe={ppe}", t["captum"], None, **common,
+                              f"captum Occlusion ppe={ppe}", t["captum"], diff_inc, **common,
                               note="ours with ProbFn(incremental=True), extrapolated from the row sample"))
         out.append(record("heatmap", f"{name} s{stride} no shortcuts vs captum", t["plain"],
                           f"captum Occlusion ppe={ppe}", t["captum"], diff_plain, **common,

@@ -31,10 +31,11 @@ def test_qc_case_features_identical(tmp_path):
 def test_heatmap_case_equal_to_captum_and_literal(name):
     from benchmarks import heatmap
 
-    rows = heatmap.bench_model(name, size=96, window=16, strides=(16,), n_sub=2, ppe=2, rounds=1, ours_rows=1)
+    rows = heatmap.bench_model(name, size=96, window=16, strides=(16,), n_sub=2, ppe=2, rounds=1, ours_rows=1,
+                               time_incremental=True)
     by = {r["variant"].split(" ", 2)[2]: r for r in rows}
     assert set(by) == {"vs captum", "vs captum ppe=1", "vs captum channels_last", "vs literal",
-                       "no shortcuts vs captum", "region vs captum"}
+                       "incremental encoder on vs captum", "no shortcuts vs captum", "region vs captum"}
     row = by["vs captum"]
     assert row["ours_sample_locations"] == 6  # one whole grid row
     assert all(v > 0 for v in row["fixed_s"].values()) and all(v > 0 for v in row["per_location_s"].values())
