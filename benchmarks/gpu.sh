@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 ( nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 1 > "$OUT/utilisation.csv" 2>/dev/null ) &
 SMI=$!
 trap 'kill $SMI 2>/dev/null || true' EXIT
-timeout 260 "$PY" benchmarks/train_throughput.py --device cuda --size 512 --batch 16 --workers 4 --out "$OUT" 2>&1 | tee "$OUT/train_throughput.log"
+timeout 260 "$PY" benchmarks/train_throughput.py --device cuda --size 512 --batch 16 --workers 4 --out "$OUT" 2>&1 | tee "$OUT/train_throughput.log" || true
 # one model per run, so that a slow one cannot take the other's results with it
 for model in unet deeplabv3plus; do
   timeout 100 "$PY" -m benchmarks.heatmap --device cuda --full --ppe 64 --n-sub 64 --models "$model" \

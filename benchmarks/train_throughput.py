@@ -124,15 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else [
         (e, d) for e in PAPER_ENCODERS for d in PAPER_DECODERS]
     split = _split(args.dataset, size)
-    rows = []
-    for enc, dec in pairs:
-        for amp in modes:
-            row = bench_pair(enc, dec, split, device, size, batch, steps, warmup, amp, workers)
-            rows.append(row)
-            mem = f"{row['peak_gpu_mem_gib']:.2f} GiB" if row["peak_gpu_mem_gib"] is not None else "n/a"
-            print(f"{enc:>22} {dec:<14} amp+cl={str(amp):<5} {row['images_per_s']:8.2f} img/s  "
-                  f"step {row['step_time_s']:.3f}s  data-wait {row['data_wait_share']:.1%}  peak {mem}", flush=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    rows: list[dict] = []
     result = {
         "script": "benchmarks/train_throughput.py", "utc": stamp, "device": device.type,
         "device_name": torch.cuda.get_device_name(0) if use_cuda else platform.processor() or "cpu",
@@ -141,7 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         "loader_workers": workers, "encoder_weights": "none", "loss": "ce+dice", "optimizer": "adam lr 1e-4",
         "results": rows,
     }
-    out = atomic_write_json(args.out / f"train_throughput_{device.type}_{stamp}.json", result)
+    path = args.out / f"train_throughput_{device.type}_{stamp}.json"
+    for enc, dec in pairs:
+        for amp in modes:
+            row = bench_pair(enc, dec, split, device, size, batch, steps, warmup, amp, workers)
+            rows.append(row)
+            out = atomic_write_json(path, result)  # after every pair: a timeout keeps what was measured
+            mem = f"{row['peak_gpu_mem_gib']:.2f} GiB" if row["peak_gpu_mem_gib"] is not None else "n/a"
+            print(f"{enc:>22} {dec:<14} amp+cl={str(amp):<5} {row['images_per_s']:8.2f} img/s  "
+                  f"step {row['step_time_s']:.3f}s  data-wait {row['data_wait_share']:.1%}  peak {mem}", flush=True)
     print(f"wrote {out}")
     return 0
 
