@@ -44,3 +44,16 @@ def test_heatmap_case_equal_to_captum_and_literal(name):
     for r in rows:
         assert r["max_abs_diff"] <= 1e-4 * h_max + 1e-6, r
     assert by["vs captum"]["box_decoder"] and by["vs captum"]["incremental"]
+
+
+def test_train_throughput_cpu_fallback_writes_its_rows(tmp_path):
+    import json
+
+    from benchmarks import train_throughput
+
+    assert train_throughput.main(["--device", "cpu", "--pairs", "resnet50:Unet", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("train_throughput_cpu_*.json")
+    result = json.loads(path.read_text())
+    assert result["cpu_fallback"] and len(result["results"]) == 1
+    row = result["results"][0]
+    assert row["images_per_s"] > 0 and 0.0 <= row["data_wait_share"] <= 1.0
