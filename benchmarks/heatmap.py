@@ -42,20 +42,25 @@ class _Stop(Exception):
     pass
 
 
-def make_inputs(size: int, seed: int = 0):
-    """Smooth synthetic micrograph-like image (1, S, S) in [0, 1] and A = a box of side S/4.
+def make_inputs(size: int, seed: int = 0, a_kind: str = "box"):
+    """Smooth synthetic micrograph-like image (1, S, S) in [0, 1] and A.
 
-    A sits at the left edge, rows S/16 .. S/16 + S/4, so that the first windows in Captum's order
-    (column 0, top rows) -- the timed subset -- overlap it and have a large H (far from A, the H of a
-    random-weight network is ~1e-6, the size of float32 noise, which would make the equality check
-    meaningless)."""
+    ``a_kind="box"``: a box of side S/4 at the left edge, rows S/16 .. S/16 + S/4, so that the first
+    windows in Captum's order (column 0, top rows) -- the compared subset -- overlap it and have a large
+    H (far from A, the H of a random-weight network is ~1e-6, the size of float32 noise, which would make
+    the equality check meaningless). ``"lines"``: 1 px lines every S/8 px in both directions, from the
+    edges (like grain boundaries drawn over the whole image: A's bounding box is the image)."""
     from matseg_nb.explain.kernels import gaussian_blur
 
     g = torch.Generator().manual_seed(seed)
     img = gaussian_blur(torch.rand((1, size, size), generator=g), 3.0)
     img = (img - img.min()) / (img.max() - img.min())
     a = np.zeros((size, size), dtype=bool)
-    a[size // 16 : size // 16 + size // 4, : size // 4] = True
+    if a_kind == "lines":
+        a[:: size // 8, :] = a[:, :: size // 8] = True
+        a[-1, :] = a[:, -1] = True
+    else:
+        a[size // 16 : size // 16 + size // 4, : size // 4] = True
     return img.numpy(), a
 
 
@@ -122,7 +127,8 @@ def _seconds(fn) -> float:
 
 def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4), n_sub: int = 8,
                 ppe: int = 8, device: str = "cpu", full: bool = False, literal: bool = True,
-                rounds: int = 2, ours_rows: int = 4, time_incremental: bool | None = None) -> list[dict]:
+                rounds: int = 2, ours_rows: int = 4, time_incremental: bool | None = None,
+                a_kind: str = "box") -> list[dict]:
     """Rows for one model: ours (auto batch, exact shortcuts) vs Captum Occlusion at ``ppe``, at 1
     perturbation per evaluation and on channels_last, vs the literal loop; ours without shortcuts
     (ablation); ours restricted to windows near A; ``time_incremental`` (default: off the CPU, where the
@@ -139,7 +145,8 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
     model.eval()
     ours_fn = ProbFn(copy.deepcopy(model), device=device)
     plain_fn = ProbFn(copy.deepcopy(model), device=device, shortcuts=False)
-    img, a = make_inputs(size)
+    img, a = make_inputs(size, a_kind=a_kind)
+    label = name if a_kind == "box" else f"{name} A={a_kind}"
     region = ndimage.binary_dilation(a, iterations=window)
     s0 = strides[0]
     sub = [(i, 0) for i in range(n_sub)]  # Captum's first windows: outputs compared there
@@ -184,7 +191,8 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
         n_loc = len(ys) * len(xs)
         n_region = int(region_grid_mask(region, window, stride).sum())
         t = {k: f + per * n_loc for k, (f, per) in split.items()}
-        common = dict(model=f"{arch}-{encoder}", size=size, window=window, stride=stride, n_locations=n_loc,
+        common = dict(model=f"{arch}-{encoder}", a_kind=a_kind, size=size, window=window, stride=stride,
+                      n_locations=n_loc,
                       device=device, ours_batch=meta["max_batch"], box_decoder=meta["box_decoder"],
                       incremental=meta["incremental"], a_box=meta["box"], n_subset=n_sub,
                       ours_sample_locations=len(rows_sample), extrapolated=not full, rounds=rounds,
@@ -197,23 +205,23 @@ def bench_model(name: str, size: int = 512, window: int = 16, strides=(16, 8, 4)
                                                               region=region))
         else:
             t_region = split["ours"][0] + split["ours"][1] * n_region
-        out.append(record("heatmap", f"{name} s{stride} vs captum", t["ours"], f"captum Occlusion ppe={ppe}",
+        out.append(record("heatmap", f"{label} s{stride} vs captum", t["ours"], f"captum Occlusion ppe={ppe}",
                           t["captum"], diff_cap, **common))
-        out.append(record("heatmap", f"{name} s{stride} vs captum ppe=1", t["ours"], "captum Occlusion ppe=1",
+        out.append(record("heatmap", f"{label} s{stride} vs captum ppe=1", t["ours"], "captum Occlusion ppe=1",
                           t["captum1"], diff_cap, **common))
-        out.append(record("heatmap", f"{name} s{stride} vs captum channels_last", t["ours"],
+        out.append(record("heatmap", f"{label} s{stride} vs captum channels_last", t["ours"],
                           f"captum Occlusion ppe={ppe}, channels_last model", t["captum_cl"], diff_cl, **common))
         if literal:
-            out.append(record("heatmap", f"{name} s{stride} vs literal", t["ours"], "literal loop (batch 1)",
+            out.append(record("heatmap", f"{label} s{stride} vs literal", t["ours"], "literal loop (batch 1)",
                               t["literal"], diff_lit, **common))
         if "incremental" in t:
-            out.append(record("heatmap", f"{name} s{stride} incremental encoder on vs captum", t["incremental"],
+            out.append(record("heatmap", f"{label} s{stride} incremental encoder on vs captum", t["incremental"],
                               f"captum Occlusion ppe={ppe}", t["captum"], diff_inc, **common,
                               note="ours with ProbFn(incremental=True), extrapolated from the row sample"))
-        out.append(record("heatmap", f"{name} s{stride} no shortcuts vs captum", t["plain"],
+        out.append(record("heatmap", f"{label} s{stride} no shortcuts vs captum", t["plain"],
                           f"captum Occlusion ppe={ppe}", t["captum"], diff_plain, **common,
                           note="ablation: ours without the exact shortcuts; max_abs_diff = vs ours"))
-        out.append(record("heatmap", f"{name} s{stride} region vs captum", t_region, "captum full grid",
+        out.append(record("heatmap", f"{label} s{stride} region vs captum", t_region, "captum full grid",
                           t["captum"], diff_cap, **common, n_region_locations=n_region,
                           note=f"ours restricted to windows touching A dilated by {window} px: "
                                f"{n_region}/{n_loc} locations, values equal there, 0 elsewhere"))
@@ -231,6 +239,10 @@ def run(quick: bool = False, device: str = "cpu", full: bool = False, models=("u
     for name in models:
         rows += bench_model(name, size=size, n_sub=n_sub, ppe=min(ppe, n_sub) if not full else ppe,
                             device=device, full=full, ours_rows=1 if quick else 4)
+    if not quick and not full:  # A spanning the image: the decoder shortcuts cannot help (one stride, 1 round)
+        for name in models:
+            rows += bench_model(name, size=size, strides=(16,), n_sub=n_sub, ppe=ppe, device=device, rounds=1,
+                                ours_rows=1, a_kind="lines")
     return rows
 
 

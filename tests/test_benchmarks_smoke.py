@@ -27,13 +27,14 @@ def test_qc_case_features_identical(tmp_path):
     assert row["ours_peak_rss_mb"] > row["data_rss_mb"] > 0
 
 
-@pytest.mark.parametrize("name", ["unet"])
-def test_heatmap_case_equal_to_captum_and_literal(name):
+@pytest.mark.parametrize("a_kind", ["box", "lines"])
+def test_heatmap_case_equal_to_captum_and_literal(a_kind):
     from benchmarks import heatmap
 
-    rows = heatmap.bench_model(name, size=96, window=16, strides=(16,), n_sub=2, ppe=2, rounds=1, ours_rows=1,
-                               time_incremental=True)
-    by = {r["variant"].split(" ", 2)[2]: r for r in rows}
+    rows = heatmap.bench_model("unet", size=96, window=16, strides=(16,), n_sub=2, ppe=2, rounds=1, ours_rows=1,
+                               time_incremental=True, a_kind=a_kind)
+    by = {r["variant"].split(" s16 ", 1)[1]: r for r in rows}
+    assert all(r["a_kind"] == a_kind for r in rows)
     assert set(by) == {"vs captum", "vs captum ppe=1", "vs captum channels_last", "vs literal",
                        "incremental encoder on vs captum", "no shortcuts vs captum", "region vs captum"}
     row = by["vs captum"]
@@ -43,7 +44,8 @@ def test_heatmap_case_equal_to_captum_and_literal(name):
     assert h_max > 1e-3
     for r in rows:
         assert r["max_abs_diff"] <= 1e-4 * h_max + 1e-6, r
-    assert by["vs captum"]["box_decoder"] and by["vs captum"]["incremental"]
+    assert by["vs captum"]["incremental"]
+    assert by["vs captum"]["box_decoder"] == (a_kind == "box")  # A's box spans the image with lines
 
 
 def test_train_throughput_cpu_fallback_writes_its_rows(tmp_path):

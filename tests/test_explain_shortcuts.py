@@ -119,26 +119,26 @@ def test_deeplab_decoder_on_box_equals_whole_forward(arch):
     assert supports_deeplab_box(model) and ProbFn(model).box_decoder
     x = torch.as_tensor(rand_image(1, 70, 90))[None]  # padded inside ProbFn
     plain, fast = ProbFn(model, shortcuts=False), ProbFn(model)
-    for box in [(0, 70, 0, 90), (0, 9, 0, 13), (61, 70, 77, 90), (20, 45, 30, 31)]:
+    for box in [(0, 70, 0, 90), (0, 9, 0, 13), (61, 70, 77, 90), (20, 45, 30, 31)]:  # the first: whole decoder
         np.testing.assert_allclose(fast(x, crop=box).numpy(), plain(x, crop=box).numpy(), atol=ATOL)
     # the reads are all it needs: NaN elsewhere changes nothing
     with torch.no_grad():
         feats = model.encoder(torch.as_tensor(rand_image(1, 96, 96))[None])
         shapes = [tuple(f.shape[-2:]) for f in feats]
-        box = (40, 60, 8, 30)
-        whole = deeplab_decode_box(model, feats, box)
-        ref = model.segmentation_head(model.decoder(feats))[..., 40:60, 8:30]
-        np.testing.assert_allclose(whole.numpy(), ref.numpy(), atol=ATOL)
-        reads = deeplab_reads(model, shapes, box)
-        poisoned = [f.clone() for f in feats]
-        for lv, f in enumerate(poisoned):
-            keep = torch.zeros(f.shape[-2:], dtype=torch.bool)
-            if lv in reads:
-                keep[reads[lv][0] : reads[lv][1], reads[lv][2] : reads[lv][3]] = True
-            f[..., ~keep] = float("nan")
-        if arch == "DeepLabV3Plus":
-            assert reads[2][1] - reads[2][0] < shapes[2][0]  # only a box of the stride-4 level
-        np.testing.assert_allclose(deeplab_decode_box(model, poisoned, box).numpy(), whole.numpy(), atol=ATOL)
+        logits = model.segmentation_head(model.decoder(feats))
+        for box in [(40, 60, 8, 30), (0, 96, 0, 96)]:
+            whole = deeplab_decode_box(model, feats, box)
+            np.testing.assert_allclose(whole.numpy(), logits[..., box[0] : box[1], box[2] : box[3]].numpy(), atol=ATOL)
+            reads = deeplab_reads(model, shapes, box)
+            poisoned = [f.clone() for f in feats]
+            for lv, f in enumerate(poisoned):
+                keep = torch.zeros(f.shape[-2:], dtype=torch.bool)
+                if lv in reads:
+                    keep[reads[lv][0] : reads[lv][1], reads[lv][2] : reads[lv][3]] = True
+                f[..., ~keep] = float("nan")
+            if arch == "DeepLabV3Plus" and box[1] < 96:
+                assert reads[2][1] - reads[2][0] < shapes[2][0]  # only a box of the stride-4 level
+            np.testing.assert_allclose(deeplab_decode_box(model, poisoned, box).numpy(), whole.numpy(), atol=ATOL)
 
 
 @pytest.mark.parametrize("arch", ["Unet", "DeepLabV3Plus"])
@@ -218,3 +218,18 @@ def test_incremental_cache_over_budget_falls_back_to_whole_passes():
     res = heatmap(small, img, a, window=8, stride=8)
     assert not res.meta()["incremental"] and "incremental encoder off" in res.meta()["note"]
     np.testing.assert_allclose(res.grid, heatmap_literal(model, img, a, window=8, stride=8).grid, rtol=2e-4)
+
+
+def test_crops_over_half_the_image_use_the_whole_decoder():
+    import dataclasses
+
+    from matseg_nb.explain.forward import BOX_DECODER_MAX_FRACTION
+
+    fn = ProbFn(tiny_model("Unet"))
+    calls = []
+    fn._box_dec = dataclasses.replace(fn._box_dec, decode=lambda *a, **k: calls.append(a[2]) or torch.zeros(1, 3, 1, 1))
+    x = torch.as_tensor(rand_image(1, 64, 64))[None]
+    fn(x, crop=(0, 64, 0, 64))
+    side = int((BOX_DECODER_MAX_FRACTION * 64 * 64) ** 0.5)
+    fn(x, crop=(0, side, 0, side))
+    assert calls == [(0, side, 0, side)]

@@ -12,7 +12,7 @@ import contextlib
 
 import torch
 
-from matseg_nb.explain.boxes import Box
+from matseg_nb.explain.boxes import Box, area
 from matseg_nb.explain.incremental import IncrementalEncoder, supports_incremental
 from matseg_nb.explain.shortcuts import box_decoder_for
 from matseg_nb.models import pad_multiple, pad_to_multiple
@@ -32,6 +32,9 @@ def to_probs(logits: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(logits)
         return torch.cat([1.0 - p, p], dim=1)
     return torch.softmax(logits, dim=1)
+
+
+BOX_DECODER_MAX_FRACTION = 0.5  # of the padded image's area: larger crops run the whole decoder
 
 
 class ProbFn:
@@ -66,6 +69,7 @@ class ProbFn:
         self.incremental = bool(shortcuts) and on and supports_incremental(self.model) and _plain_forward(self.model)
         self.cache_mb = float(cache_mb)
         self.cache_note = ""
+        self.used_box_decoder = False  # whether the last call ran a decoder on its crop box
         self._cache: IncrementalEncoder | None = None
 
     def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -104,7 +108,11 @@ class ProbFn:
         with torch.inference_mode():
             xp, (h, w) = self._padded(x)
             box = crop if crop is not None else (0, h, 0, w)
-            m, dec = self.model, (self._box_dec if crop is not None else None)
+            # a box decoder pays off for boxes well inside the image; near the whole image the native
+            # decoder is faster (measured: 0.36-0.51 s vs 0.18-0.24 s per 512x512 image on this CPU)
+            small = crop is not None and area(box) <= BOX_DECODER_MAX_FRACTION * xp.shape[-2] * xp.shape[-1]
+            m, dec = self.model, (self._box_dec if small else None)
+            self.used_box_decoder = dec is not None
             with self._autocast():
                 if self._cache is not None and windows is not None:
                     wins = [_padded_window(b, (h, w), xp.shape[-2:]) for b in windows]

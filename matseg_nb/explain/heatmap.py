@@ -175,7 +175,7 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     fn.prepare(None)
     return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
                    max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
-                   channels_last=fn.channels_last, box_decoder=fn.box_decoder, incremental=incremental,
+                   channels_last=fn.channels_last, box_decoder=fn.used_box_decoder, incremental=incremental,
                    **({"note": fn.cache_note} if fn.cache_note else {}))
 
 

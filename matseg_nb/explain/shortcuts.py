@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from matseg_nb.explain.boxes import Box, grow, halve, relative, shift, take
@@ -102,7 +103,7 @@ def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box,
     prev = None
     for i, (out, grown, src) in enumerate(_unet_blocks(shapes, grown_box)):
         low = read(n - 1, src) if i == 0 else prev
-        up = low.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # == nearest x2
+        up = F.interpolate(low, scale_factor=2.0, mode="nearest")  # as smp's block: local, crop-exact
         up = take(up, shift(grown, (2 * src[0], 2 * src[2])))
         z = up if i >= n - 2 else torch.cat([up, read(n - 2 - i, grown)], dim=1)
         blk = dec.blocks[i]
