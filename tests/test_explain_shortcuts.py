@@ -28,6 +28,18 @@ def resnet18_model(arch: str, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+def poison_outside(feats: list[torch.Tensor], reads: dict) -> list[torch.Tensor]:
+    """Copies of the feature maps with NaN everywhere except the box ``reads[level]`` of each level."""
+    out = [f.clone() for f in feats]
+    for lv, f in enumerate(out):
+        keep = torch.zeros(f.shape[-2:], dtype=torch.bool)
+        if lv in reads:
+            r = reads[lv]
+            keep[r[0] : r[1], r[2] : r[3]] = True
+        f[..., ~keep] = float("nan")
+    return out
+
+
 def test_box_arithmetic():
     from matseg_nb.explain.boxes import area, clip, grow, halve, join, meet, relative
 
@@ -97,14 +109,8 @@ def test_decode_box_reads_only_decoder_reads(box):
         whole = decode_box(model, feats, box)
         reads = decoder_reads(model, shapes, box)
         assert sorted(reads) == [1, 2, 3, 4, 5]
-        poisoned = [f.clone() for f in feats]  # NaN outside what the decoder reads
-        for lv, f in enumerate(poisoned):
-            keep = torch.zeros(f.shape[-2:], dtype=torch.bool)
-            if lv in reads:
-                r = reads[lv]
-                keep[r[0] : r[1], r[2] : r[3]] = True
-            f[..., ~keep] = float("nan")
-        np.testing.assert_allclose(decode_box(model, poisoned, box).numpy(), whole.numpy(), atol=ATOL)
+        np.testing.assert_allclose(decode_box(model, poison_outside(feats, reads), box).numpy(), whole.numpy(),
+                                   atol=ATOL)
         crops = [feats[0]] + [f[..., reads[lv][0] : reads[lv][1], reads[lv][2] : reads[lv][3]]
                               for lv, f in enumerate(feats) if lv]
         origins = [(0, 0)] + [(reads[lv][0], reads[lv][2]) for lv in range(1, 6)]
@@ -130,15 +136,10 @@ def test_deeplab_decoder_on_box_equals_whole_forward(arch):
             whole = deeplab_decode_box(model, feats, box)
             np.testing.assert_allclose(whole.numpy(), logits[..., box[0] : box[1], box[2] : box[3]].numpy(), atol=ATOL)
             reads = deeplab_reads(model, shapes, box)
-            poisoned = [f.clone() for f in feats]
-            for lv, f in enumerate(poisoned):
-                keep = torch.zeros(f.shape[-2:], dtype=torch.bool)
-                if lv in reads:
-                    keep[reads[lv][0] : reads[lv][1], reads[lv][2] : reads[lv][3]] = True
-                f[..., ~keep] = float("nan")
             if arch == "DeepLabV3Plus" and box[1] < 96:
                 assert reads[2][1] - reads[2][0] < shapes[2][0]  # only a box of the stride-4 level
-            np.testing.assert_allclose(deeplab_decode_box(model, poisoned, box).numpy(), whole.numpy(), atol=ATOL)
+            np.testing.assert_allclose(deeplab_decode_box(model, poison_outside(feats, reads), box).numpy(),
+                                       whole.numpy(), atol=ATOL)
 
 
 @pytest.mark.parametrize("arch", ["Unet", "DeepLabV3Plus"])

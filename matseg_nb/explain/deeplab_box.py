@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from matseg_nb.explain.boxes import HW, Box, area, clip
+from matseg_nb.explain.boxes import HW, Box, area, clip, relative, take
 
 _POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity)
 
@@ -48,7 +48,7 @@ def _read(t: torch.Tensor, t_box: Box, want: Box, hw: HW) -> torch.Tensor:
     inside = clip(want, hw)
     if inside[0] < t_box[0] or inside[1] > t_box[1] or inside[2] < t_box[2] or inside[3] > t_box[3]:
         raise ValueError(f"deeplab_box: {inside} is not within the computed region {t_box}")
-    part = t[..., inside[0] - t_box[0] : inside[1] - t_box[0], inside[2] - t_box[2] : inside[3] - t_box[2]]
+    part = take(t, relative(inside, t_box))
     if inside == want:
         return part
     pad = (inside[2] - want[2], want[3] - inside[3], inside[0] - want[0], want[1] - inside[1])

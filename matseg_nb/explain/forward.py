@@ -63,10 +63,11 @@ class ProbFn:
         self.pad_multiple = int(multiple or max(32, pad_multiple(model)))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt).eval()
-        self._box_dec = box_decoder_for(self.model) if shortcuts and _plain_forward(self.model) else None
+        plain = bool(shortcuts) and _plain_forward(self.model)
+        self._box_dec = box_decoder_for(self.model) if plain else None
         self.box_decoder = self._box_dec is not None
         on = self.device.type != "cuda" if incremental is None else bool(incremental)
-        self.incremental = bool(shortcuts) and on and supports_incremental(self.model) and _plain_forward(self.model)
+        self.incremental = plain and on and supports_incremental(self.model)
         self.cache_mb = float(cache_mb)
         self.cache_note = ""
         self.used_box_decoder = False  # whether the last call ran a decoder on its crop box
@@ -79,7 +80,7 @@ class ProbFn:
     def prepare(self, x: torch.Tensor | None) -> None:
         """Cache the encoder's block outputs for x (1, C, H, W) for later ``windows=`` calls (no-op when the
         incremental rule does not apply or the cache would exceed ``cache_mb``); ``None`` drops the cache."""
-        self._cache = None
+        self._cache, self.cache_note = None, ""
         if self.incremental and x is not None:
             with torch.inference_mode(), self._autocast():
                 xp = self._padded(x)[0]

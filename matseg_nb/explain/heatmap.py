@@ -171,12 +171,12 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
         for b, (i, j) in enumerate(chunk):
             grid[i, j] = h[b]
         n_fwd += 1
-    incremental = fn.cached
+    incremental, note = fn.cached, fn.cache_note
     fn.prepare(None)
     return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
                    max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
                    channels_last=fn.channels_last, box_decoder=fn.used_box_decoder, incremental=incremental,
-                   **({"note": fn.cache_note} if fn.cache_note else {}))
+                   **({"note": note} if note else {}))
 
 
 def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,
