@@ -27,11 +27,11 @@ demo: install
 
 ## the whole suite (slow, browser and gui tests included), under a virtual X display
 test: install system-deps
-	$(VENV)/bin/ruff check matseg_nb widgets tests benchmarks
+	$(VENV)/bin/ruff check matseg_nb tests benchmarks
 	xvfb-run -a -s "-screen 0 1280x1024x24" $(VENV)/bin/pytest
 
 lint: install
-	$(VENV)/bin/ruff check matseg_nb widgets tests benchmarks
+	$(VENV)/bin/ruff check matseg_nb tests benchmarks
 
 bench: install
 	$(PY) -m benchmarks

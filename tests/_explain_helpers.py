@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # for ``import widgets.painter_widget``
-    sys.path.insert(0, str(REPO_ROOT))
 
 
 def tiny_model(arch: str = "Unet", in_channels: int = 1, classes: int = 3, seed: int = 0) -> nn.Module:

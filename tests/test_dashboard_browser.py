@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-NOTEBOOK = REPO / "widgets" / "dashboard.ipynb"
+NOTEBOOK = REPO / "matseg_nb" / "widgets" / "dashboard.ipynb"
 LOAD_MS = 180_000     # Voilà executes the notebook (imports torch) before the page shows widgets
 SWEEP_MS = 480_000    # tiny 1-job sweep incl. papermill kernel start (about 1 min unloaded)
 EXPLAIN_MS = 180_000
@@ -43,9 +43,8 @@ def free_port() -> int:
 @pytest.fixture()
 def voila(tmp_path):
     """(url, workspace) of a Voilà server for the dashboard; stopped (with any sweep it started) afterwards."""
-    sys.path.insert(0, str(REPO))
     from matseg_nb.commands.dashboard import voila_command
-    from widgets.profile_editor import default_profile
+    from matseg_nb.widgets.profile_editor import default_profile
 
     ws = tmp_path / "ws"
     (ws / "profiles").mkdir(parents=True)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from matseg_nb.errors import UserError  # noqa: E402
 from matseg_nb.report.workspace import is_in_workspace, resolve_in_workspace  # noqa: E402
@@ -56,7 +54,7 @@ def test_sibling_prefix_is_not_inside(tmp_path):
 
 
 def test_app_builds_tabs_and_seeds_a_tiny_profile(tmp_path):
-    from widgets.dashboard_app import TABS, DashboardApp
+    from matseg_nb.widgets.dashboard_app import TABS, DashboardApp
 
     app = DashboardApp(tmp_path / "ws")
     assert [app.tabs.get_title(i) for i in range(len(TABS))] == list(TABS)
@@ -67,7 +65,7 @@ def test_app_builds_tabs_and_seeds_a_tiny_profile(tmp_path):
 
 
 def test_configure_refuses_a_path_outside_the_workspace_visibly(tmp_path):
-    from widgets.dashboard_app import DashboardApp
+    from matseg_nb.widgets.dashboard_app import DashboardApp
 
     (tmp_path / "secret.json").write_text("{}")
     app = DashboardApp(tmp_path / "ws")
@@ -79,7 +77,7 @@ def test_configure_refuses_a_path_outside_the_workspace_visibly(tmp_path):
 
 
 def test_editor_save_outside_is_refused_in_the_dashboard(tmp_path):
-    from widgets.dashboard_app import DashboardApp
+    from matseg_nb.widgets.dashboard_app import DashboardApp
 
     app = DashboardApp(tmp_path / "ws")
     editor = app.configure.editor
@@ -94,7 +92,7 @@ def test_editor_save_outside_is_refused_in_the_dashboard(tmp_path):
 
 
 def test_start_sweep_refuses_invalid_or_outside_profiles(tmp_path):
-    from widgets.dashboard_app import DashboardState
+    from matseg_nb.widgets.dashboard_app import DashboardState
 
     st = DashboardState(tmp_path / "ws")
     with pytest.raises(UserError, match="outside"):
@@ -110,7 +108,7 @@ def test_start_sweep_refuses_invalid_or_outside_profiles(tmp_path):
 def test_start_sweep_launches_a_detached_argument_list(tmp_path, monkeypatch):
     import subprocess
 
-    from widgets import dashboard_app
+    from matseg_nb.widgets import dashboard_app
 
     calls = {}
 
@@ -137,7 +135,7 @@ def test_start_sweep_launches_a_detached_argument_list(tmp_path, monkeypatch):
 
 
 def test_no_eval_exec_or_shell_in_the_dashboard():
-    for path in (REPO / "widgets" / "dashboard_app.py", REPO / "widgets" / "profile_editor.py",
+    for path in (REPO / "matseg_nb" / "widgets" / "dashboard_app.py", REPO / "matseg_nb" / "widgets" / "profile_editor.py",
                  REPO / "matseg_nb" / "commands" / "dashboard.py"):
         text = path.read_text()
         for banned in ("eval(", "exec(", "shell=True", "os.system"):
@@ -157,7 +155,7 @@ def test_dashboard_command_is_loopback_voila(tmp_path, capsys):
 def test_dashboard_notebook_is_thin():
     import nbformat
 
-    nb = nbformat.read(REPO / "widgets" / "dashboard.ipynb", as_version=4)
+    nb = nbformat.read(REPO / "matseg_nb" / "widgets" / "dashboard.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert len(code) <= 3 and "DashboardApp" in "".join(c.source for c in code)
     assert "MATSEG_WORKSPACE" in "".join(c.source for c in code)
@@ -166,7 +164,7 @@ def test_dashboard_notebook_is_thin():
 def test_analysis_tabs_show_their_folders(tmp_path):
     from _report_helpers import write_png
 
-    from widgets.dashboard_app import DashboardApp
+    from matseg_nb.widgets.dashboard_app import DashboardApp
 
     app = DashboardApp(tmp_path / "ws")
     run = tmp_path / "ws" / "runs" / "tiny"
@@ -188,7 +186,7 @@ def test_analysis_tabs_show_their_folders(tmp_path):
 
 
 def test_analysis_without_a_run_asks_for_one(tmp_path):
-    from widgets.dashboard_app import DashboardApp
+    from matseg_nb.widgets.dashboard_app import DashboardApp
 
     app = DashboardApp(tmp_path / "ws")
     app.compare.start()
@@ -200,7 +198,7 @@ def test_analysis_without_a_run_asks_for_one(tmp_path):
 def test_run_tab_follows_an_existing_sweep_folder(tmp_path):
     from _report_helpers import make_fake_loop
 
-    from widgets.dashboard_app import DashboardApp
+    from matseg_nb.widgets.dashboard_app import DashboardApp
 
     ws = tmp_path / "ws"
     make_fake_loop(ws / "runs" / "old")

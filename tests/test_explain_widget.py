@@ -9,7 +9,7 @@ from matseg_nb.explain import load_annotation
 
 
 def _widget(tmp_path):
-    from widgets.painter_widget import PainterWidget
+    from matseg_nb.widgets.painter_widget import PainterWidget
 
     return PainterWidget(rand_image(1, 40, 60), save_path=tmp_path / "A.png", brush=3)
 

@@ -37,8 +37,7 @@ pytestmark = pytest.mark.slow
 
 def tiny_profile() -> dict:
     """1 job: nasa-super1 x tu-test_resnet x Unet, random init, 64 px crops, 2 epochs x 2 steps."""
-    sys.path.insert(0, str(REPO))
-    from widgets.profile_editor import default_profile
+    from matseg_nb.widgets.profile_editor import default_profile
 
     profile = default_profile("nasa-super1")
     profile["name"] = "nbval-tiny"

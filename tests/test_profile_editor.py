@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from matseg_nb.errors import UserError  # noqa: E402
 from matseg_nb.profiles import profile_from_dict  # noqa: E402
-from widgets.profile_editor import ProfileEditor, ProfileEditorModel, default_profile  # noqa: E402
+from matseg_nb.widgets.profile_editor import ProfileEditor, ProfileEditorModel, default_profile  # noqa: E402
 
 
 def test_default_profile_is_valid_and_compiles():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import importlib.util
 
 import nbformat
 import pytest
@@ -18,11 +18,10 @@ def test_notebook_structure(repo_root):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     assert code[0].source.splitlines() == ["job = {}", 'run_dir = "runs/example"', "threads = 0"]
-    sys.path.insert(0, str(repo_root / "notebooks"))
-    try:
-        import _build_train_notebook as gen
-    finally:
-        sys.path.pop(0)
+    spec = importlib.util.spec_from_file_location("_build_train_notebook",
+                                                  repo_root / "notebooks" / "_build_train_notebook.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
     assert [c.source for c in gen.build().cells] == [c.source for c in nb.cells], "rerun the generator"
 
 

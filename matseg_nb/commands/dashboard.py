@@ -11,13 +11,13 @@ from pathlib import Path
 
 from matseg_nb.errors import UserError
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "widgets" / "dashboard.ipynb"
+NOTEBOOK = Path(__file__).resolve().parent.parent / "widgets" / "dashboard.ipynb"
 WORKSPACE_ENV = "MATSEG_WORKSPACE"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("dashboard", help="serve the Voila dashboard (Configure/Run/Compare/Quality/Explain)",
-                              description="Serves widgets/dashboard.ipynb with Voila, bound to 127.0.0.1. "
+                              description="Serves matseg_nb/widgets/dashboard.ipynb with Voila, bound to 127.0.0.1. "
                               "Every file the dashboard reads or writes stays inside --workspace.")
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     p.add_argument("--workspace", default="workspace", help="workspace folder (created; default ./workspace)")

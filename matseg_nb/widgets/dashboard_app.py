@@ -31,7 +31,7 @@ import ipywidgets as w
 
 from matseg_nb.errors import UserError
 from matseg_nb.report.workspace import resolve_in_workspace
-from widgets.profile_editor import ProfileEditor, ProfileEditorModel, default_profile
+from matseg_nb.widgets.profile_editor import ProfileEditor, ProfileEditorModel, default_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE_ENV = "MATSEG_WORKSPACE"
@@ -570,7 +570,7 @@ class ExplainTab:
 
     def open_image(self) -> None:
         from matseg_nb.explain import load_model_input
-        from widgets.painter_widget import PainterWidget
+        from matseg_nb.widgets.painter_widget import PainterWidget
 
         if not self.jobs.value or not self.images.value:
             self.message.value = message_html("pick a job and an image first", "error")
