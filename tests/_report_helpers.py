@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from _sweep_helpers import write_fake_run
 from PIL import Image
 
 JOB_IDS = (
@@ -37,15 +38,10 @@ def make_fake_loop(root: Path, with_qc: bool = True, with_explain: bool = True) 
                         {"job_id": JOB_IDS[1], "status": "failed", "error": "ValueError: boom <script>"}]}
     (sweep / "summary.json").write_text(json.dumps(summary))
     for i, job_id in enumerate(JOB_IDS):
-        d = sweep / job_id
-        d.mkdir()
         ds, enc, dec, *_ = job_id.split("__")
-        (d / "job.json").write_text(json.dumps({"job_id": job_id, "dataset": ds, "encoder": enc, "decoder": dec,
-                                                "seed": 0, "versions": {"torch": "2.x", "smp": "0.6.0"}}))
-        if i == 0:
-            (d / "metrics.json").write_text(json.dumps({"dataset_level": {"iou": 0.8123456, "dice": 0.87},
-                                                        "train_time_s": 12.5}))
-            (d / "COMPLETE").write_text(json.dumps({"job_id": job_id}))
+        write_fake_run(sweep, job_id, dataset=ds, encoder=enc, decoder=dec,
+                       status="complete" if i == 0 else "failed", ious=[0.8123456], dice=0.87,
+                       error=("ValueError", "boom <script>"))
     comp = root / "compare"
     comp.mkdir()
     (comp / "table_iou.csv").write_text("dataset,encoder,decoder,iou\nnasa-super1,tu-test_resnet,Unet,0.8123456\n")

@@ -103,3 +103,43 @@ def run_sweep_cli(profile: Path, out: Path, *extra: str, control: Path | None = 
         env[CONTROL_ENV] = str(control)
     return subprocess.run(sweep_cmd(profile, out, *extra), env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+# -- fake run folders (the one writer every test helper uses) ------------------------------------------
+def write_fake_run(sweep: Path, job_id: str, *, dataset: str = "nasa-super1", encoder: str = "tu-test_resnet",
+                   decoder: str = "Unet", seed: int = 0, status: str = "complete",
+                   ious: list[float] | None = None, dice: float | None = None, weights: str = "none",
+                   latency_s: float = 0.01, n_params: int = 1_000_000, train_time_s: float = 12.5,
+                   error: tuple[str, str] = ("RuntimeError", "CUDA out of memory"),
+                   extra_job: dict | None = None) -> Path:
+    """Write one run folder through ``matseg_nb.runs.Run``; returns it.
+
+    ``status``: complete (job.json, history.csv, per_image.csv, metrics.json, COMPLETE), failed
+    (job.json + error.json with ``error`` = (type, message)) or incomplete (job.json only). ``ious``: foreground IoU per test image
+    (default one image at 0.8); the dataset-level IoU is their mean.
+    """
+    from matseg_nb.runs import Run
+
+    run = Run(sweep / job_id)
+    run.write_job({"job_id": job_id, "dataset": dataset, "encoder": encoder, "decoder": decoder, "seed": seed,
+                   "encoder_weights": weights, "versions": {"torch": "2.x", "smp": "0.6.0"}, **(extra_job or {})})
+    if status == "failed":
+        run.write_error({"type": error[0], "message": error[1], "traceback": "..."})
+        return run.path
+    if status != "complete":
+        return run.path
+    ious = [0.8] if ious is None else [float(v) for v in ious]
+    run.write_history([{"epoch": 0, "val_iou": 0.25}, {"epoch": 1, "val_iou": 0.5}], ["epoch", "val_iou"])
+    rows = []
+    for i, v in enumerate(ious):
+        rows.append({"image": f"img{i:03d}", "class_id": 0, "class_name": "background", "iou": 0.99, "dice": 0.99})
+        rows.append({"image": f"img{i:03d}", "class_id": 1, "class_name": "phase", "iou": v, "dice": 2 * v / (1 + v)})
+    run.write_per_image(rows, ["image", "class_id", "class_name", "iou", "dice"])
+    mean = sum(ious) / len(ious)
+    run.write_metrics({"dataset_level": {"iou": mean, "dice": dice if dice is not None else 2 * mean / (1 + mean),
+                                         "wiou": mean, "pixel_accuracy": 0.95},
+                       "per_image_mean": {"iou": mean}, "epochs_run": 2, "best_epoch": 1,
+                       "best_val": {"val_iou": 0.5}, "train_time_s": train_time_s, "latency_s_per_image": latency_s,
+                       "n_params": n_params, "encoder_weights": weights, "n_images": len(ious)})
+    run.mark_complete("2026-01-01T00:00:00+00:00", 1.0)
+    return run.path

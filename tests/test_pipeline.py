@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from _sweep_helpers import write_fake_run
+
 from matseg_nb.cli import main
 from matseg_nb.pipeline import STAGES, best_run, format_qc, run_demo
 
@@ -29,12 +31,10 @@ def test_profile_and_data_stages_on_demo_profile(tmp_path):
 
 
 def _fake_run(root: Path, job_id: str, dataset: str, iou: float | None, complete: bool = True) -> Path:
-    run = root / job_id
-    run.mkdir(parents=True)
-    (run / "job.json").write_text(json.dumps({"dataset": dataset, "dataset_slug": dataset}))
-    (run / "metrics.json").write_text(json.dumps({"dataset_level": {"iou": iou}}))
-    if complete:
-        (run / "COMPLETE").write_text("{}")
+    run = write_fake_run(root, job_id, dataset=dataset, ious=[0.0 if iou is None else iou],
+                         status="complete" if complete else "incomplete")
+    if iou is None:  # a complete run without a test IoU
+        (run / "metrics.json").write_text(json.dumps({"dataset_level": {"iou": None}}))
     return run
 
 

@@ -6,7 +6,6 @@ supplies times and whether the sweep process is still alive.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import socket
@@ -14,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from matseg_nb.errors import UserError
+from matseg_nb.runs import Run
 from matseg_nb.sweep.clock import seconds_since
 from matseg_nb.sweep.failure import one_line
 from matseg_nb.sweep.marker import is_complete, read_error, read_marker, read_running
 from matseg_nb.sweep.progress import format_seconds
 from matseg_nb.sweep.summary import STATUSES, SUMMARY_FILE, SWEEP_FILE, JobRecord, SweepSummary
 
-#: metric name in tables -> candidate keys in metrics.json "dataset_level" (first found wins)
-TEST_IOU_KEYS = ("miou", "mean_iou", "iou_mean", "iou", "fg_iou", "iou_fg")
 #: seconds without a summary update after which a sweep on another host counts as gone
 STALE_S = 120
 
@@ -33,37 +31,14 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, dict):  # e.g. {"mean": x, ...}
-        value = value.get("mean", value.get("foreground_mean"))
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def test_iou(run_dir: Path) -> float | None:
-    """Dataset-level test IoU (foreground mean) from ``metrics.json``, or None."""
-    metrics = _read_json(run_dir / "metrics.json") or {}
-    level = metrics.get("dataset_level") or {}
-    for key in TEST_IOU_KEYS:
-        if key in level and _as_float(level[key]) is not None:
-            return _as_float(level[key])
-    return None
+    """Dataset-level test IoU (foreground mean) from ``metrics.json``, or None (``runs.Run.test_iou``)."""
+    return Run(run_dir).test_iou()
 
 
 def val_iou(run_dir: Path) -> float | None:
-    """Best validation IoU over epochs from ``history.csv`` (``metrics.json`` ``best_val_iou`` first)."""
-    best = _as_float((_read_json(run_dir / "metrics.json") or {}).get("best_val_iou"))
-    if best is not None:
-        return best
-    try:
-        with open(run_dir / "history.csv", newline="") as fh:
-            values = [_as_float(row.get("val_iou")) for row in csv.DictReader(fh)]
-    except OSError:
-        return None
-    values = [v for v in values if v is not None and v == v]
-    return max(values) if values else None
+    """Best validation IoU (``metrics.json`` best_val first, else ``history.csv``), or None."""
+    return Run(run_dir).best_val_iou()
 
 
 def alive(summary: dict[str, Any]) -> bool:

@@ -1,0 +1,134 @@
+"""One loop: the folder layout of a loop's outputs and the one set of named stage settings.
+
+``matseg demo`` (``matseg_nb.pipeline``), the dashboard and the notebooks all build a :class:`LoopLayout`
+for their output folder and take their QC / explanation settings from :data:`DEMO_SETTINGS` (or a
+:class:`StageSettings` made from it), so the three routes produce the same artefacts::
+
+    <root>/data/      <dataset>.json (summary), <dataset>-preview.png
+    <root>/sweep/     run folders, sweep.json, summary.json        (matseg_nb.runs.Sweep)
+    <root>/compare/   tables, plots, recommendation                 (matseg_nb.compare)
+    <root>/qc/        qc.json, scores, ROC, gallery                 (matseg_nb.qc)
+    <root>/explain/   heatmap, faithfulness, explain.json           (matseg_nb.explain)
+    <root>/report.html, <root>/report.json                          (matseg_nb.report)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from matseg_nb.runs import Sweep
+
+
+@dataclass(frozen=True)
+class LoopLayout:
+    """The folders of one loop under ``root`` (nothing is created until :meth:`make`)."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def sweep(self) -> Path:
+        return self.root / "sweep"
+
+    @property
+    def compare(self) -> Path:
+        return self.root / "compare"
+
+    @property
+    def qc(self) -> Path:
+        return self.root / "qc"
+
+    @property
+    def explain(self) -> Path:
+        return self.root / "explain"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    def make(self) -> LoopLayout:
+        """Create the root folder (stages create their own sub-folder); returns self."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def open_sweep(self) -> Sweep:
+        """The typed sweep folder (``matseg_nb.runs.Sweep``); UserError when it is not a sweep."""
+        return Sweep.open(self.sweep)
+
+    @classmethod
+    def from_sweep(cls, sweep_dir: str | os.PathLike) -> LoopLayout:
+        """The layout whose ``sweep`` folder is ``sweep_dir`` (its parent is the root)."""
+        return cls(Path(sweep_dir).parent)
+
+
+#: imaging shifts applied to the held-out images as the OOD side of QC (two strengths each)
+QC_SHIFTS: tuple[str, ...] = tuple(f"{kind}:{strength}"
+                                   for kind in ("noise", "blur", "contrast", "brightness", "rescale", "bitdepth_down")
+                                   for strength in ("mild", "strong"))
+
+
+@dataclass(frozen=True)
+class QCSettings:
+    """Arguments of ``matseg_nb.qc.run.run_qc`` for the loop (sizes in pixels)."""
+
+    reference_split: str = "train"
+    heldout_split: str = "test"
+    shifts: tuple[str, ...] = QC_SHIFTS
+    level: str = "both"
+    extractors: tuple[str, ...] = ("encoder", "texture")
+    tile_size: int = 128
+    tiles_per_image: int = 16
+
+    def run_qc_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``run_qc`` (lists where it takes lists)."""
+        d = asdict(self)
+        d["shifts"] = list(self.shifts)
+        return d
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """Arguments of ``matseg_nb.explain.explain_image`` for the loop: occlusion ``kernel``, ``window`` and
+    ``stride`` in pixels, centre ``crop`` in pixels (keeps a CPU run within minutes)."""
+
+    kernel: str = "blur"
+    window: int = 16
+    stride: int = 8
+    crop: int = 128
+
+    def explain_kwargs(self) -> dict[str, Any]:
+        return {"kernel": self.kernel, "window": self.window, "stride": self.stride}
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """The named settings of every analysis stage of the loop."""
+
+    qc: QCSettings = field(default_factory=QCSettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_qc(self, **changes: Any) -> StageSettings:
+        return replace(self, qc=replace(self.qc, **changes))
+
+    def with_explain(self, **changes: Any) -> StageSettings:
+        return replace(self, explain=replace(self.explain, **changes))
+
+
+#: the settings ``matseg demo``, the dashboard and the notebooks use
+DEMO_SETTINGS = StageSettings()

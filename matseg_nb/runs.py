@@ -1,0 +1,435 @@
+"""Run and sweep folders: the one typed reader and writer of what a training job leaves on disk.
+
+A run folder (one per job, named by its job id) holds::
+
+    job.json        the effective job plus provenance (versions, device, classes, split sizes)
+    history.csv     one row per epoch: epoch, train_loss, val_loss, val_iou, val_dice, lr, epoch_time_s
+    metrics.json    test metrics: dataset_level {iou, dice, wiou, pixel_accuracy, ...}, per_image_mean,
+                    per_class, and scalars (epochs_run, best_epoch, best_val, train_time_s, ...)
+    per_image.csv   one row per (test image, class): image, class_id, class_name, iou, dice, ...
+    model/          the saved model (``matseg_nb.models.save_model``)
+    predictions/    <image stem>.png, the predicted class ids of each test image
+    COMPLETE        written last by the sweep (``matseg_nb.sweep.marker``): the folder is finished
+    error.json      written instead when the job failed
+
+A sweep folder holds run folders plus ``sweep.json`` (the job ids) and ``summary.json`` (times).
+Every reader in the package (status, compare, report, dashboard, QC, explain) goes through
+:class:`Run` and :class:`Sweep`; every write is atomic (``matseg_nb.atomic``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from matseg_nb.errors import UserError
+
+JOB_FILE = "job.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+PER_IMAGE_FILE = "per_image.csv"
+MODEL_DIR = "model"
+PREDICTIONS_DIR = "predictions"
+SWEEP_FILE = "sweep.json"
+SUMMARY_FILE = "summary.json"
+
+RunStatus = Literal["complete", "failed", "running", "incomplete", "pending"]
+#: the dataset-level metrics a run reports (metrics.json "dataset_level"), all in [0, 1]
+METRIC_KEYS = ("iou", "dice", "wiou", "pixel_accuracy")
+
+
+class RunFileError(UserError):
+    """A run-folder file exists but cannot be read (corrupted JSON, wrong shape); the message names it."""
+
+
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when absent; RunFileError when unreadable or not an object."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{path}: expected a JSON object, found unreadable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None (missing, null, NaN, not a number)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """``metrics.json`` of a finished run. Scores are fractions in [0, 1] (None when not computed)."""
+
+    iou: float | None
+    dice: float | None = None
+    wiou: float | None = None
+    pixel_accuracy: float | None = None
+    best_val_iou: float | None = None
+    epochs_run: int | None = None
+    best_epoch: int | None = None
+    train_time_s: float | None = None
+    latency_s_per_image: float | None = None
+    n_params: int | None = None
+    encoder_weights: str | None = None
+    n_images: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = METRICS_FILE) -> RunMetrics:
+        """Parse metrics.json content; RunFileError when ``dataset_level`` is not an object."""
+        level = data.get("dataset_level")
+        if not isinstance(level, dict):
+            raise RunFileError(f"{source}: expected an object 'dataset_level', found {type(level).__name__}")
+        best_val = data.get("best_val") if isinstance(data.get("best_val"), dict) else {}
+        ints = {k: (int(v) if (v := _number(data.get(k))) is not None else None)
+                for k in ("epochs_run", "best_epoch", "n_params", "n_images")}
+        return cls(
+            **{k: _number(level.get(k)) for k in METRIC_KEYS},
+            best_val_iou=_number(best_val.get("val_iou", data.get("best_val_iou"))),
+            train_time_s=_number(data.get("train_time_s")),
+            latency_s_per_image=_number(data.get("latency_s_per_image")),
+            encoder_weights=data.get("encoder_weights"), raw=dict(data), **ints,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics.json form (``raw`` extended by the typed fields)."""
+        out = dict(self.raw)
+        level = dict(out.get("dataset_level") or {})
+        level.update({k: getattr(self, k) for k in METRIC_KEYS if getattr(self, k) is not None})
+        out["dataset_level"] = level
+        for key in ("epochs_run", "best_epoch", "train_time_s", "latency_s_per_image", "n_params",
+                    "encoder_weights", "n_images"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.best_val_iou is not None:
+            out.setdefault("best_val", {})["val_iou"] = self.best_val_iou
+        return out
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise RunFileError(f"{path}: expected a CSV table, found unreadable text ({exc})") from None
+
+
+def _csv_text(rows: Iterable[Mapping[str, Any]], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder. ``job_id`` is the folder's name; nothing is read until asked."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def job_id(self) -> str:
+        return self.path.name
+
+    # -- state ----------------------------------------------------------------------------------------
+    @property
+    def is_complete(self) -> bool:
+        """True when the ``COMPLETE`` marker names this job (and job.json agrees)."""
+        from matseg_nb.sweep.marker import is_complete
+
+        return is_complete(self.path, self.job_id)
+
+    def error(self) -> dict[str, Any] | None:
+        """error.json of a failed job (type, message, traceback), or None."""
+        from matseg_nb.sweep.marker import read_error
+
+        return read_error(self.path)
+
+    def error_line(self) -> str | None:
+        """One line ``Type: message`` of a failed job, or None."""
+        err = self.error()
+        if err is None:
+            return None
+        text = f"{err.get('type', 'Error')}: {err.get('message', '')}".strip()
+        return text.splitlines()[0] if text else "failed"
+
+    def status(self, listed: str | None = None) -> RunStatus:
+        """complete / failed / running / incomplete / pending (``listed``: what summary.json says)."""
+        from matseg_nb.sweep.marker import read_running
+
+        if self.is_complete:
+            return "complete"
+        if self.error() is not None or listed == "failed":
+            return "failed"
+        if not self.path.is_dir():
+            return "pending"
+        if read_running(self.path) is not None or listed == "running":
+            return "running"
+        return "incomplete"
+
+    # -- reading --------------------------------------------------------------------------------------
+    def job(self) -> dict[str, Any]:
+        """The effective job (job.json's ``job`` entry, or job.json itself); {} when absent."""
+        meta = _read_json_object(self.path / JOB_FILE) or {}
+        job = meta.get("job") if isinstance(meta.get("job"), dict) else meta
+        return {**job, "job_id": job.get("job_id") or meta.get("job_id") or self.job_id}
+
+    def provenance(self) -> dict[str, Any]:
+        """job.json in full (versions, git commit, device, classes, split sizes ...); {} when absent."""
+        return _read_json_object(self.path / JOB_FILE) or {}
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset reference of the job (job.json, else the job id's first part)."""
+        job = self.job()
+        return job.get("dataset") or (self.job_id.split("__")[0] if "__" in self.job_id else None)
+
+    def metrics(self) -> RunMetrics | None:
+        """metrics.json, typed; None when absent; RunFileError (naming the file) when corrupted."""
+        data = _read_json_object(self.path / METRICS_FILE)
+        return None if data is None else RunMetrics.from_dict(data, str(self.path / METRICS_FILE))
+
+    def test_iou(self) -> float | None:
+        """Dataset-level test IoU, or None when the run has none or its metrics.json is unreadable."""
+        try:
+            metrics = self.metrics()
+        except RunFileError:
+            return None
+        return metrics.iou if metrics else None
+
+    def history(self) -> list[dict[str, float | None]]:
+        """history.csv rows with numbers parsed (empty cells -> None); [] when absent."""
+        return [{k: _number(v) for k, v in row.items()} for row in _csv_rows(self.path / HISTORY_FILE)]
+
+    def best_val_iou(self) -> float | None:
+        """Best validation IoU: metrics.json's best_val first, else the best history.csv epoch."""
+        try:
+            metrics = self.metrics()
+        except RunFileError:
+            metrics = None
+        if metrics and metrics.best_val_iou is not None:
+            return metrics.best_val_iou
+        try:
+            values = [r.get("val_iou") for r in self.history()]
+        except RunFileError:
+            return None
+        values = [v for v in values if v is not None]
+        return max(values) if values else None
+
+    def per_image_rows(self) -> list[dict[str, Any]]:
+        """per_image.csv rows (image, class_id, class_name, iou, dice, ...) with numbers parsed."""
+        out = []
+        for row in _csv_rows(self.path / PER_IMAGE_FILE):
+            out.append({k: (v if k in ("image", "class_name") else _number(v)) for k, v in row.items()})
+        return out
+
+    def per_image_foreground(self) -> dict[str, dict[str, float | None]]:
+        """Per test image: nanmean of iou/dice over foreground classes (class_id >= 1; all classes
+        when only one class is listed), the convention of ``matseg_nb.metrics``."""
+        rows = self.per_image_rows()
+        if rows and not {"image", "class_id", "iou"} <= set(rows[0]):
+            raise RunFileError(f"{self.path / PER_IMAGE_FILE}: expected columns image, class_id, iou, ..., "
+                               f"found {sorted(rows[0])}")
+        classes = {r["class_id"] for r in rows}
+        fg = [r for r in rows if (r["class_id"] or 0) >= 1] if len(classes) > 1 else rows
+        out: dict[str, dict[str, float | None]] = {}
+        for image in sorted({r["image"] for r in fg}):
+            mine = [r for r in fg if r["image"] == image]
+            out[image] = {}
+            for key in ("iou", "dice"):
+                vals = [r.get(key) for r in mine if r.get(key) is not None]
+                out[image][key] = sum(vals) / len(vals) if vals else None
+        return out
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_DIR
+
+    def prediction_path(self, image_stem: str) -> Path:
+        return self.path / PREDICTIONS_DIR / f"{image_stem}.png"
+
+    def predictions(self) -> dict[str, Path]:
+        """Image stem -> predicted-mask PNG of each test image."""
+        folder = self.path / PREDICTIONS_DIR
+        return {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
+
+    # -- writing --------------------------------------------------------------------------------------
+    def write_job(self, meta: Mapping[str, Any]) -> Path:
+        """Write job.json (the job's fields plus provenance) atomically."""
+        return _write_json(self.path / JOB_FILE, dict(meta))
+
+    def write_history(self, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
+        path = self.path / HISTORY_FILE
+        atomic_write_text(path, _csv_text(rows, columns))
+        return path
+
+    def write_metrics(self, metrics: RunMetrics | Mapping[str, Any]) -> Path:
+        data = metrics.to_dict() if isinstance(metrics, RunMetrics) else dict(metrics)
+        return _write_json(self.path / METRICS_FILE, data)
+
+    def write_per_image(self, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
+        path = self.path / PER_IMAGE_FILE
+        atomic_write_text(path, _csv_text(rows, columns))
+        return path
+
+    def write_prediction(self, image_stem: str, png: bytes) -> Path:
+        path = self.prediction_path(image_stem)
+        atomic_write_bytes(path, png)
+        return path
+
+    def mark_complete(self, started_at: str, duration_s: float) -> dict[str, Any]:
+        """Write the ``COMPLETE`` marker (last, atomically)."""
+        from matseg_nb.sweep.marker import write_marker
+
+        return write_marker(self.path, self.job_id, started_at, duration_s)
+
+    def write_error(self, error: Mapping[str, Any]) -> Path:
+        """Write error.json ({type, message, traceback})."""
+        return _write_json(self.path / "error.json", dict(error))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> Path:
+    atomic_write_json(path, data)
+    return path
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One job of a sweep as its folders say: run, status, and the one-line error of a failed job."""
+
+    run: Run
+    status: RunStatus
+    error: str | None = None
+    listed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def job_id(self) -> str:
+        return self.run.job_id
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep folder: run folders plus sweep.json / summary.json."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Sweep:
+        """The sweep in ``path``; UserError (one line) when it is not a sweep folder."""
+        sweep = cls(Path(path))
+        if not sweep.path.is_dir():
+            raise UserError(f"{sweep.path}: expected a sweep folder, found nothing there")
+        if not sweep.is_sweep():
+            raise UserError(f"{sweep.path}: expected a sweep folder ({SWEEP_FILE}, {SUMMARY_FILE} or run "
+                            f"folders with {JOB_FILE}), found none of them")
+        return sweep
+
+    def is_sweep(self) -> bool:
+        return (self.path / SWEEP_FILE).exists() or (self.path / SUMMARY_FILE).exists() or bool(self._folders())
+
+    def sweep_meta(self) -> dict[str, Any]:
+        """sweep.json ({} when absent or unreadable: the run folders are the truth)."""
+        try:
+            return _read_json_object(self.path / SWEEP_FILE) or {}
+        except RunFileError:
+            return {}
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json ({} when absent or unreadable)."""
+        try:
+            return _read_json_object(self.path / SUMMARY_FILE) or {}
+        except RunFileError:
+            return {}
+
+    def listed(self) -> dict[str, dict[str, Any]]:
+        """Job id -> what sweep.json and summary.json say about it (status, error, times), in order."""
+        out: dict[str, dict[str, Any]] = {}
+        meta = self.sweep_meta()
+        for jid in meta.get("job_ids", []) or []:
+            out.setdefault(str(jid), {})
+        for job in meta.get("jobs", []) or []:
+            if isinstance(job, dict) and job.get("job_id"):
+                out.setdefault(str(job["job_id"]), {}).update(job)
+        entries = self.summary().get("jobs", [])
+        if isinstance(entries, dict):
+            entries = [dict(v, job_id=k) for k, v in entries.items() if isinstance(v, dict)]
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("job_id"):
+                out.setdefault(str(entry["job_id"]), {}).update(entry)
+        return out
+
+    def _folders(self) -> list[str]:
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name for p in self.path.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and any((p / n).exists() for n in (JOB_FILE, "COMPLETE", "error.json", METRICS_FILE)))
+
+    def job_ids(self) -> list[str]:
+        """Listed jobs in their order, then run folders no list names."""
+        listed = list(self.listed())
+        return listed + [n for n in self._folders() if n not in listed]
+
+    def run(self, job_id: str) -> Run:
+        return Run(self.path / job_id)
+
+    def jobs(self) -> list[SweepJob]:
+        """Every job with its status (nothing dropped: failed, incomplete and pending jobs too)."""
+        listed = self.listed()
+        out = []
+        for jid in self.job_ids():
+            info = listed.get(jid, {})
+            run = self.run(jid)
+            status = run.status(info.get("status"))
+            error = None
+            if status == "failed":
+                error = run.error_line() or str(info.get("error") or "failed (no error.json)")
+            elif status == "pending":
+                error = str(info.get("error") or "no run folder")
+            elif status == "incomplete":
+                error = "no COMPLETE marker"
+            out.append(SweepJob(run, status, error, info))
+        return out
+
+    def complete_runs(self) -> list[Run]:
+        return [j.run for j in self.jobs() if j.status == "complete"]
+
+    def best_run(self, dataset: str | None = None) -> Run | None:
+        """The complete run with the highest test IoU (of ``dataset``: its reference or folder name)."""
+        best, best_iou = None, -math.inf
+        for run in self.complete_runs():
+            try:
+                names = (run.dataset, Path(str(run.dataset)).name, run.job().get("dataset_slug"))
+            except RunFileError:  # corrupted job.json: not a candidate
+                continue
+            if dataset is not None and dataset not in names:
+                continue
+            iou = run.test_iou()
+            if iou is not None and iou > best_iou:
+                best, best_iou = run, iou
+        return best
