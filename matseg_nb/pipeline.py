@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matseg_nb.atomic import atomic_write_json
+from matseg_nb.loop import DEMO_SETTINGS
 
 Log = Callable[[str], None]
 
@@ -106,37 +107,26 @@ def stage_compare(ctx: DemoContext) -> None:
 
 def best_run(sweep_dir: Path, dataset: str | None = None) -> Path | None:
     """The complete run folder with the highest dataset-level test IoU (optionally of one dataset)."""
-    import json
+    from matseg_nb.runs import Sweep
 
-    best, best_iou = None, -1.0
-    for marker in sorted(Path(sweep_dir).glob("*/COMPLETE")):
-        run = marker.parent
-        metrics = json.loads((run / "metrics.json").read_text())
-        job = json.loads((run / "job.json").read_text())
-        if dataset and job.get("dataset_slug", job.get("dataset")) != dataset and job.get("dataset") != dataset:
-            continue
-        iou = (metrics.get("dataset_level") or {}).get("iou")
-        if iou is not None and iou > best_iou:
-            best, best_iou = run, iou
-    return best
+    run = Sweep(sweep_dir).best_run(dataset)
+    return None if run is None else run.path
 
 
 def _qc_dataset(ctx: DemoContext) -> tuple[str, Path | None]:
     """The best run of the whole sweep (highest test IoU) and its dataset's name: QC and explanations use it."""
-    import json
+    from matseg_nb.runs import Run
 
     run = best_run(ctx.out / "sweep")
     if run is None:
         return "", None
-    job = json.loads((run / "job.json").read_text())
     from matseg_nb.data import open_dataset
 
-    return open_dataset(job["dataset"], base_dir=ctx.profile.base_dir).name, run
+    return open_dataset(Run(run).job()["dataset"], base_dir=ctx.profile.base_dir).name, run
 
 
-#: imaging shifts applied to the held-out images as the OOD side of the demo's QC (two strengths each)
-DEMO_SHIFTS = [f"{kind}:{strength}" for kind in ("noise", "blur", "contrast", "brightness", "rescale", "bitdepth_down")
-               for strength in ("mild", "strong")]
+#: imaging shifts applied to the held-out images as the OOD side of the demo's QC (``matseg_nb.loop``)
+DEMO_SHIFTS = list(DEMO_SETTINGS.qc.shifts)
 
 
 def stage_qc(ctx: DemoContext) -> None:
@@ -151,8 +141,7 @@ def stage_qc(ctx: DemoContext) -> None:
 
     names = [open_dataset(e.ref, base_dir=ctx.profile.base_dir).name for e in ctx.profile.dataset]
     others = [n for n in names if n != name]  # the profile's other datasets are the OOD side, with the shifts
-    result = run_qc(run, reference_split="train", test=others, shifts=DEMO_SHIFTS, out_dir=ctx.out / "qc",
-                    level="both", tiles_per_image=16)
+    result = run_qc(run, test=others, out_dir=ctx.out / "qc", **DEMO_SETTINGS.qc.run_qc_kwargs())
     ctx.results["qc"] = {"run": str(run), "out": str(ctx.out / "qc")}
     ctx.log(format_qc(result.summary if hasattr(result, "summary") else {}, getattr(result, "verdict", "?")))
 
@@ -170,7 +159,8 @@ def format_qc(summary: dict, verdict: str) -> str:
     return "\n".join(lines)
 
 
-def stage_explain(ctx: DemoContext, crop: int = 128, window: int = 16, stride: int = 8) -> None:
+def stage_explain(ctx: DemoContext, crop: int = DEMO_SETTINGS.explain.crop, window: int = DEMO_SETTINGS.explain.window,
+                  stride: int = DEMO_SETTINGS.explain.stride) -> None:
     """Counterfactual heatmap + faithfulness for one test image of the best model, with A = the ground
     truth's class boundaries (stated as such in the annotation's JSON), on a ``crop`` px centre crop so the
     demo stays within minutes on a CPU."""
@@ -194,7 +184,8 @@ def stage_explain(ctx: DemoContext, crop: int = 128, window: int = 16, stride: i
     img, gt = img[:, y0:y0 + size, x0:x0 + size], gt[y0:y0 + size, x0:x0 + size]
     out = ctx.out / "explain"
     mask_png = save_boundary_annotation(gt, out / "annotation.png", sample.image)
-    summary = explain_image(run, sample.image, mask_png, out, kernel="blur", window=window, stride=stride,
+    summary = explain_image(run, sample.image, mask_png, out, kernel=DEMO_SETTINGS.explain.kernel, window=window,
+                            stride=stride,
                             model=model, image=img, meta={**meta, "crop": [y0, x0, size]})
     faith = summary.get("faithfulness") or {}
     ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": [y0, x0, size]}

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from matseg_nb.errors import UserError
+from matseg_nb.runs import Run, RunFileError, Sweep
 
 METRIC_KEYS = ("iou", "dice", "wiou", "pixel_accuracy")
 SCALAR_KEYS = ("epochs_run", "best_epoch", "train_time_s", "latency_s_per_image", "n_params")
@@ -98,19 +99,16 @@ def _num(value) -> float:
 
 
 def _status(job_dir: Path, listed: dict) -> tuple[str, str]:
-    if not job_dir.is_dir():
-        return str(listed.get("status") or "pending"), str(listed.get("error") or "no run folder")
-    if (job_dir / "COMPLETE").exists():
+    """Status and one-line reason of a job, as ``matseg_nb.runs`` reads its folder."""
+    run = Run(job_dir)
+    status = run.status(str(listed.get("status") or "") or None)
+    if status == "complete":
         return "complete", ""
-    if (job_dir / "error.json").exists():
-        err = _read_json(job_dir / "error.json")
-        text = f"{err.get('type', 'Error')}: {err.get('message', '')}".strip()
-        return "failed", text.splitlines()[0] if text else "failed"
-    listed_status = str(listed.get("status") or "")
-    if listed_status == "failed":
-        return "failed", str(listed.get("error") or "failed (no error.json)")
-    reason = "running" if listed_status == "running" else "incomplete"
-    return reason, "no COMPLETE marker"
+    if status == "failed":
+        return "failed", run.error_line() or str(listed.get("error") or "failed (no error.json)")
+    if status == "pending":
+        return str(listed.get("status") or "pending"), str(listed.get("error") or "no run folder")
+    return status, "no COMPLETE marker"
 
 
 def _per_image(job_dir: Path) -> pd.DataFrame:
@@ -130,22 +128,8 @@ def _per_image(job_dir: Path) -> pd.DataFrame:
 
 
 def _listed_jobs(sweep: Path) -> dict[str, dict]:
-    """Jobs named by ``summary.json`` (list or dict form) and ``sweep.json`` (job ids)."""
-    listed: dict[str, dict] = {}
-    sweep_meta = _read_json(sweep / "sweep.json")
-    for jid in sweep_meta.get("job_ids", []) or []:
-        listed.setdefault(str(jid), {})
-    for job in sweep_meta.get("jobs", []) or []:
-        if isinstance(job, dict) and job.get("job_id"):
-            listed.setdefault(str(job["job_id"]), {}).update(job)
-    summary = _read_json(sweep / "summary.json")
-    entries = summary.get("jobs", summary)
-    if isinstance(entries, dict):
-        entries = [dict(v, job_id=k) for k, v in entries.items() if isinstance(v, dict)]
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("job_id"):
-            listed.setdefault(str(entry["job_id"]), {}).update(entry)
-    return listed
+    """Jobs named by ``summary.json`` and ``sweep.json`` (``matseg_nb.runs.Sweep.listed``)."""
+    return Sweep(sweep).listed()
 
 
 def _is_job_dir(path: Path) -> bool:
@@ -164,7 +148,13 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
         job_dir = sweep / name
         job = _read_json(job_dir / "job.json")
         status, error = _status(job_dir, listed.get(name, {}))
-        metrics = _read_json(job_dir / "metrics.json") if status == "complete" else {}
+        metrics = {}
+        if status == "complete":
+            try:
+                typed = Run(job_dir).metrics()
+                metrics = typed.raw if typed else {}
+            except RunFileError as err:  # a corrupted metrics.json: the job is named, the rest still loads
+                status, error = "failed", str(err)
         row = {"sweep": str(sweep), "job_id": name, **_identity(job_dir, job, metrics, listed.get(name, {}))}
         level = metrics.get("dataset_level", {}) or {}
         row.update({k: _num(level.get(k)) for k in METRIC_KEYS})

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from matseg_nb.runs import RunFileError, Sweep
+
 #: packages whose versions the report lists (installed distribution names).
 VERSION_PACKAGES = (
     "matseg-nb", "torch", "segmentation-models-pytorch", "timm", "lightning", "torchmetrics", "captum",
@@ -149,56 +151,49 @@ def _json_files(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def collect_sweep(sweep_dir: Path) -> dict:
-    """Profile, job table (status, config, headline metrics) and versions recorded by the jobs."""
-    sweep_meta = read_json(sweep_dir / "sweep.json") or {}
-    summary = read_json(sweep_dir / "summary.json")
-    entries = _summary_entries(summary)
-    job_dirs = sorted(p.parent for p in sweep_dir.glob("*/job.json"))
-    ids = list(dict.fromkeys([*(e.get("job_id") for e in entries if e.get("job_id")), *(p.name for p in job_dirs)]))
-    ids += [j for j in sweep_meta.get("job_ids", []) if j not in ids]
-    by_id = {e.get("job_id"): e for e in entries}
+    """Profile, job table (status, config, headline metrics) and versions recorded by the jobs.
+
+    Read through ``matseg_nb.runs.Sweep``; a run whose metrics.json is corrupted keeps its row with the
+    file named in ``error`` (the rest still renders).
+    """
+    sweep = Sweep(sweep_dir)
+    sweep_meta = sweep.sweep_meta()
     jobs, versions = [], {}
-    for job_id in ids:
-        folder = sweep_dir / job_id
-        meta = read_json(folder / "job.json") or {}
-        metrics = read_json(folder / "metrics.json") or {}
-        versions = versions or meta.get("versions") or {}
-        entry = by_id.get(job_id, {})
-        status = "complete" if (folder / "COMPLETE").exists() else entry.get("status", "pending")
-        level = metrics.get("dataset_level") or {}
+    for item in sweep.jobs():
+        run = item.run
+        status, error = item.status, item.error or ""
+        try:
+            job = run.job()
+            prov = run.provenance()
+        except RunFileError as err:
+            job, prov, status, error = {}, {}, "failed", str(err)
+        metrics = None
+        if status == "complete":
+            try:
+                metrics = run.metrics()
+            except RunFileError as err:
+                status, error = "failed", str(err)
+        versions = versions or prov.get("versions") or {}
+        parts = (item.job_id.split("__") + ["", "", ""])[:3]
         jobs.append({
-            "job_id": job_id,
+            "job_id": item.job_id,
             "status": status,
-            "dataset": meta.get("dataset") or _job_part(job_id, 0),
-            "encoder": meta.get("encoder") or _job_part(job_id, 1),
-            "decoder": meta.get("decoder") or _job_part(job_id, 2),
-            "seed": meta.get("seed"),
-            "iou": _number(find_key(level, ("iou", "mean_iou", "miou", "IoU"))),
-            "dice": _number(find_key(level, ("dice", "mean_dice", "Dice"))),
-            "train_time_s": _number(metrics.get("train_time_s")),
-            "error": (entry.get("error") or "") if status == "failed" else "",
+            "dataset": job.get("dataset") or parts[0],
+            "encoder": job.get("encoder") or parts[1],
+            "decoder": job.get("decoder") or parts[2],
+            "seed": job.get("seed"),
+            "iou": metrics.iou if metrics else None,
+            "dice": metrics.dice if metrics else None,
+            "train_time_s": metrics.train_time_s if metrics else None,
+            "error": error if status != "complete" else "",
         })
     profile = sweep_meta.get("profile")
     return {
         "profile": {"status": "ok", "profile": profile} if profile else dict(NOT_RUN),
         "jobs": jobs,
         "job_versions": versions,
-        "sweep_found": bool(sweep_meta or summary or job_dirs),
+        "sweep_found": sweep.is_sweep(),
     }
-
-
-def _summary_entries(summary: Any) -> list[dict]:
-    if isinstance(summary, dict):
-        jobs = summary.get("jobs", summary)
-        if isinstance(jobs, dict):
-            return [dict(v, job_id=v.get("job_id", k)) for k, v in jobs.items() if isinstance(v, dict)]
-        summary = jobs
-    return [e for e in summary if isinstance(e, dict)] if isinstance(summary, list) else []
-
-
-def _job_part(job_id: str, index: int) -> str:
-    parts = job_id.split("__")
-    return parts[index] if len(parts) > index else ""
 
 
 def _number(value: Any) -> float | None:

@@ -154,7 +154,9 @@ class DashboardState:
             return None
 
     def complete_jobs(self, sweep: Path) -> list[Path]:
-        return sorted(p.parent for p in sweep.glob("*/COMPLETE"))
+        from matseg_nb.runs import Sweep
+
+        return [run.path for run in Sweep(sweep).complete_runs()]
 
     # -- analyses -------------------------------------------------------------------------------
     def compare(self, run: Path) -> Path:
@@ -165,7 +167,7 @@ class DashboardState:
         return out
 
     def qc(self, run: Path) -> Path:
-        """Forte-style QC of the best complete job (first by test IoU) with small, CPU-sized settings."""
+        """Forte-style QC of the best complete job (first by test IoU) with the loop's QC settings."""
         from matseg_nb.qc.run import run_qc
 
         jobs = self.complete_jobs(run / "sweep")
@@ -173,7 +175,9 @@ class DashboardState:
             raise UserError(f"{self.relative(run)}: expected a complete job to check, found none")
         best = max(jobs, key=lambda j: _test_iou(j))
         out = run / "qc"
-        run_qc(best, shifts=["noise:strong"], out_dir=out, tiles_per_image=8, tile_size=64)
+        from matseg_nb.loop import DEMO_SETTINGS
+
+        run_qc(best, out_dir=out, **DEMO_SETTINGS.qc.run_qc_kwargs())
         return out
 
     def explain(self, job_dir: Path, image_path: Path, mask_png: Path, out: Path) -> dict:
@@ -189,12 +193,10 @@ class DashboardState:
 
 
 def _test_iou(job_dir: Path) -> float:
-    try:
-        from matseg_nb.sweep.status import test_iou
+    """Test IoU of a run folder (``matseg_nb.runs.Run``), 0 when it has none."""
+    from matseg_nb.runs import Run
 
-        return test_iou(job_dir) or 0.0
-    except Exception:  # noqa: BLE001
-        return 0.0
+    return Run(job_dir).test_iou() or 0.0
 
 
 def run_in_thread(fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> threading.Thread:
