@@ -38,7 +38,7 @@ bench: install
 
 schema: install
 	$(PY) -m matseg_nb.profiles.export_schema
-	$(PY) -m matseg_nb.data.export_schema
+	$(PY) -m matseg_nb.data.schema
 
 clean-demo:
 	rm -rf $(OUT)

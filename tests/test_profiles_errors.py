@@ -114,7 +114,7 @@ def test_missing_required_key(tmp_path, capsys):
 
 def test_bad_choice_with_a_hint(tmp_path, capsys):
     data = tiny_profile_dict()
-    data["dataset"][0]["material"]["class"] = "metal"
+    data["dataset"][0]["material"]["class"] = "metls"
     match = _single_problem(capsys, write_profile(tmp_path, data))
     assert match["path"] == "dataset[0].material.class"
     assert "did you mean 'metals'" in match.group(0)

@@ -14,9 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
-Modality = Literal["SEM", "AFM", "XCT", "Optical", "other"]
-MaterialClass = Literal["metal", "ceramic", "polymer", "semiconductor", "composite", "carbon", "other"]
-Difficulty = Literal["Easy", "Moderate", "Hard", "Very Hard"]
+from matseg_nb.vocabulary import Difficulty, MaterialClass, Modality
+
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")

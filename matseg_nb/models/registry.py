@@ -1,4 +1,4 @@
-"""Decoder registry (smp architectures by name) and encoder-name validation."""
+"""smp architecture classes by name, over the one name registry ``matseg_nb.profiles.registry``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.base import SegmentationModel
 
 from matseg_nb.errors import UserError
+from matseg_nb.profiles.registry import check_encoder as _check_encoder
+from matseg_nb.profiles.registry import normalise_decoder
 
 #: lower-case smp architecture name -> class, e.g. "unet", "deeplabv3", "deeplabv3plus", "fpn", ...
 DECODERS: dict[str, type[SegmentationModel]] = {
@@ -22,25 +24,20 @@ PAPER_DECODERS = ("Unet", "DeepLabV3", "DeepLabV3Plus")
 
 
 def decoder_class(decoder: str) -> type[SegmentationModel]:
-    """smp architecture class for a decoder name (case-insensitive, '-'/'_' ignored: 'DeepLabV3+' too)."""
-    key = decoder.lower().replace("-", "").replace("_", "").replace("+", "plus")
-    if key not in DECODERS:
-        raise UserError(f"decoder: expected one of {sorted(c.__name__ for c in DECODERS.values())}, found {decoder!r}")
-    return DECODERS[key]
+    """smp architecture class for a decoder name (case-insensitive, '-'/'_' ignored: 'DeepLabV3+' too).
+
+    Names are resolved by the one registry, ``matseg_nb.profiles.registry.normalise_decoder``."""
+    try:
+        return getattr(smp, normalise_decoder(decoder))
+    except ValueError as exc:
+        raise UserError(f"decoder: {exc}") from None
 
 
-def check_encoder(encoder: str) -> None:
-    """Raise UserError unless ``encoder`` is an smp encoder name or 'tu-<timm model>'."""
-    if encoder.startswith("tu-"):
-        import timm
+def check_encoder(encoder: str) -> str:
+    """smp's spelling of ``encoder`` (an smp encoder name or 'tu-<timm model>'); UserError otherwise.
 
-        base = encoder[3:].split(".")[0]
-        if not timm.list_models(base):
-            raise UserError(f"encoder: expected 'tu-<timm model name>', found {encoder!r} (no timm model {base!r})")
-        return
-    names = smp.encoders.get_encoder_names()
-    if encoder not in names:
-        raise UserError(
-            f"encoder: expected an smp encoder name (e.g. {', '.join(PAPER_ENCODERS)}) or 'tu-<timm model>', "
-            f"found {encoder!r}"
-        )
+    The check is the one registry's, ``matseg_nb.profiles.registry.check_encoder``."""
+    try:
+        return _check_encoder(encoder)
+    except ValueError as exc:
+        raise UserError(f"encoder: {exc}") from None

@@ -24,10 +24,8 @@ from pydantic import (
 )
 
 from matseg_nb.profiles.registry import DECODER_ALIASES, check_encoder, normalise_decoder
+from matseg_nb.vocabulary import MaterialClass, Metric, Modality
 
-Modality = Literal["SEM", "AFM", "XCT", "Optical", "other"]
-MaterialClass = Literal["metals", "polymers", "semiconductors", "ceramics", "composites", "carbon", "other"]
-Metric = Literal["iou", "dice", "wiou", "pixel_accuracy"]
 QCSignal = Literal["auroc", "f1", "precision", "fpr95"]
 
 #: values of ``model.encoder_weights`` that are not file paths.

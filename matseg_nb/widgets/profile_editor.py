@@ -19,15 +19,11 @@ import traitlets
 
 from matseg_nb.atomic import atomic_write_json
 from matseg_nb.errors import UserError
+from matseg_nb.vocabulary import MATERIAL_ALIASES, METRICS, MODALITIES
+from matseg_nb.vocabulary import MATERIAL_CLASSES as MATERIALS
 
-#: manifest material class -> profile material class (the profile uses Table 1's plural names).
-MATERIAL_FROM_MANIFEST = {
-    "metal": "metals", "ceramic": "ceramics", "polymer": "polymers", "semiconductor": "semiconductors",
-    "composite": "composites", "carbon": "carbon", "other": "other",
-}
-MODALITIES = ("SEM", "AFM", "XCT", "Optical", "other")
-MATERIALS = ("metals", "polymers", "semiconductors", "ceramics", "composites", "carbon", "other")
-METRICS = ("iou", "dice", "wiou", "pixel_accuracy")
+#: manifest material class -> profile material class (both use ``matseg_nb.vocabulary``)
+MATERIAL_FROM_MANIFEST = {**{m: m for m in MATERIALS}, **MATERIAL_ALIASES}
 #: encoders offered in the grid picker (the profile may name any other smp / tu- encoder).
 ENCODERS = (
     "tu-test_resnet", "resnet18", "resnet34", "resnet50", "resnext50_32x4d", "se_resnext50_32x4d",
