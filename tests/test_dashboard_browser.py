@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def free_port() -> int:
 @pytest.fixture()
 def voila(tmp_path):
     """(url, workspace) of a Voilà server for the dashboard; stopped (with any sweep it started) afterwards."""
-    from matseg_nb.commands.dashboard import voila_command
+    from matseg_nb.commands.dashboard import dashboard_env, new_token, voila_command
     from matseg_nb.widgets.profile_editor import default_profile
 
     ws = tmp_path / "ws"
@@ -54,8 +53,9 @@ def voila(tmp_path):
     (tmp_path / "secret.json").write_text("{}")
     port = free_port()
     log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
+    token = new_token()
     proc = subprocess.Popen(voila_command(port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "MATSEG_WORKSPACE": str(ws)}, start_new_session=True)
+                            env=dashboard_env(ws, token), start_new_session=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -66,7 +66,7 @@ def voila(tmp_path):
             time.sleep(0.5)
     else:
         pytest.fail("voila did not start: " + (tmp_path / "voila.log").read_text())
-    yield f"http://127.0.0.1:{port}/", ws
+    yield f"http://127.0.0.1:{port}/?token={token}", ws
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(20)
