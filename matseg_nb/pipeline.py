@@ -53,11 +53,19 @@ def stage_data(ctx: DemoContext) -> None:
     """Resolve every dataset of the profile, print a summary, write a summary JSON and a preview PNG."""
     from matseg_nb.data import open_dataset
     from matseg_nb.data.preview import save_preview
+    from matseg_nb.errors import UserError
 
     out = ctx.out / "data"
     summaries = {}
-    for entry in ctx.profile.dataset:
-        ds = open_dataset(entry.ref, base_dir=ctx.profile.base_dir)
+    opened, missing = [], []
+    for entry in ctx.profile.dataset:  # open all first: one line per missing dataset, before any training
+        try:
+            opened.append(open_dataset(entry.ref, base_dir=ctx.profile.base_dir))
+        except UserError as err:
+            missing.append(f"data: dataset {entry.ref!r} of {ctx.profile_path}: " + " ".join(err.problems))
+    if missing:
+        raise UserError(*missing)
+    for ds in opened:
         info = ds.describe()
         atomic_write_json(out / f"{ds.name}.json", info)
         preview = save_preview(ds, out / f"{ds.name}-preview.png")

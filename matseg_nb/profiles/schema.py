@@ -200,6 +200,11 @@ class TrainingConfig(_Section):
     )
     steps_per_epoch: int | None = Field(default=None, ge=1, description="cap on batches per epoch; null = one pass")
     crop_size: int = Field(default=512, ge=32, description="random training crop, pixels (multiple of 32)")
+    foreground_crop_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="share of training crops centred on a pixel of a foreground class (class drawn uniformly "
+        "among the non-background classes, as nnU-Net oversamples foreground); 0 = uniform random crops",
+    )
     tile_size: int = Field(default=512, ge=32, description="inference tile, pixels (multiple of 32)")
     tile_overlap: int = Field(default=64, ge=0, description="overlap between inference tiles, pixels")
     loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
