@@ -29,9 +29,16 @@ from typing import Any
 
 import ipywidgets as w
 
+from matseg_nb.atomic import atomic_write_text
 from matseg_nb.errors import UserError
 from matseg_nb.report.workspace import resolve_in_workspace
-from matseg_nb.widgets.profile_editor import ProfileEditor, ProfileEditorModel, default_profile
+from matseg_nb.widgets.profile_editor import (
+    ProfileEditor,
+    ProfileEditorModel,
+    manifest_choices,
+    starter_profile,
+)
+from matseg_nb.widgets.uploads import UploadedFile, UploadResult, add_uploaded_dataset, list_uploaded_datasets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE_ENV = "MATSEG_WORKSPACE"
@@ -78,9 +85,7 @@ class DashboardState:
         (self.workspace / "profiles").mkdir(parents=True, exist_ok=True)
         (self.workspace / "runs").mkdir(parents=True, exist_ok=True)
         if not any((self.workspace / "profiles").glob("*.json")):
-            tiny = default_profile()
-            tiny["name"] = "tiny"
-            (self.workspace / "profiles" / "tiny.json").write_text(json.dumps(tiny, indent=2))
+            atomic_write_text(self.workspace / "profiles" / "starter.json", json.dumps(starter_profile(), indent=2))
         self.profile_path: Path | None = None
         self.process: subprocess.Popen | None = None
 
@@ -94,6 +99,14 @@ class DashboardState:
 
     def list_profiles(self) -> list[str]:
         return sorted(self.relative(p) for p in (self.workspace / "profiles").glob("*.json"))
+
+    def dataset_choices(self) -> list[str]:
+        """Datasets the profile editor offers: shipped manifests, then folders added with "Add images"."""
+        return [*manifest_choices(), *(str(p) for p in list_uploaded_datasets(self.workspace))]
+
+    def add_images(self, name: str, images: list[UploadedFile], masks: list[UploadedFile]) -> UploadResult:
+        """Check uploaded images + masks and add them as ``<ws>/datasets/<name>`` (see ``widgets.uploads``)."""
+        return add_uploaded_dataset(self.workspace, name, images, masks)
 
     def list_runs(self) -> list[str]:
         return sorted(self.relative(p.parent) for p in (self.workspace / "runs").glob("*/sweep"))
@@ -131,7 +144,7 @@ class DashboardState:
         self.process = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         log.close()
-        (run / "sweep.pid").write_text(str(self.process.pid))
+        atomic_write_text(run / "sweep.pid", str(self.process.pid))
         return sweep
 
     def sweep_running(self, sweep: Path) -> bool:
@@ -270,9 +283,11 @@ class ConfigureTab:
         self.message = w.HTML()
         self.message.add_class("matseg-configure-message")
         self.editor_box = w.VBox()
+        self.add_images = AddImagesStep(app, on_added=self._dataset_added)
         self.picker.observe(lambda c: self._pick(c["new"]), names="value")
         self.load_button.on_click(lambda _b: self.load(self.path.value))
-        self.widget = w.VBox([w.HBox([self.picker]), w.HBox([self.path, self.load_button]), self.message,
+        self.widget = w.VBox([self.add_images.widget, w.HTML("<h4>Profile</h4>" + STARTER_NOTE),
+                              w.HBox([self.picker]), w.HBox([self.path, self.load_button]), self.message,
                               self.editor_box])
         self.editor: ProfileEditor | None = None
         if self.picker.value:
@@ -292,7 +307,7 @@ class ConfigureTab:
         except UserError as err:
             self.message.value = message_html("refused: " + error_text(err), "error")
             return False
-        self.editor = ProfileEditor(model, save_to=st.relative(path))
+        self.editor = ProfileEditor(model, save_to=st.relative(path), dataset_choices=st.dataset_choices())
         self.editor.add_class("matseg-profile-editor")
         self.editor.name.add_class("matseg-profile-name")
         self.editor.save_button.add_class("matseg-save")
@@ -304,6 +319,14 @@ class ConfigureTab:
         self.message.value = message_html(f"loaded {st.relative(path)}", "ok")
         self.app_run_refresh()
         return True
+
+    def _dataset_added(self, folder: Path) -> None:
+        """Offer the new dataset in the editor's list and pick it for the loaded profile."""
+        if self.editor is None:
+            return
+        self.editor.datasets.options = list(dict.fromkeys([*self.app.state.dataset_choices(),
+                                                           *self.editor.datasets.value]))
+        self.editor.datasets.value = (str(folder),)
 
     def _saved(self, saved: str) -> None:
         st = self.app.state
@@ -320,6 +343,55 @@ class ConfigureTab:
         run = getattr(self.app, "run", None)
         if run is not None:
             run.show_profile()
+
+
+STARTER_NOTE = ("<div class='matseg-starter-note'>The <code>starter</code> profile trains one resnet18 UNet "
+                "from random weights (lr 1e-3, 128 px crops, 10 epochs x 10 steps): it learns, and takes a few "
+                "minutes on a 2-core CPU (see the Run tab for progress). Add encoders, decoders or seeds for a "
+                "real comparison; each one adds a job of about the same time.</div>")
+
+
+class AddImagesStep:
+    """Upload images and masks (matched by name), check them like ``matseg data check``, add a dataset."""
+
+    def __init__(self, app: DashboardApp, on_added: Callable[[Path], None]) -> None:
+        self.app = app
+        self.on_added = on_added
+        self.name = w.Text(description="name", placeholder="my-images", layout=w.Layout(width="320px"))
+        self.name.add_class("matseg-upload-name")
+        self.images = w.FileUpload(description="Images", multiple=True)
+        self.images.add_class("matseg-upload-images")
+        self.masks = w.FileUpload(description="Masks", multiple=True)
+        self.masks.add_class("matseg-upload-masks")
+        self.add_button = w.Button(description="Add images", icon="plus", button_style="primary")
+        self.add_button.add_class("matseg-upload-add")
+        self.message = w.HTML()
+        self.message.add_class("matseg-upload-message")
+        self.preview = w.VBox()
+        self.preview.add_class("matseg-upload-preview")
+        self.add_button.on_click(lambda _b: self.add())
+        help_text = ("<h4>Add images</h4><div>Upload micrographs and their masks (PNG/TIFF/JPEG). A mask matches "
+                     "an image by name: <code>a.png</code> with <code>a.png</code> or <code>a_mask.png</code>. "
+                     "Masks hold class ids (0, 1, ...) or 0/255. They are checked like <code>matseg data check"
+                     "</code> and kept in the workspace under <code>datasets/&lt;name&gt;</code>.</div>")
+        self.widget = w.VBox([w.HTML(help_text), w.HBox([self.name, self.images, self.masks, self.add_button]),
+                              self.message, self.preview])
+
+    def add(self) -> UploadResult:
+        images = [UploadedFile.from_widget(f) for f in self.images.value]
+        masks = [UploadedFile.from_widget(f) for f in self.masks.value]
+        self.message.value = message_html(f"checking {len(images)} image(s) and {len(masks)} mask(s) ...")
+        result = self.app.state.add_images(self.name.value.strip(), images, masks)
+        from matseg_nb.widgets.uploads import result_html
+
+        self.message.value = result_html(result, esc)
+        self.preview.children = [png_widget(result.preview_png, "matseg-upload-preview-png", "900px")] \
+            if result.ok and result.preview_png else []
+        if result.ok:
+            self.images.value = ()
+            self.masks.value = ()
+            self.on_added(result.folder)
+        return result
 
 
 class RunTab:
