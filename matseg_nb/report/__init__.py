@@ -13,11 +13,13 @@ from pathlib import Path
 
 from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
-from matseg_nb.report.collect import collect_all
+from matseg_nb.report.answer import DatasetAnswer, build_answers, explain_sentence, qc_words
+from matseg_nb.report.collect import collect_all, read_json
 from matseg_nb.report.render import SECTIONS, render_html
 from matseg_nb.report.workspace import is_in_workspace, resolve_in_workspace
+from matseg_nb.runs import Sweep
 
-__all__ = ["SECTIONS", "build_report", "default_analysis_dirs", "is_in_workspace", "resolve_in_workspace"]
+__all__ = ["SECTIONS", "DatasetAnswer", "build_answers", "build_report", "default_analysis_dirs", "is_in_workspace", "resolve_in_workspace"]
 
 ANALYSES = ("compare", "qc", "explain", "data")
 
@@ -44,6 +46,7 @@ def build_report(
     sweep = Path(sweep_dir).expanduser().resolve()
     if not sweep.is_dir():
         raise UserError(f"sweep folder {sweep_dir}: expected an existing folder, found nothing there")
+    Sweep.open(sweep)  # one-line UserError when the folder is not a sweep
     defaults = default_analysis_dirs(sweep)
     given = {"compare": compare_dir, "qc": qc_dir, "explain": explain_dir, "data": data_dir}
     dirs = {k: Path(v).expanduser().resolve() if v is not None else defaults[k] for k, v in given.items()}
@@ -52,6 +55,16 @@ def build_report(
             raise UserError(f"--{name} {folder}: expected an existing folder, found nothing there")
     facts = collect_all(sweep, dirs["compare"], dirs["qc"], dirs["explain"], dirs["data"])
     html_path = Path(out_html).expanduser().resolve()
+    answers = build_answers(sweep, dirs["compare"], dirs["qc"], dirs["explain"],
+                            panel_dir=html_path.parent / "report_files")
+    facts["answers"] = [a.to_dict() for a in answers]
+    facts["failed_runs"] = sum(j["status"] != "complete" for j in facts["sections"]["environment"]["jobs"])
+    qc_sec, ex_sec = facts["sections"]["qc"], facts["sections"]["explain"]
+    if qc_sec.get("status") == "ok" and isinstance(qc_sec.get("qc"), dict):
+        qc_sec["words"] = qc_words(qc_sec["qc"])
+    if ex_sec.get("status") == "ok":
+        ex = read_json(dirs["explain"] / "explain.json")
+        ex_sec["sentence"] = explain_sentence(ex) if isinstance(ex, dict) else ""
     json_path = html_path.with_name("report.json") if html_path.name != "report.json" else html_path.with_suffix(".facts.json")
     atomic_write_text(html_path, render_html(facts))
     atomic_write_json(json_path, _strip_abs(facts))

@@ -52,14 +52,14 @@ def read_csv_table(path: Path, max_rows: int = MAX_TABLE_ROWS) -> dict:
 
 
 def _fmt_cell(text: str) -> str:
-    """Shorten long floats (``0.912345678`` -> ``0.9123``); leave everything else alone."""
+    """Shorten long floats to 3 significant digits (``0.912345678`` -> ``0.912``); leave the rest alone."""
     try:
         value = float(text)
     except ValueError:
         return text
     if "." not in text and "e" not in text.lower():
         return text
-    return f"{value:.4g}"
+    return f"{value:.3g}"
 
 
 def find_key(obj: Any, names: tuple[str, ...]) -> Any:
@@ -102,7 +102,7 @@ def flatten(obj: Any, prefix: str = "", limit: int = 80) -> list[tuple[str, str]
 
 def _scalar_text(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3g}"
     if isinstance(value, list):
         return ", ".join(_scalar_text(v) for v in value)
     return "" if value is None else str(value)

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import jinja2
 
+from matseg_nb.report.answer import sig
+
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 TEMPLATE = "report.html.j2"
 
 #: (section key, heading) in display order; the browser test checks every heading is visible.
 SECTIONS: tuple[tuple[str, str], ...] = (
-    ("profile", "Profile"),
-    ("data", "Data provenance and licences"),
+    ("answer", "Answer per dataset"),
     ("compare", "Comparison"),
-    ("recommendation", "Recommendation"),
     ("qc", "Quality control"),
-    ("explain", "Explanations"),
-    ("environment", "Package versions and job ids"),
+    ("explain", "Explanation"),
+    ("details", "Details"),
 )
 
 
@@ -45,7 +45,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["data_uri"] = data_uri
     env.filters["pretty_json"] = lambda obj: json.dumps(obj, indent=2, sort_keys=True, default=str)
-    env.filters["num"] = lambda v: "" if v is None else f"{v:.4g}"
+    env.filters["num"] = lambda v: "" if v is None else f"{v:.3g}"
+    env.filters["sig"] = sig
     return env
 
 

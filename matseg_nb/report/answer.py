@@ -1,0 +1,320 @@
+"""The answer per dataset that opens the report: recommended architecture, how sure, the QC answer in
+words, and a Figure-2-style panel (input D, prediction Z over it, QC signal Q against its calibration
+distribution, heatmap H inside A).
+
+Built from the loop's typed outputs: the sweep (``matseg_nb.runs``), the comparison's ``best_table.csv``
+(best vs runner-up with the 95 % interval and the paired test), ``qc/qc.json`` + ``qc/scores.csv`` and
+``explain/explain.json`` + ``heatmap.npy``. Whatever is missing is named in ``missing``; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matseg_nb.runs import RunFileError, Sweep
+
+
+def sig(value: float | None, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits ("-" when missing)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+@dataclass
+class DatasetAnswer:
+    """What the report says first about one dataset. IoU values are fractions in [0, 1]."""
+
+    dataset: str
+    recommended: str | None = None
+    recommended_iou: float | None = None
+    interval: tuple[float, float] | None = None
+    runner_up: str | None = None
+    runner_up_iou: float | None = None
+    evidence: str = "insufficient evidence"
+    evidence_detail: str = ""
+    qc_verdict: str | None = None
+    qc_words: str = "QC did not run for this dataset."
+    explain_words: str = "No explanation was computed for this dataset."
+    panel_png: str | None = None
+    missing: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["interval"] = list(self.interval) if self.interval else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DatasetAnswer:
+        d = dict(d)
+        d["interval"] = tuple(d["interval"]) if d.get("interval") else None
+        return cls(**d)
+
+    def summary(self) -> str:
+        """One paragraph: the recommendation, how sure, the QC answer."""
+        if self.recommended is None:
+            head = f"{self.dataset}: no architecture can be recommended ({self.evidence_detail or self.evidence})."
+        else:
+            ci = f", 95 % CI [{sig(self.interval[0])}, {sig(self.interval[1])}]" if self.interval else ""
+            head = (f"{self.dataset}: {self.recommended} (test IoU {sig(self.recommended_iou)}{ci}); runner-up "
+                    f"{self.runner_up or '-'} ({sig(self.runner_up_iou)}); {self.evidence}.")
+        return f"{head} {self.qc_words}"
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def _float(text: Any) -> float | None:
+    try:
+        out = float(text)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _slug(ref: Any) -> str:
+    return Path(str(ref)).name
+
+
+def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
+    if row is None:
+        answer.missing.append("comparison (compare/best_table.csv) for this dataset")
+        answer.evidence_detail = "the comparison did not run"
+        return
+    if not row.get("arch"):
+        answer.evidence_detail = row.get("status") or "no complete architecture"
+        return
+    answer.recommended = row["arch"]
+    answer.recommended_iou = _float(row.get("iou"))
+    lo, hi = _float(row.get("iou_ci_lo")), _float(row.get("iou_ci_hi"))
+    answer.interval = (lo, hi) if lo is not None and hi is not None else None
+    runner = row.get("runner_up")
+    answer.runner_up = runner if runner and runner != "—" else None
+    answer.runner_up_iou = _float(row.get("runner_up_iou"))
+    verdict = (row.get("verdict") or "").strip()
+    p = _float(row.get("p_value"))
+    n = row.get("n_images") or "?"
+    if verdict == "significant":
+        answer.evidence = "better than the runner-up"
+        answer.evidence_detail = f"paired test on {n} test images, p = {sig(p, 2)}"
+    elif answer.runner_up is None:
+        answer.evidence = "insufficient evidence (only one architecture has a result)"
+    else:
+        answer.evidence = "insufficient evidence: not separable from the runner-up"
+        answer.evidence_detail = f"paired test on {n} test images{'' if p is None else f', p = {sig(p, 2)}'} ({verdict})"
+
+
+def qc_words(qc: dict[str, Any]) -> str:
+    """The QC answer in words from ``qc.json`` (verdict, readiness threshold, AUROC per OOD set)."""
+    thr = _float(qc.get("readiness_threshold")) or 0.95
+    primary = qc.get("primary_detector")
+    worst: tuple[float, str] | None = None
+    for level in (qc.get("levels") or {}).values():
+        for name, per_det in (level.get("ood") or {}).items():
+            det = per_det.get(primary) if primary in per_det else next(iter(per_det.values()), {})
+            auroc = _float(((det or {}).get("image") or {}).get("auroc"))
+            if auroc is not None and (worst is None or auroc < worst[0]):
+                worst = (auroc, name)
+    verdict = str(qc.get("verdict") or "unknown")
+    if worst is None:
+        return f"QC verdict {verdict}: no AUROC was recorded, so QC cannot say whether new samples are flagged."
+    auroc, name = worst
+    if verdict == "ready":
+        return (f"Ready for new samples of the kinds tested: QC flags every tested shift (lowest image AUROC "
+                f"{sig(auroc, 2)} on {name}, threshold {sig(thr, 2)}).")
+    return (f"Not ready: QC does not reliably flag {name} (image AUROC {sig(auroc, 2)} < {sig(thr, 2)}); "
+            f"predictions on such samples would pass unnoticed.")
+
+
+def explain_sentence(ex: dict[str, Any]) -> str:
+    """The faithfulness result of ``explain.json`` in one sentence."""
+    faith = ex.get("faithfulness") or {}
+    ratio = _float(faith.get("ratio_top_random"))
+    beats = faith.get("top_beats_random")
+    if ratio is None and beats is None:
+        return "The heatmap has no faithfulness result."
+    k = _float(faith.get("k_main"))
+    frac = f"the top {sig(100 * k, 2)} % of pixels" if k is not None else "the top pixels"
+    if beats:
+        return (f"Faithful: deleting {frac} by the heatmap changes the prediction in A {sig(ratio, 2)} times "
+                f"as much as deleting random pixels.")
+    return (f"Not shown to be faithful: deleting {frac} by the heatmap changes the prediction in A "
+            f"{sig(ratio, 2)} times as much as random pixels (not more than random).")
+
+
+def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, out_png: Path) -> list[str]:
+    """Write the Figure-2-style panel for ``run`` to ``out_png``; returns what could not be drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from matseg_nb.atomic import atomic_write_bytes
+
+    missing: list[str] = []
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), dpi=90)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    image = pred = None
+    stem = None
+    if ex and ex.get("image"):
+        stem = Path(ex["image"]).stem
+    preds = run.predictions()
+    if stem is None or stem not in preds:
+        stem = next(iter(preds), None)
+    try:
+        from matseg_nb.data import open_dataset
+
+        ds = open_dataset(run.job()["dataset"])
+        sample = next((s for s in ds.samples("test") if s.image.stem == stem), None) or ds.samples("test")[0]
+        stem = sample.image.stem
+        image = np.asarray(ds.load_image(sample), dtype=float)[0]  # (C, H, W) -> first channel
+    except Exception as err:  # noqa: BLE001 - the panel says what is missing
+        missing.append(f"input image ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+    if stem in preds:
+        pred = np.asarray(Image.open(preds[stem]))
+    else:
+        missing.append("predicted mask (no predictions/*.png in the run folder)")
+    ax = axes[0]
+    ax.set_title(f"D: input {stem or ''}", fontsize=9)
+    if image is not None:
+        ax.imshow(image, cmap="gray")
+    ax = axes[1]
+    job = run.job()
+    ax.set_title(f"Z: prediction of {job.get('encoder', '')}+{job.get('decoder', '')}", fontsize=9)
+    if image is not None:
+        ax.imshow(image, cmap="gray")
+    if pred is not None:
+        ax.imshow(np.ma.masked_equal(pred, 0), cmap="autumn", alpha=0.45, interpolation="nearest")
+    ax = axes[2]
+    ax.set_title("Q: typicality vs calibration", fontsize=9)
+    rows = _read_csv(qc_dir / "scores.csv") if qc else []
+    if rows:
+        det = qc.get("primary_detector")
+        lv = next(iter(qc.get("levels") or {}), None)
+        mine = [r for r in rows if r.get("detector") == det and r.get("level") == lv]
+        held = [v for r in mine if r.get("ood") == "0" and (v := _float(r.get("typicality"))) is not None]
+        ood = [v for r in mine if r.get("ood") == "1" and (v := _float(r.get("typicality"))) is not None]
+        this = next((_float(r.get("typicality")) for r in mine if r.get("ood") == "0"
+                     and Path(str(r.get("image"))).stem == stem), None)
+        if held:
+            values = np.asarray(held + ood)
+            bins = np.histogram_bin_edges(values, bins=20)
+            ax.hist(held, bins=bins, color="#4a7bb7", alpha=0.8, label="held-out (in distribution)")
+            if ood:
+                ax.hist(ood, bins=bins, color="#d9822b", alpha=0.5, label="shifted / other data")
+            if this is not None:
+                ax.axvline(this, color="k", lw=2, label="this image")
+            ticks = np.quantile(values, [0, 1])
+            ax.set_xticks(ticks, [sig(float(t)) for t in ticks])
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
+            ax.set_title(f"Q: {det} typicality ({lv} level)", fontsize=9)
+        else:
+            missing.append("QC scores of the held-out images")
+    else:
+        missing.append("QC signal (qc/scores.csv)")
+    ax = axes[3]
+    ax.set_title("H inside A: heatmap", fontsize=9)
+    heat = None
+    if ex:
+        try:
+            heat = np.load(ex_dir / "heatmap.npy")
+        except (OSError, ValueError):
+            heat = None
+    if heat is not None:
+        ax.imshow(heat, cmap="inferno")
+        try:
+            a = np.asarray(Image.open(ex.get("mask") or ex_dir / "annotation.png").convert("L")) > 0
+            if a.shape == heat.shape:
+                ax.contour(a, levels=[0.5], colors="cyan", linewidths=0.8)
+        except OSError:
+            pass
+    else:
+        missing.append("heatmap (explain/heatmap.npy)")
+    for ax in axes:
+        if not ax.images and not ax.patches:
+            ax.text(0.5, 0.5, "not available", ha="center", va="center", fontsize=9, color="#7a8494",
+                    transform=ax.transAxes)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(out_png, buf.getvalue())
+    return missing
+
+
+def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir: Path,
+                  panel_dir: Path | None = None) -> list[DatasetAnswer]:
+    """One :class:`DatasetAnswer` per dataset of the sweep (in the sweep's order); the Figure-2 panels
+    are written to ``panel_dir`` as ``figure2-<dataset>.png`` (none when it is None)."""
+    sweep = Sweep(sweep_dir)
+    compare_dir, qc_dir, explain_dir = Path(compare_dir), Path(qc_dir), Path(explain_dir)
+    datasets: list[str] = []
+    for job in sweep.jobs():
+        try:
+            ref = job.run.dataset
+        except RunFileError:
+            ref = None
+        if ref and _slug(ref) not in datasets:
+            datasets.append(_slug(ref))
+    best_rows = {_slug(r.get("dataset")): r for r in _read_csv(compare_dir / "best_table.csv")}
+    compare_ran = (compare_dir / "best_table.csv").exists()
+    qc = _read_json(qc_dir / "qc.json")
+    ex = _read_json(explain_dir / "explain.json")
+    qc_ds = _slug(qc.get("dataset")) if qc and qc.get("dataset") else None
+    ex_run = None
+    if ex and ex.get("run_dir"):
+        from matseg_nb.runs import Run
+
+        ex_run = Run(Path(ex["run_dir"]))
+    answers = []
+    for name in datasets:
+        answer = DatasetAnswer(name)
+        _comparison(answer, best_rows.get(name) if compare_ran else None)
+        if qc is None:
+            answer.missing.append("QC (qc/qc.json)")
+        elif qc_ds == name:
+            answer.qc_verdict = str(qc.get("verdict") or "unknown")
+            answer.qc_words = qc_words(qc)
+        else:
+            answer.qc_words = f"QC ran for {qc_ds} only (the sweep's best model), not for this dataset."
+        ex_here = ex is not None and ex_run is not None and _slug(ex_run.dataset) == name
+        if ex is None:
+            answer.missing.append("explanation (explain/explain.json)")
+        elif ex_here:
+            answer.explain_words = explain_sentence(ex)
+        run = ex_run if ex_here else sweep.best_run(name)
+        if run is None:
+            run = next((r for r in sweep.complete_runs() if _slug(r.dataset) == name), None)
+        if run is not None and panel_dir is not None:
+            png = Path(panel_dir) / f"figure2-{name}.png"
+            answer.missing += _panel(run, qc if qc_ds == name else None, qc_dir, ex if ex_here else None,
+                                     explain_dir, png)
+            answer.panel_png = str(png)
+        elif run is None:
+            answer.missing.append("a complete run of this dataset")
+        answers.append(answer)
+    return answers
