@@ -53,15 +53,15 @@ def test_sibling_prefix_is_not_inside(tmp_path):
     assert not is_in_workspace(tmp_path / "ws", str(tmp_path / "ws2" / "x"))
 
 
-def test_app_builds_tabs_and_seeds_a_tiny_profile(tmp_path):
+def test_app_builds_tabs_and_seeds_the_starter_profile(tmp_path):
     from matseg_nb.widgets.dashboard_app import TABS, DashboardApp
 
     app = DashboardApp(tmp_path / "ws")
     assert [app.tabs.get_title(i) for i in range(len(TABS))] == list(TABS)
-    assert app.configure.picker.options == ("profiles/tiny.json",)
+    assert app.configure.picker.options == ("profiles/starter.json",)
     assert app.configure.editor is not None and app.configure.editor.model.valid
-    assert app.state.profile_path == (tmp_path / "ws" / "profiles" / "tiny.json").resolve()
-    assert "profiles/tiny.json" in app.run.profile_label.value
+    assert app.state.profile_path == (tmp_path / "ws" / "profiles" / "starter.json").resolve()
+    assert "profiles/starter.json" in app.run.profile_label.value
 
 
 def test_configure_refuses_a_path_outside_the_workspace_visibly(tmp_path):
@@ -123,15 +123,15 @@ def test_start_sweep_launches_a_detached_argument_list(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
     st = dashboard_app.DashboardState(tmp_path / "ws")
-    sweep = st.start_sweep("profiles/tiny.json")
-    assert sweep == (tmp_path / "ws" / "runs" / "tiny" / "sweep").resolve()
+    sweep = st.start_sweep("profiles/starter.json")
+    assert sweep == (tmp_path / "ws" / "runs" / "starter" / "sweep").resolve()
     cmd, kw = calls["cmd"], calls["kw"]
-    assert cmd[1:5] == ["-m", "matseg_nb.cli", "sweep", str((tmp_path / "ws" / "profiles" / "tiny.json").resolve())]
+    assert cmd[1:5] == ["-m", "matseg_nb.cli", "sweep", str((tmp_path / "ws" / "profiles" / "starter.json").resolve())]
     assert cmd[5:7] == ["--out", str(sweep)]
     assert kw["start_new_session"] is True and "shell" not in kw
     assert (sweep.parent / "sweep.pid").read_text() == "4242"
     with pytest.raises(UserError, match="running"):
-        st.start_sweep("profiles/tiny.json")
+        st.start_sweep("profiles/starter.json")
 
 
 def test_no_eval_exec_or_shell_in_the_dashboard():
@@ -167,7 +167,7 @@ def test_analysis_tabs_show_their_folders(tmp_path):
     from matseg_nb.widgets.dashboard_app import DashboardApp
 
     app = DashboardApp(tmp_path / "ws")
-    run = tmp_path / "ws" / "runs" / "tiny"
+    run = tmp_path / "ws" / "runs" / "starter"
     comp, qc = run / "compare", run / "qc"
     comp.mkdir(parents=True)
     qc.mkdir()
@@ -175,13 +175,19 @@ def test_analysis_tabs_show_their_folders(tmp_path):
     write_png(comp / "heatmap_iou.png")
     (qc / "qc.json").write_text(json.dumps({"verdict": "not ready"}))
     write_png(qc / "roc.png")
-    app.compare._done(comp, None)
+    app.compare.show(comp)
+    app.compare.message.value = "done: runs/starter/compare"
     html = "".join(c.value for c in app.compare.output.children if hasattr(c, "value") and isinstance(c.value, str))
-    assert "matseg-compare-table" in html and "0.5123" in html and "runs/tiny/compare" in app.compare.message.value
+    assert "matseg-compare-table" in html and "0.5123" in html and "runs/starter/compare" in app.compare.message.value
     assert any(getattr(c, "format", "") == "png" for c in app.compare.output.children)
-    app.quality._done(qc, None)
-    assert "QC verdict: not ready" in app.quality.output.children[0].value
-    app.quality._done(None, UserError("runs/tiny: expected a complete job to check, found none"))
+    (run / "qc.state.json").write_text(json.dumps({"state": "done", "pid": 1, "out": str(qc), "elapsed_s": 3}))
+    app.run.current_run = run
+    app.quality.follow()
+    assert "QC verdict: not ready" in app.quality.output.children[0].value and "done in 3 s" in app.quality.message.value
+    (run / "qc.state.json").write_text(json.dumps({"state": "failed", "pid": 1, "error": "runs/starter: expected a "
+                                                   "complete job to check, found none"}))
+    app.quality.follow()
+    app.run.current_run = None
     assert "failed" in app.quality.message.value and "expected a complete job" in app.quality.message.value
 
 

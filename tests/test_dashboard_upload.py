@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from matseg_nb.errors import UserError
 from matseg_nb.widgets.uploads import UploadedFile, add_uploaded_dataset, list_uploaded_datasets
 
 
@@ -117,3 +121,45 @@ def test_uploaded_dataset_is_offered_to_the_profile_editor(tmp_path):
     assert str(result.folder) in st.dataset_choices()
     prof = json.loads((st.workspace / "profiles" / "starter.json").read_text())
     assert prof["model"]["encoders"] == ["resnet18"] and prof["training"]["lr"] == 1e-3
+
+
+def wait_state(st, kind, run, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = st.analysis_state(kind, run)
+        if state and state["state"] != "running":
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"{kind} still running after {timeout} s: {st.analysis_state(kind, run)}")
+
+
+def test_analyses_run_in_a_detached_process_and_are_found_again(tmp_path):
+    """Compare runs in its own session; a fresh app (a reloaded page) finds it running/done and shows it."""
+    from _report_helpers import make_fake_loop
+
+    from matseg_nb.widgets.dashboard_app import DashboardApp, DashboardState
+
+    st = DashboardState(tmp_path / "ws")
+    run = st.workspace / "runs" / "demo"
+    make_fake_loop(run)
+    for sub in ("compare", "qc", "explain"):
+        shutil.rmtree(run / sub)
+    state = st.start_analysis("compare", run)
+    assert state["state"] == "running"
+    assert os.getsid(state["pid"]) == state["pid"] != os.getsid(0)  # own session: outlives the page's kernel
+    with pytest.raises(UserError, match="found one running"):
+        st.start_analysis("compare", run)
+    del st  # the page goes away; the process does not
+    again = DashboardState(tmp_path / "ws")
+    done = wait_state(again, "compare", run)
+    assert done["state"] == "done", done
+    assert (run / "compare").is_dir() and any((run / "compare").iterdir())
+    app = DashboardApp(tmp_path / "ws")
+    app.run.attach("runs/demo")
+    assert "done" in app.compare.message.value and app.compare.output.children
+    # QC of a run folder without a model fails in the child; the page shows the error line
+    app.state.start_analysis("qc", run)
+    failed = wait_state(app.state, "qc", run)
+    assert failed["state"] == "failed" and failed["error"]
+    app.quality.follow()
+    assert "failed" in app.quality.message.value

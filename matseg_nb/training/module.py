@@ -44,6 +44,9 @@ class SegModule(L.LightningModule):
     (dataset-level, foreground mean, see docs/metrics.md), lr. ``history`` keeps one dict per epoch.
     """
 
+    #: when set, ``{epoch, max_epochs, val_iou}`` is written there after every epoch (atomic JSON)
+    progress_file = None
+
     def __init__(self, model: nn.Module, num_classes: int, training: dict, channels_last: bool = False,
                  echo: Callable[[str], None] | None = print) -> None:
         super().__init__()
@@ -115,6 +118,12 @@ class SegModule(L.LightningModule):
             "epoch_time_s": round(time.perf_counter() - self._epoch_t0, 3),
         }
         self.history.append(row)
+        if self.progress_file is not None:  # followed by the dashboard's Run tab while the job runs
+            from matseg_nb.atomic import atomic_write_json
+
+            val = row["val_iou"]
+            atomic_write_json(self.progress_file, {"epoch": row["epoch"] + 1, "max_epochs": self.trainer.max_epochs,
+                                                   "val_iou": val if math.isfinite(val) else None})
         if self.echo:
             self.echo(
                 f"epoch {row['epoch'] + 1}/{self.trainer.max_epochs}  train_loss {row['train_loss']:.4f}  "

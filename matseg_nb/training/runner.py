@@ -155,6 +155,7 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     module = SegModule(model, ds.num_classes, cfg, channels_last=channels_last, echo=echo)
+    module.progress_file = run_dir / "progress.json"
     dm = SegDataModule(train, val, cfg, seed)
     monitor = cfg.get("monitor", "val_iou") if len(val) else None
     work = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=run_dir))

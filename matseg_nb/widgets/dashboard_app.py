@@ -29,7 +29,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from matseg_nb.atomic import atomic_write_text
+from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
 from matseg_nb.report.workspace import resolve_in_workspace
 from matseg_nb.widgets.profile_editor import (
@@ -88,6 +88,7 @@ class DashboardState:
             atomic_write_text(self.workspace / "profiles" / "starter.json", json.dumps(starter_profile(), indent=2))
         self.profile_path: Path | None = None
         self.process: subprocess.Popen | None = None
+        self.analyses: dict[str, subprocess.Popen] = {}
 
     # -- paths ----------------------------------------------------------------------------------
     def resolve(self, user_path: str) -> Path:
@@ -172,6 +173,42 @@ class DashboardState:
         return [run.path for run in Sweep(sweep).complete_runs()]
 
     # -- analyses -------------------------------------------------------------------------------
+    def start_analysis(self, kind: str, run: Path, **paths: Path | str) -> dict:
+        """Start ``compare``/``qc``/``explain`` of ``run`` in a detached process (see ``widgets.background``).
+
+        Like the sweep it has its own session, so closing the page does not stop it; a second start
+        while one runs is refused. Returns the recorded state.
+        """
+        from matseg_nb.widgets import background as bg
+
+        run = self.resolve(str(run))
+        if (bg.read_state(run, kind) or {}).get("state") == "running":
+            raise UserError(f"{kind} of {self.relative(run)}: expected none running, found one running")
+        run.mkdir(parents=True, exist_ok=True)
+        args = json.dumps({k: str(v) for k, v in paths.items()})
+        cmd = [sys.executable, "-m", "matseg_nb.widgets.background", kind, str(self.workspace), str(run), args]
+        log = open(bg.log_file(run, kind), "wb")  # noqa: SIM115 - handed to the child process
+        proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        log.close()
+        self.analyses[kind] = proc
+        state = {"state": "running", "pid": proc.pid, "started": time.time()}
+        atomic_write_json(bg.state_file(run, kind), state)  # the child rewrites it with its own start
+        return state
+
+    def analysis_state(self, kind: str, run: Path) -> dict | None:
+        """Recorded state of an analysis plus ``progress`` (the last log line)."""
+        from matseg_nb.widgets import background as bg
+
+        proc = self.analyses.get(kind)
+        if proc is not None:
+            proc.poll()  # reap a finished child so its pid reads as gone
+        state = bg.read_state(run, kind)
+        if state is not None:
+            state["progress"] = bg.last_log_line(run, kind)
+        return state
+
     def compare(self, run: Path) -> Path:
         from matseg_nb.compare import compare_sweeps
 
@@ -210,6 +247,20 @@ def _test_iou(job_dir: Path) -> float:
     from matseg_nb.runs import Run
 
     return Run(job_dir).test_iou() or 0.0
+
+
+def job_progress(sweep: Path, job: dict) -> dict:
+    """A status row with the job's live ``epoch`` ("3/10") and latest ``val_iou`` from its progress.json."""
+    row = dict(job)
+    try:
+        prog = json.loads((Path(sweep) / str(job.get("job_id")) / "progress.json").read_text())
+    except (OSError, ValueError):
+        return row
+    if isinstance(prog, dict) and prog.get("epoch") is not None:
+        row["epoch"] = f"{prog['epoch']}/{prog.get('max_epochs', '?')}"
+        if row.get("val_iou") is None and prog.get("val_iou") is not None:
+            row["val_iou"] = prog["val_iou"]
+    return row
 
 
 def run_in_thread(fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> threading.Thread:
@@ -261,6 +312,13 @@ class DashboardApp:
             self.tabs.set_title(i, title)
         self.widget = w.VBox([self.header, self.tabs])
         self.widget.add_class("matseg-dashboard")
+        self.follow_analyses()
+
+    def follow_analyses(self) -> None:
+        """Show the state of compare/QC/explain of the current run (they may have run while the page was closed)."""
+        for tab in (getattr(self, name, None) for name in ("compare", "quality", "explain")):
+            if tab is not None:
+                tab.follow()
 
     @property
     def run_dir(self) -> Path | None:
@@ -458,6 +516,7 @@ class RunTab:
             self.message.value = message_html("refused: " + error_text(err), "error")
             return
         self.refresh()
+        self.app.follow_analyses()
         if self._poller is None or not self._poller.is_alive():
             self._poller = threading.Thread(target=self._poll, daemon=True)
             self._poller.start()
@@ -490,8 +549,9 @@ class RunTab:
         c = status["counts"]
         head = (f"<div class='matseg-state'>sweep <b>{esc(status['state'])}</b>: {c['complete']} complete, "
                 f"{c['failed']} failed, {c['running']} running, {c['pending']} pending</div>")
-        self.table.value = head + table_html(status["jobs"], ["job_id", "status", "duration_s", "val_iou",
-                                                              "test_iou", "error"], "matseg-status-table")
+        rows = [job_progress(self.current_run / "sweep", job) for job in status["jobs"]]
+        self.table.value = head + table_html(rows, ["job_id", "status", "epoch", "duration_s", "val_iou",
+                                                    "test_iou", "error"], "matseg-status-table")
         return status
 
     def build_report(self) -> None:
@@ -512,10 +572,15 @@ class RunTab:
 
 
 class _AnalysisTab:
-    """A button that runs an analysis of the current run in a thread, then shows its folder."""
+    """A button that runs an analysis of the current run in a background process, then shows its folder.
+
+    The process outlives the page: on return (or when a run is picked) the tab reads its state and
+    progress from the run folder and shows the result when it is done.
+    """
 
     title = ""
     css = ""
+    kind = ""
 
     def __init__(self, app: DashboardApp) -> None:
         self.app = app
@@ -527,26 +592,69 @@ class _AnalysisTab:
         self.output.add_class(f"matseg-{self.css}-output")
         self.button.on_click(lambda _b: self.start())
         self.widget = w.VBox([self.button, self.message, self.output])
+        self._follower: threading.Thread | None = None
 
-    def action(self, run: Path) -> Path:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def paths(self, run: Path) -> dict[str, Path] | None:
+        """Extra path arguments of the analysis (None: not ready, message shown)."""
+        return {}
 
     def start(self) -> None:
         run = self.app.run_dir
         if run is None:
             self.message.value = message_html("start or pick a sweep first (Run tab)", "error")
             return
-        self.message.value = message_html("working ...")
-        self.button.disabled = True
-        run_in_thread(lambda: self.action(run), self._done)
-
-    def _done(self, out: Path | None, err: BaseException | None) -> None:
-        self.button.disabled = False
-        if err is not None:
-            self.message.value = message_html("failed: " + error_text(err), "error")
+        paths = self.paths(run)
+        if paths is None:
             return
-        self.message.value = message_html(f"done: {self.app.state.relative(out)}", "ok")
-        self.show(out)
+        try:
+            self.app.state.start_analysis(self.kind, run, **paths)
+        except UserError as err:
+            self.message.value = message_html("not started: " + error_text(err), "error")
+            return
+        self.output.children = []
+        self.follow()
+
+    def follow(self) -> None:
+        """Show the state of this analysis for the current run; poll in a thread while it runs."""
+        run = self.app.run_dir
+        if run is None:
+            return
+        state = self.update(run)
+        if state is not None and state["state"] == "running" and (
+                self._follower is None or not self._follower.is_alive()):
+            self._follower = threading.Thread(target=self._poll, args=(run,), daemon=True)
+            self._follower.start()
+
+    def _poll(self, run: Path) -> None:
+        while self.app.run_dir == run:
+            time.sleep(POLL_S)
+            state = self.update(run)
+            if state is None or state["state"] != "running":
+                return
+
+    def update(self, run: Path) -> dict | None:
+        state = self.app.state.analysis_state(self.kind, run)
+        if state is None:
+            self.button.disabled = False
+            return None
+        if state["state"] == "running":
+            self.button.disabled = True
+            elapsed = time.time() - float(state.get("started", time.time()))
+            self.message.value = message_html(f"running in the background ({elapsed:.0f} s; closing this page does "
+                                              f"not stop it): {state.get('progress') or 'starting ...'}")
+        elif state["state"] == "failed":
+            self.button.disabled = False
+            self.message.value = message_html("failed: " + str(state.get("error")), "error")
+        else:
+            self.button.disabled = False
+            out = Path(state.get("out") or run / self.kind)
+            self.message.value = message_html(f"done in {float(state.get('elapsed_s', 0)):.0f} s: "
+                                              f"{self.app.state.relative(out)}", "ok")
+            try:
+                self.show(out)
+            except (OSError, ValueError) as err:
+                self.message.value = message_html("cannot show the result: " + error_text(err), "error")
+        return state
 
     def show(self, out: Path) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -555,9 +663,7 @@ class _AnalysisTab:
 class CompareTab(_AnalysisTab):
     title = "Compare"
     css = "compare"
-
-    def action(self, run: Path) -> Path:
-        return self.app.state.compare(run)
+    kind = "compare"
 
     def show(self, out: Path) -> None:
         import pandas as pd
@@ -577,9 +683,7 @@ class CompareTab(_AnalysisTab):
 class QualityTab(_AnalysisTab):
     title = "Run QC"
     css = "qc"
-
-    def action(self, run: Path) -> Path:
-        return self.app.state.qc(run)
+    kind = "qc"
 
     def show(self, out: Path) -> None:
         qc = json.loads((out / "qc.json").read_text()) if (out / "qc.json").exists() else {}
@@ -609,6 +713,9 @@ class ExplainTab:
         self.output = w.VBox()
         self.output.add_class("matseg-explain-output")
         self.painter = None
+        self.kind = "explain"
+        self.button = self.explain_button
+        self._follower: threading.Thread | None = None
         self.reload_button.on_click(lambda _b: self.find_jobs())
         self.jobs.observe(lambda c: self._job_changed(c["new"]), names="value")
         self.open_button.on_click(lambda _b: self.open_image())
@@ -673,19 +780,22 @@ class ExplainTab:
         out = run / "explain"
         mask = self.painter.model.save(str(out / "A.png"))
         job_dir = run / "sweep" / self.jobs.value
-        image = Path(self.images.value)
-        self.message.value = message_html("computing the heatmap ...")
-        self.explain_button.disabled = True
-        run_in_thread(lambda: self.app.state.explain(job_dir, image, Path(mask), out), self._done)
-
-    def _done(self, summary: dict | None, err: BaseException | None) -> None:
-        self.explain_button.disabled = False
-        if err is not None:
-            self.message.value = message_html("failed: " + error_text(err), "error")
+        try:
+            self.app.state.start_analysis("explain", run, job_dir=job_dir, image_path=Path(self.images.value),
+                                          mask_png=Path(mask), out=out)
+        except UserError as err:
+            self.message.value = message_html("not started: " + error_text(err), "error")
             return
-        out = self.app.run_dir / "explain"
+        self.output.children = []
+        self.follow()
+
+    # the background process is followed exactly as in the Compare and Quality tabs
+    follow = _AnalysisTab.follow
+    _poll = _AnalysisTab._poll
+    update = _AnalysisTab.update
+
+    def show(self, out: Path) -> None:
         faith = out / "faithfulness.json"
-        self.message.value = message_html("heatmap ready", "ok")
         parts: list[w.Widget] = []
         for name in ("explanation.png", "heatmap.png"):
             if (out / name).exists():
