@@ -195,10 +195,10 @@ def stage_explain(ctx: DemoContext, crop: int = DEMO_SETTINGS.explain.crop, wind
     summary = explain_image(run, sample.image, mask_png, out, kernel=DEMO_SETTINGS.explain.kernel, window=window,
                             stride=stride,
                             model=model, image=img, meta={**meta, "crop": [y0, x0, size]})
-    faith = summary.get("faithfulness") or {}
-    ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": [y0, x0, size]}
+    ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": [y0, x0, size],
+                              "faithful": summary.faithfulness.faithful, "summary": summary.summary()}
     ctx.log(f"  heatmap for {sample.image.name} (centre crop {size} px at y={y0}, x={x0}) of {run.name}")
-    ctx.log(f"  faithfulness: {faith.get('summary', faith) if isinstance(faith, dict) else faith}")
+    ctx.log(f"  {summary.summary()}")
 
 
 def stage_report(ctx: DemoContext) -> None:

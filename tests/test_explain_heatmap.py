@@ -82,15 +82,13 @@ def test_grid_and_upsampling_rules():
 def test_bad_inputs_are_user_errors():
     model = tiny_model("Unet", 1)
     img = rand_image(1)
-    with pytest.raises(UserError, match="mask: expected shape"):
+    with pytest.raises(UserError, match="mask A: expected shape"):
         heatmap(model, img, np.ones((10, 10)))
+    with pytest.raises(UserError, match="empty mask"):
+        heatmap(model, img, np.zeros((48, 40)), window=8, stride=8)
     with pytest.raises(UserError, match="kernel"):
         heatmap(model, img, box_mask(), kernel="sharpen")
-    with pytest.raises(UserError, match="window"):
+    with pytest.raises(UserError, match=r"--window: expected 1..40 px \(the image is 48x40\), found 64"):
         heatmap(model, img, box_mask(), window=64)
-
-
-def test_empty_mask_gives_zero_map_without_forward_passes():
-    model = tiny_model("Unet", 1)
-    res = heatmap(model, rand_image(1), np.zeros((48, 40)), window=8, stride=8)
-    assert res.n_forward == 0 and not res.map.any()
+    with pytest.raises(UserError, match="--stride: expected >= 1 px, found 0"):
+        heatmap(model, img, box_mask(), window=8, stride=0)

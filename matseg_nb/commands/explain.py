@@ -1,4 +1,4 @@
-"""``matseg explain RUN_DIR IMAGE --mask A.png [--kernel blur --window 16 --stride 4] --out DIR``."""
+"""``matseg explain RUN_DIR IMAGE --mask A.png [--kernel blur --window 16 --stride 4 --max-minutes M] --out DIR``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="kernel parameter, e.g. sigma=4, value=0, std=0.1, seed=0 (repeatable)")
     p.add_argument("--max-batch", type=int, default=None, help="perturbed copies per forward pass")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true",
+                   help="autocast (fp16 on CUDA, bf16 on CPU) instead of float32; its noise floor is printed")
+    p.add_argument("--max-minutes", type=float, default=None, metavar="MIN",
+                   help="stop the heatmap after MIN minutes with a partial map, marked partial")
+    p.add_argument("--draws", type=int, default=20, help="draws of each faithfulness baseline (default 20)")
+    p.add_argument("--level", type=float, default=0.05, help="faithfulness test level (default 0.05)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=handler)
 
@@ -79,11 +85,10 @@ def handler(args: argparse.Namespace) -> int:
                                         image_path=args.image, width=args.boundary_width)
     summary = explain_image(args.run_dir, args.image, mask, args.out, kernel=args.kernel, window=args.window,
                             stride=args.stride, kernel_params=_kernel_params(args.kernel_param),
-                            region_dilation=args.region_dilation, device=args.device, max_batch=args.max_batch)
-    f = summary["faithfulness"]
-    ratio = f["ratio_top_random"]
-    print(f"heatmap: {summary['heatmap']['n_locations']} locations in {summary['heatmap']['seconds']:.1f} s "
-          f"-> {Path(args.out) / 'heatmap.npy'}")
-    print(f"faithfulness: top/random L1 change in A at {100 * f['k_main']:.0f}% = "
-          + ("n/a" if ratio is None else f"{ratio:.2f}x") + f"; figure {Path(args.out) / 'explanation.png'}")
+                            region_dilation=args.region_dilation, device=args.device, max_batch=args.max_batch,
+                            amp=args.amp, max_minutes=args.max_minutes, n_draws=args.draws, level=args.level)
+    if "amp_noise_floor" in summary.heatmap:
+        print(f"AMP noise floor (H of the unperturbed image): {summary.heatmap['amp_noise_floor']:.3g}")
+    print(summary.summary())
+    print(f"files: {Path(args.out) / 'heatmap.npy'}, figure {Path(args.out) / 'explanation.png'}")
     return 0

@@ -60,8 +60,12 @@ def save_annotation(mask: np.ndarray, png: str | Path, image_path: str | Path | 
     return png
 
 
-def load_annotation(png: str | Path, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Read A from ``png`` as bool (H, W); ``image_shape`` (H, W) or (C, H, W) must match."""
+def load_annotation(png: str | Path, image_shape: tuple[int, ...] | None = None,
+                    notes: list[str] | None = None) -> np.ndarray:
+    """Read A from ``png`` as bool (H, W); ``image_shape`` (H, W) or (C, H, W) must match.
+
+    A PNG with values other than 0 and its maximum (anti-aliased brush edges) is thresholded at half
+    its maximum; the note saying so is appended to ``notes``."""
     png = Path(png)
     if not png.is_file():
         raise UserError(f"{png}: expected an annotation PNG, found no such file")
@@ -76,6 +80,14 @@ def load_annotation(png: str | Path, image_shape: tuple[int, ...] | None = None)
         if arr.shape != hw:
             raise UserError(f"{png}: expected an annotation of the image's size {hw[0]}x{hw[1]} (HxW), "
                             f"found {arr.shape[0]}x{arr.shape[1]}")
+    values = np.unique(arr)
+    if values.size > 2 or (values.size == 2 and values[0] != 0):
+        hi = float(values.max())
+        a = arr >= hi / 2
+        if notes is not None:
+            notes.append(f"{png.name} is not binary ({values.size} grey levels, e.g. anti-aliased edges): "
+                         f"thresholded at {hi / 2:g} (half its maximum), {int(a.sum())} px inside A")
+        return a
     return arr > 0
 
 

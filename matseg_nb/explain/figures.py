@@ -1,8 +1,10 @@
-"""Figures: image, expert mask A, heatmap overlay and the deletion curves side by side."""
+"""Figure: image, prediction Z over the image, mask A, heatmap H (with its unit) and the deletion test."""
 
 from __future__ import annotations
 
 import numpy as np
+
+H_UNIT = "change of probability mass inside A"
 
 
 def _display(image: np.ndarray) -> np.ndarray:
@@ -12,43 +14,46 @@ def _display(image: np.ndarray) -> np.ndarray:
     return np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
 
 
-def explanation_figure(image, mask, hmap, faith: dict | None = None, title: str = ""):
-    """Matplotlib figure (1 x 4): image (C, H, W), A (H, W), heatmap overlay (H, W), deletion curve."""
+def explanation_figure(image, mask, hmap, faith=None, title: str = "", prediction: np.ndarray | None = None,
+                       mask_label: str = "expert mask A"):
+    """Matplotlib figure: image (C, H, W), prediction (H, W class ids) over it, A (H, W), H (H, W) with a
+    colour bar in units of :data:`H_UNIT`, and (``faith``: a
+    :class:`~matseg_nb.explain.faithfulness.FaithfulnessResult`) the deletion curves vs the baselines."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     disp = _display(image)
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
+    a = np.asarray(mask) > 0
+    fig, axes = plt.subplots(1, 5, figsize=(24, 5.2))
     cmap = "gray" if disp.ndim == 2 else None
-    axes[0].imshow(disp, cmap=cmap)
-    axes[0].set_title("image")
-    axes[1].imshow(disp, cmap=cmap)
-    axes[1].imshow(np.ma.masked_where(~(np.asarray(mask) > 0), np.ones(np.shape(mask))), cmap="autumn", alpha=0.7)
-    axes[1].set_title(f"expert mask A ({int((np.asarray(mask) > 0).sum())} px)")
-    axes[2].imshow(disp, cmap=cmap)
-    im = axes[2].imshow(hmap, cmap="inferno", alpha=0.6)
-    axes[2].contour(np.asarray(mask) > 0, levels=[0.5], colors="cyan", linewidths=0.8)
-    fig.colorbar(im, ax=axes[2], fraction=0.046, label="H (L1 change in A)")
-    axes[2].set_title("influence heatmap H")
-    for ax in axes[:3]:
+    for ax in axes[:4]:
+        ax.imshow(disp, cmap=cmap)
         ax.axis("off")
-    if faith:
-        for name, style in (("top", "-o"), ("random", "--s"), ("random_blocks", "-.d"), ("bottom", ":^")):
-            if name not in faith["curves"]:
-                continue
-            pts = faith["curves"][name]
-            axes[3].plot([100 * p["fraction"] for p in pts], [p["l1_per_pixel"] for p in pts], style,
-                         label=f"{name} (AUC {faith['auc'][name]:.3g})")
-        ratio = faith.get("ratio_top_random")
-        axes[3].set_title(f"deletion curve; top/random at {100 * faith['k_main']:.0f}%: "
-                          + ("n/a" if ratio is None else f"{ratio:.2f}x"))
-        axes[3].set_xlabel("pixels blurred (% of image)")
-        axes[3].set_ylabel("L1 change in A per A pixel")
-        axes[3].legend(fontsize=8)
+    axes[0].set_title("image")
+    if prediction is not None:
+        axes[1].imshow(np.asarray(prediction), cmap="tab10", alpha=0.45, interpolation="nearest",
+                       vmin=0, vmax=9)
+    axes[1].set_title("prediction Z (argmax class) over the image")
+    axes[2].imshow(np.ma.masked_where(~a, np.ones(a.shape)), cmap="autumn", alpha=0.8, interpolation="nearest")
+    axes[2].set_title(f"{mask_label} ({int(a.sum())} px)")
+    im = axes[3].imshow(hmap, cmap="inferno", alpha=0.7)
+    axes[3].contour(a, levels=[0.5], colors="cyan", linewidths=0.6)
+    fig.colorbar(im, ax=axes[3], fraction=0.046, label=f"H ({H_UNIT})")
+    axes[3].set_title("influence heatmap H (A outlined)")
+    ax = axes[4]
+    if faith is not None:
+        fr = [100 * f for f in faith.fractions]
+        ax.plot(fr, faith.top_curve, "-o", label=f"H's top pixels (score {faith.top_score:.3g})")
+        for name, b in faith.baselines.items():
+            ax.plot(fr, b.mean_curve, "--", label=f"{name}, mean of {faith.n_draws} (p = {b.p_value:.3f})")
+        ax.set_title(("faithful" if faith.faithful else "not shown faithful") + f" at level {faith.level:g}")
+        ax.set_xlabel(f"pixels replaced by {faith.perturbation} (% of image)")
+        ax.set_ylabel("change of probability mass per A pixel")
+        ax.legend(fontsize=8)
     else:
-        axes[3].axis("off")
+        ax.axis("off")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

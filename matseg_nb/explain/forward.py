@@ -40,7 +40,8 @@ BOX_DECODER_MAX_FRACTION = 0.5  # of the padded image's area: larger crops run t
 class ProbFn:
     """Batched, padded, no-autograd probability function of a segmentation model.
 
-    ``amp`` (fp16 autocast; bf16 on CPU when forced) defaults to True on CUDA only;
+    ``amp`` (fp16 autocast on CUDA, bf16 on CPU) is off by default on every device: float32 keeps the
+    noise floor (about |A| x 1e-3 in fp16) far below H; pass ``amp=True`` explicitly to trade it for speed;
     ``channels_last`` defaults to True (1.5x faster convolutions on this CPU, same numbers to
     float32 rounding; :func:`heatmap_literal` / :func:`heatmap_captum` use plain NCHW); ``crop`` =
     (y0, y1, x0, x1) restricts the returned probabilities to a box (px) to save memory.
@@ -58,7 +59,7 @@ class ProbFn:
                  amp: bool | None = None, channels_last: bool | None = None, multiple: int | None = None,
                  shortcuts: bool = True, cache_mb: float = 4096, incremental: bool | None = None):
         self.device = torch.device(device) if device else next(model.parameters()).device
-        self.amp = self.device.type == "cuda" if amp is None else bool(amp)
+        self.amp = bool(amp)  # None -> False: fp32 unless AMP is asked for
         self.channels_last = True if channels_last is None else bool(channels_last)
         self.pad_multiple = int(multiple or max(32, pad_multiple(model)))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -72,6 +73,7 @@ class ProbFn:
         self.cache_note = ""
         self.used_box_decoder = False  # whether the last call ran a decoder on its crop box
         self._cache: IncrementalEncoder | None = None
+        self.shortcut_notes = _why_not(self.model, bool(shortcuts), plain, self.box_decoder, self.incremental, on)
 
     def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         xp, hw = pad_batch(x.to(self.device, torch.float32), self.pad_multiple)
@@ -141,6 +143,29 @@ def _plain_forward(model: torch.nn.Module) -> bool:
         return False
     return (isinstance(model, SegmentationModel) and type(model).forward is SegmentationModel.forward
             and getattr(model, "classification_head", None) is None)
+
+
+def _why_not(model, asked: bool, plain: bool, box: bool, incremental: bool, inc_on: bool) -> list[str]:
+    """Human-readable reasons why an exact shortcut is not used (empty when both apply)."""
+    if not asked:
+        return ["shortcuts off: plain batched forward passes"]
+    if not plain:
+        return ["custom forward or classification head: plain batched forward passes"]
+    notes = []
+    if not box:
+        notes.append(f"decoder {type(model).__name__} has no exact box rule (it runs whole)")
+    if not incremental:
+        if not inc_on:
+            notes.append("incremental encoder off on CUDA by default")
+        else:
+            enc = getattr(model, "encoder", None)
+            se = enc is not None and any("SE" in type(m).__name__ or "Squeeze" in type(m).__name__
+                                         for m in enc.modules())
+            why = ("its squeeze-excitation blocks pool globally, so a local change reaches every pixel"
+                   if se else "it is not smp's torchvision ResNet built of local operations only")
+            notes.append(f"incremental encoder cannot be exact for {type(enc).__name__} ({why}): "
+                         "plain batched encoder passes")
+    return notes
 
 
 def _padded_window(win: Box, hw: tuple[int, int], padded_hw) -> Box:

@@ -10,7 +10,7 @@ Captum Occlusion's rule). Three constructions give the same numbers:
 
 * :func:`heatmap` (fast): batches of perturbed copies per forward pass, inference mode, L1 over
   A's bounding box only, chunk size bounded by ``max_batch`` / a memory budget, channels_last
-  (all devices), fp16 autocast (CUDA only, ``amp=False`` for exact float32) and the exact shortcuts
+  (all devices), float32 by default (``amp=True``: fp16/bf16 autocast, its noise floor measured) and the exact shortcuts
   of :mod:`.shortcuts` and :mod:`.incremental` (UNet decoder on A's box; incremental ResNet encoder);
 * :func:`heatmap_literal`: one location at a time, full-size outputs (reference for tests);
 * :func:`heatmap_captum`: ``captum.attr.Occlusion`` with forward ``f(x') = -||Z*A - Z(x')*A||_1``
@@ -50,13 +50,14 @@ class HeatmapResult:
     seconds: float
     n_forward: int
     extra: dict = field(default_factory=dict)
+    partial: bool = False  # True when ``max_minutes`` stopped it: ``valid`` marks the locations done
 
     def meta(self) -> dict:
         """JSON-safe settings and timings (no arrays)."""
         return {"window": self.window, "stride": self.stride, "kernel": self.kernel,
                 "kernel_params": self.kernel_params, "upsample": self.upsample,
                 "grid_shape": list(self.grid.shape), "n_locations": int(self.valid.sum()),
-                "seconds": self.seconds, "n_forward": self.n_forward, **self.extra}
+                "seconds": self.seconds, "n_forward": self.n_forward, "partial": self.partial, **self.extra}
 
 
 def _as_image(image) -> torch.Tensor:
@@ -71,8 +72,19 @@ def _as_image(image) -> torch.Tensor:
 def _as_mask(mask, shape) -> torch.Tensor:
     a = np.asarray(mask)
     if a.shape != tuple(shape):
-        raise UserError(f"mask: expected shape {tuple(shape)} (the image's H, W), found {a.shape}")
+        raise UserError(f"mask A: expected shape {tuple(shape)} (the image's H, W), found {a.shape}")
+    if not (a > 0).any():
+        raise UserError("mask A: expected at least one pixel inside A, found an empty mask")
     return torch.as_tensor((a > 0).astype(np.float32))
+
+
+def check_grid(shape, window: int, stride: int) -> None:
+    """One-line errors for a window that does not fit the image (H, W) or a stride below 1 px."""
+    if int(stride) < 1:
+        raise UserError(f"--stride: expected >= 1 px, found {stride}")
+    if not 1 <= int(window) <= min(shape):
+        raise UserError(f"--window: expected 1..{min(shape)} px (the image is {shape[0]}x{shape[1]}), "
+                        f"found {window}")
 
 
 def _prob_fn(model, device, amp, channels_last, shortcuts: bool = True) -> ProbFn:
@@ -109,6 +121,7 @@ def _setup(fn: ProbFn, image, mask, kernel, window, stride, region, kernel_param
     and the location grid (ys, xs, valid)."""
     x = _as_image(image).to(fn.device)
     shape = tuple(x.shape[1:])
+    check_grid(shape, window, stride)
     a = _as_mask(mask, shape).to(fn.device)
     pert = make_perturbation(kernel, x, window, **(kernel_params or {}))
     ys, xs, valid = _locations(shape, window, stride, region, locations)
@@ -134,13 +147,18 @@ def _auto_batch(fn: ProbFn, x: torch.Tensor, memory_mb: float) -> int:
 def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,
             kernel_params: dict | None = None, max_batch: int | None = None, memory_mb: float = 4096,
             device=None, amp: bool | None = None, channels_last: bool | None = None,
-            upsample_rule: str = "spread", locations=None) -> HeatmapResult:
+            upsample_rule: str = "spread", locations=None, progress: bool = False,
+            max_minutes: float | None = None, log=None) -> HeatmapResult:
     """Fast heatmap of ``model`` on ``image`` (C, H, W) for expert mask ``mask`` (H, W).
 
     ``window``/``stride`` in px (stride 1 = every pixel); ``region`` (H, W) bool restricts the
     locations to windows touching it (e.g. a dilation of A); ``max_batch`` perturbed copies per
     forward pass (default: from ``memory_mb`` on CUDA, by image size on CPU, see ``_auto_batch``).
-    Returns :class:`HeatmapResult`.
+    ``amp`` (default off, float32): autocast, with its noise floor ``amp_noise_floor`` (H of the
+    unperturbed image, i.e. ||Z_amp*A - Z_fp32*A||_1) in ``extra``. ``progress``: a tqdm bar;
+    ``log`` (e.g. ``print``): the heatmap's size before it starts and the time estimated from the
+    first batch; ``max_minutes``: stop after the first batch that ends past it (at least one batch runs), with ``partial=True`` and
+    ``valid`` marking the locations done. Returns :class:`HeatmapResult`.
     """
     t0 = time.perf_counter()
     fn = _prob_fn(model, device, amp, channels_last)
@@ -148,16 +166,36 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
                                               locations)
     grid = np.zeros(valid.shape, dtype=np.float64)
     rows, cols = np.nonzero(a.cpu().numpy())
-    if rows.size == 0:
-        return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, 0)
     box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
     a_box = a[box[0] : box[1], box[2] : box[3]]
     z = fn(x[None], crop=box)[0] * a_box
+    extra: dict = {}
+    if fn.amp:
+        ref = ProbFn(fn.model, device=fn.device, amp=False, channels_last=fn.channels_last, shortcuts=False)
+        extra["amp_noise_floor"] = float((z - ref(x[None], crop=box)[0] * a_box).abs().sum())
     fn.prepare(x[None])
     batch = int(max_batch) if max_batch else _auto_batch(fn, x, memory_mb)
     todo = [tuple(ij) for ij in np.argwhere(valid)]
-    n_fwd = 1
+    done = np.zeros_like(valid)
+    notes = list(fn.shortcut_notes) + ([fn.cache_note] if fn.cache_note else [])
+    say = log or (lambda _msg: None)
+    n_batches = -(-len(todo) // batch) if todo else 0
+    say(f"heatmap: {len(todo)} locations ({valid.shape[0]}x{valid.shape[1]} grid, window {window} px, stride "
+        f"{stride} px), {n_batches} forward passes of up to {batch} images, "
+        f"{'AMP' if fn.amp else 'float32'}; exact shortcuts: "
+        + ("; ".join(n for n in ("box decoder" if fn.box_decoder else "", "incremental encoder" if fn.cached else "")
+                     if n) or "none") + (f" ({'; '.join(notes)})" if notes else ""))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="heatmap", unit="loc")
+    n_fwd, partial = 1, False
     for start in range(0, len(todo), batch):
+        if start and max_minutes is not None and time.perf_counter() - t0 > 60.0 * float(max_minutes):
+            partial = True
+            break
+        t_batch = time.perf_counter()
         chunk = todo[start : start + batch]
         xb = x[None].repeat(len(chunk), 1, 1, 1)
         wins = []
@@ -170,13 +208,25 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
         h = (z[None] - zb * a_box).abs().sum(dim=(1, 2, 3)).double().cpu().numpy()
         for b, (i, j) in enumerate(chunk):
             grid[i, j] = h[b]
+            done[i, j] = True
+        if start == 0 and n_batches > 1:
+            say(f"heatmap: first batch {time.perf_counter() - t_batch:.2f} s -> about "
+                f"{(time.perf_counter() - t_batch) * n_batches:.1f} s in all")
+        if bar is not None:
+            bar.update(len(chunk))
         n_fwd += 1
-    incremental, note = fn.cached, fn.cache_note
+    if bar is not None:
+        bar.close()
+    incremental = fn.cached
     fn.prepare(None)
-    return _finish(grid, valid, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
-                   max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
-                   channels_last=fn.channels_last, box_decoder=fn.used_box_decoder, incremental=incremental,
-                   **({"note": note} if note else {}))
+    if partial:
+        say(f"heatmap: stopped after {max_minutes} min with {int(done.sum())} of {len(todo)} locations (partial)")
+    res = _finish(grid, done, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
+                  max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
+                  channels_last=fn.channels_last, box_decoder=fn.used_box_decoder, incremental=incremental,
+                  locations_planned=len(todo), **extra, **({"note": "; ".join(notes)} if notes else {}))
+    res.partial = partial
+    return res
 
 
 def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,

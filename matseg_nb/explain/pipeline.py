@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from matseg_nb.atomic import atomic_write_bytes, atomic_write_json
 from matseg_nb.errors import UserError
 from matseg_nb.explain.annotation import load_annotation, load_annotation_meta
-from matseg_nb.explain.faithfulness import DEFAULT_FRACTIONS, faithfulness
+from matseg_nb.explain.faithfulness import DEFAULT_FRACTIONS, FaithfulnessResult, faithfulness
 from matseg_nb.explain.figures import explanation_figure
 from matseg_nb.explain.forward import ProbFn
 from matseg_nb.explain.heatmap import heatmap
@@ -57,16 +58,63 @@ def load_model_input(image_path: str | Path, meta: dict) -> np.ndarray:
     return img
 
 
+@dataclass
+class ExplanationResult:
+    """One explanation: where it came from, the heatmap's settings/timing (``heatmap``:
+    :meth:`HeatmapResult.meta`), the faithfulness test, notes on the input and the files written
+    (``outputs``: name -> file name under the output folder)."""
+
+    run_dir: str
+    image: str
+    mask: str
+    mask_source: str
+    mask_meta: dict
+    heatmap: dict
+    faithfulness: FaithfulnessResult
+    outputs: dict
+    region_dilation: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.heatmap.get("partial"))
+
+    def summary(self) -> str:
+        """Two sentences: the heatmap's size and time, then the faithfulness sentence."""
+        h = self.heatmap
+        head = (f"Heatmap of {Path(self.image).name} with A = {self.mask_source}: {h['n_locations']} locations "
+                f"(window {h['window']} px, stride {h['stride']} px, {h['kernel']}, "
+                f"{'AMP' if h.get('amp') else 'float32'}) in {h['seconds']:.1f} s"
+                + (" - PARTIAL, stopped by max_minutes" if self.partial else "") + ".")
+        notes = (" Notes: " + "; ".join(self.notes) + ".") if self.notes else ""
+        return f"{head} {self.faithfulness.summary()}{notes}"
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["faithfulness"] = self.faithfulness.to_json()
+        d["summary"] = self.summary()
+        return d
+
+    @classmethod
+    def from_json(cls, data: dict) -> ExplanationResult:
+        d = {k: v for k, v in data.items() if k != "summary"}
+        d["faithfulness"] = FaithfulnessResult.from_json(d["faithfulness"])
+        return cls(**d)
+
+
 def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", window: int = 16,
                   stride: int = 4, kernel_params: dict | None = None, region_dilation: int | None = None,
-                  device: str = "cpu", max_batch: int | None = None, k_main: float = 0.1,
-                  fractions=DEFAULT_FRACTIONS, model=None, image: np.ndarray | None = None, meta: dict | None = None) -> dict:
+                  device: str = "cpu", max_batch: int | None = None, fractions=DEFAULT_FRACTIONS,
+                  n_draws: int = 20, level: float = 0.05, amp: bool = False, max_minutes: float | None = None,
+                  progress: bool = True, log=print, mask_source: str | None = None,
+                  model=None, image: np.ndarray | None = None, meta: dict | None = None) -> ExplanationResult:
     """Write ``heatmap.npy`` (H, W), ``heatmap_grid.npy``, ``heatmap.png``, ``faithfulness.json``,
-    ``explanation.png`` and ``explain.json`` under ``out_dir``; returns the summary dict.
+    ``explanation.png`` and ``explain.json`` under ``out_dir``; returns :class:`ExplanationResult`.
 
-    ``region_dilation`` (px) restricts locations to a dilation of A; ``fractions`` / ``k_main``: the
-    deletion curve's pixel fractions (see :func:`faithfulness`). ``model``/``image``/``meta``
-    skip loading from the run folder (tests, notebooks holding them already).
+    ``region_dilation`` (px) restricts locations to a dilation of A; ``fractions`` / ``n_draws`` /
+    ``level``: the faithfulness test (:func:`faithfulness`); ``amp``: autocast instead of float32;
+    ``max_minutes``: stop the heatmap early (partial map, marked so); ``log``: progress lines
+    (``None``: silent). ``model``/``image``/``meta`` skip loading from the run folder.
     """
     out = Path(out_dir)
     if model is None:
@@ -75,46 +123,59 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
         model, meta = load_run_model(run_dir, device=device)
     meta = meta or {}
     img = image if image is not None else load_model_input(image_path, meta)
-    a = load_annotation(mask_png, img.shape)
+    notes: list[str] = []
+    a = load_annotation(mask_png, img.shape, notes)
+    mask_meta = load_annotation_meta(mask_png)
+    if mask_source is None:
+        mask_source = ("ground-truth class boundaries, not an expert drawing"
+                       if mask_meta.get("tool") == "gt-boundary" else f"mask {Path(str(mask_png)).name}")
+    if a.all():
+        notes.append("A is the whole image: H measures influence on the whole prediction")
     region = None
     if region_dilation:
         from scipy import ndimage
 
         region = ndimage.binary_dilation(a, iterations=int(region_dilation))
-    fn = ProbFn(model, device=device)
+    fn = ProbFn(model, device=device, amp=amp)
     res = heatmap(fn, img, a, kernel=kernel, window=window, stride=stride, region=region,
-                  kernel_params=kernel_params, max_batch=max_batch)
-    faith = faithfulness(fn, img, a, res.map, fractions=fractions, k_main=k_main, max_batch=max_batch or 8,
-                         block=window)
+                  kernel_params=kernel_params, max_batch=max_batch, progress=progress, log=log,
+                  max_minutes=max_minutes)
+    exact = ProbFn(model, device=device, amp=False)
+    faith = faithfulness(exact, img, a, res.map, window=window, heatmap_kernel=kernel, fractions=fractions,
+                         n_draws=n_draws, level=level, max_batch=max_batch or 8, progress=progress)
+    if res.partial:
+        faith.notes.append("the heatmap is partial (max_minutes), so this tests only the locations done")
+    import torch
+
+    with torch.inference_mode():
+        pred = exact(torch.as_tensor(np.asarray(img, np.float32))[None])[0].argmax(0).cpu().numpy()
     atomic_write_bytes(out / "heatmap.npy", _npy_bytes(res.map))
     atomic_write_bytes(out / "heatmap_grid.npy", _npy_bytes(res.grid))
     atomic_write_bytes(out / "heatmap.png", _heat_png(res.map))
-    atomic_write_json(out / "faithfulness.json", faith)
+    atomic_write_json(out / "faithfulness.json", faith.to_json())
     import matplotlib.pyplot as plt
 
-    fig = explanation_figure(img, a, res.map, faith, title=f"{Path(str(image_path)).name}: {kernel}, "
-                             f"window {window}, stride {stride}")
+    fig = explanation_figure(img, a, res.map, faith, prediction=pred, mask_label=f"A: {mask_source}",
+                             title=f"{Path(str(image_path)).name}: {kernel}, window {window} px, stride {stride} px"
+                             + (" (PARTIAL)" if res.partial else ""))
     atomic_write_bytes(out / "explanation.png", _png_bytes(fig))
     plt.close(fig)
-    summary = {
-        "run_dir": str(run_dir), "image": str(image_path), "mask": str(mask_png),
-        "mask_meta": load_annotation_meta(mask_png), "heatmap": res.meta(),
-        "region_dilation": region_dilation, "outputs": {
-            "heatmap_npy": "heatmap.npy", "heatmap_grid_npy": "heatmap_grid.npy", "heatmap_png": "heatmap.png",
-            "faithfulness": "faithfulness.json", "figure": "explanation.png"},
-        "faithfulness": {k: faith[k] for k in ("k_main", "ratio_top_random", "ratio_top_bottom",
-                                               "ratio_top_random_blocks", "auc_ratio_top_random",
-                                               "top_beats_random", "auc")},
-    }
-    atomic_write_json(out / "explain.json", summary)
-    return summary
+    result = ExplanationResult(
+        run_dir=str(run_dir), image=str(image_path), mask=str(mask_png), mask_source=mask_source,
+        mask_meta=mask_meta, heatmap=res.meta(), faithfulness=faith, region_dilation=region_dilation,
+        notes=notes, outputs={"heatmap_npy": "heatmap.npy", "heatmap_grid_npy": "heatmap_grid.npy",
+                              "heatmap_png": "heatmap.png", "faithfulness": "faithfulness.json",
+                              "figure": "explanation.png"})
+    atomic_write_json(out / "explain.json", result.to_json())
+    return result
 
 
 def explain_with_gt_boundary(run_dir, out_dir, split: str = "test", index: int = 0, width: int = 3,
-                             **kwargs) -> dict:
-    """Demo route: A = class boundaries of the ground truth of image ``index`` of ``split`` of the
+                             **kwargs) -> ExplanationResult:
+    """Whole-image route: A = class boundaries of the ground truth of image ``index`` of ``split`` of the
     run's dataset (``job.json`` ``dataset``), saved as ``A_gt_boundary.png`` (tool ``gt-boundary``),
-    then :func:`explain_image` with ``kwargs``. The summary says that A came from the ground truth."""
+    then :func:`explain_image` on the whole image at full resolution with ``kwargs``; the result's
+    ``mask_source`` says that A came from the ground truth."""
     import json
 
     from matseg_nb.data import open_dataset
@@ -129,7 +190,5 @@ def explain_with_gt_boundary(run_dir, out_dir, split: str = "test", index: int =
         raise UserError(f"index: expected 0..{len(samples) - 1} for split {split!r}, found {index}")
     sample = samples[index]
     png = save_boundary_annotation(ds.load_mask(sample), Path(out_dir) / "A_gt_boundary.png", sample.image, width)
-    summary = explain_image(run_dir, sample.image, png, out_dir, **kwargs)
-    summary["mask_source"] = f"ground-truth class boundaries ({width} px), not an expert drawing"
-    atomic_write_json(Path(out_dir) / "explain.json", summary)
-    return summary
+    return explain_image(run_dir, sample.image, png, out_dir,
+                         mask_source=f"ground-truth class boundaries ({width} px), not an expert drawing", **kwargs)
