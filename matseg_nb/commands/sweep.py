@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, help="per-cell time limit in seconds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-job-script", action="store_true",
-                   help="print the Slurm job script built from the profile and exit (submits nothing)")
+                   help="print the Slurm job script that --executor slurm submits (one per worker job) and exit; "
+                   "submits nothing")
     p.set_defaults(func=handler)
 
 
@@ -34,7 +35,7 @@ def handler(args: argparse.Namespace) -> int:
     from matseg_nb.sweep import format_status, run_sweep, slurm_job_script, sweep_status
 
     if args.print_job_script:
-        print(slurm_job_script(args.profile))
+        print(slurm_job_script(args.profile, args.out))
         return 0
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: expected a positive integer, found {args.workers}")

@@ -9,6 +9,7 @@ ImageNet encoder weights. ``profiles/schema.json`` is exported from :class:`Prof
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -235,15 +236,30 @@ class TrainingConfig(_Section):
 
 
 class SlurmConfig(_Section):
-    """Resources of one SLURM job (one dask-jobqueue worker)."""
+    """Resources of one SLURM job (one dask-jobqueue worker running one training job).
 
-    partition: str | None = None
-    account: str | None = None
-    walltime: str = Field(default="02:00:00", pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
-    cores: int = Field(default=4, ge=1)
-    memory: str = Field(default="16GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")
-    gpus: int = Field(default=0, ge=0)
-    extra_directives: list[str] = Field(default_factory=list, description="extra '#SBATCH' lines")
+    The only source of Slurm settings: ``matseg_nb.sweep.slurm`` turns these fields into the job script.
+    """
+
+    partition: str | None = Field(default=None, description="#SBATCH -p (None: the cluster's default partition)")
+    account: str | None = Field(default=None, description="#SBATCH -A (None: your default account)")
+    walltime: str = Field(default="02:00:00", description="#SBATCH -t, HH:MM:SS or D-HH:MM:SS")
+    cores: int = Field(default=4, ge=1, description="#SBATCH --cpus-per-task, also the job's torch threads")
+    memory: str = Field(default="16GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$", description="#SBATCH --mem, e.g. 16GB")
+    gpus: int = Field(default=0, ge=0, description="#SBATCH --gres=gpu:N per job (one job per GPU: use 1)")
+    constraint: str | None = Field(default=None, description="#SBATCH --constraint, e.g. a100")
+    qos: str | None = Field(default=None, description="#SBATCH --qos")
+    extra_directives: list[str] = Field(default_factory=list, description="extra '#SBATCH' options, e.g. --exclusive")
+    setup: list[str] = Field(default_factory=list,
+                             description="shell lines run before the worker starts (module load, conda activate)")
+    python: str | None = Field(default=None, description="python on the compute nodes (None: the sweep's python)")
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime_format(cls, v: str) -> str:
+        if not re.fullmatch(r"(\d+-)?\d{1,3}:[0-5]\d:[0-5]\d", v):
+            raise ValueError(f"expected a walltime HH:MM:SS or D-HH:MM:SS (e.g. 02:00:00), found {v!r}")
+        return v
 
 
 class ExecutionConfig(_Section):

@@ -4,6 +4,7 @@ existing scheduler; every task runs :func:`matseg_nb.sweep.runner.run_job_notebo
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +87,82 @@ class DaskExecutor:
 
 
 class SlurmExecutor(DaskExecutor):
-    """Dask workers submitted as Slurm jobs (one worker, one task slot per job)."""
+    """Dask workers submitted as Slurm jobs (one worker, one task slot per job; see ``sweep/slurm.py``).
+
+    The job script is checked with ``sbatch --test-only`` before anything is submitted. A training
+    job whose Slurm job ends under it (scancel, pre-emption, walltime) is recorded as failed, with
+    the Slurm state, and is not re-queued: rerun the sweep to redo it. When no worker job is left
+    in the queue, the jobs still waiting fail the same way instead of waiting forever.
+    """
+
+    #: seconds without any live worker job before the waiting training jobs are given up
+    NO_WORKERS_GRACE_S = 15.0
 
     def __init__(self, ctx: SweepContext) -> None:
-        from matseg_nb.sweep.slurm import slurm_cluster, slurm_settings
+        from matseg_nb.sweep import slurm
 
-        settings = slurm_settings(ctx.profile or {})
-        cluster = slurm_cluster(ctx.profile or {})
-        jobs = int(ctx.workers or settings["jobs"])
+        slurm.require_slurm()
+        self.config = slurm.slurm_config(ctx.profile or {})
+        cluster = slurm.slurm_cluster(self.config, ctx.out_dir)
+        try:
+            slurm.check_submission(self.config, cluster.job_script())
+        except BaseException:
+            cluster.close()
+            raise
+        slurm.log_directory(ctx.out_dir).mkdir(parents=True, exist_ok=True)
+        jobs = int(ctx.workers or 1)
         cluster.scale(jobs=jobs)
         ctx.workers = jobs
-        super().__init__(ctx, cluster=cluster, threads=int(settings["cores"]))
+        super().__init__(ctx, cluster=cluster, threads=self.config.cores)
         self._own_cluster = True
+        self._job_ids: dict[Any, str] = {}
+        self._given_up: set[Any] = set()
+        self._no_workers_since: float | None = None
+
+    def submit(self, spec: JobSpec, run_dir: Path) -> Any:
+        from matseg_nb.sweep.slurm import run_on_slurm_worker
+
+        future = self.client.submit(run_on_slurm_worker, spec.job_id, spec.job, str(run_dir), str(self.ctx.notebook),
+                                    self.threads, self.ctx.timeout_s, key=f"matseg-job-{spec.job_id}", pure=False)
+        self._job_ids[future] = spec.job_id
+        return future
+
+    def _worker_jobs_alive(self) -> bool:
+        from matseg_nb.sweep.slurm import LIVE_STATES, job_states
+
+        ids = [str(job.job_id) for job in self._cluster.workers.values() if getattr(job, "job_id", None)]
+        if self.client.scheduler_info()["workers"]:
+            return True
+        states = job_states(ids)
+        return any(state.split()[0] in LIVE_STATES for state in states.values())
+
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]:
+        done = super().wait([h for h in handles if h not in self._given_up], timeout)
+        waiting = [h for h in handles if not h.done() and h not in self._given_up]
+        if waiting and not self._worker_jobs_alive():
+            self._no_workers_since = self._no_workers_since or time.monotonic()
+            if time.monotonic() - self._no_workers_since > self.NO_WORKERS_GRACE_S:
+                self._given_up.update(waiting)
+        else:
+            self._no_workers_since = None
+        return done + [h for h in handles if h in self._given_up]
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        from matseg_nb.sweep.slurm import SlurmJobEnded, describe_end, read_job_record
+
+        job_id = self._job_ids.get(handle, "?")
+        if handle in self._given_up:
+            raise SlurmJobEnded("no Slurm worker job is left in the queue (all ended, e.g. walltime or scancel); "
+                                "rerun the sweep to run this job")
+        try:
+            return handle.result()
+        except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError: say what Slurm did
+            record = read_job_record(self.ctx.out_dir, job_id) or {}
+            raise SlurmJobEnded(f"{describe_end(record.get('slurm_job_id'), self.config.walltime)} "
+                                f"({type(exc).__name__})") from exc
+
+    def close(self, wait: bool = True) -> None:
+        for handle in self._job_ids:
+            if not handle.done():
+                handle.cancel()
+        super().close(wait)

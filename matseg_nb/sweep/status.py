@@ -18,6 +18,7 @@ from matseg_nb.sweep.clock import seconds_since
 from matseg_nb.sweep.failure import one_line
 from matseg_nb.sweep.marker import is_complete, read_error, read_marker, read_running
 from matseg_nb.sweep.progress import format_seconds
+from matseg_nb.sweep.slurm import slurm_columns
 from matseg_nb.sweep.summary import STATUSES, SUMMARY_FILE, SWEEP_FILE, JobRecord, SweepSummary
 
 #: seconds without a summary update after which a sweep on another host counts as gone
@@ -92,6 +93,7 @@ def sweep_status(out_dir: str | os.PathLike) -> dict[str, Any]:
     job_ids = (sweep or {}).get("job_ids") or list(records)
     alive_now = alive(summary)
     jobs = [_job_row(out_dir, job_id, records.get(job_id, {}), alive_now) for job_id in job_ids]
+    slurm_columns(out_dir, jobs)  # Slurm sweeps: slurm_job_id, slurm_state per job
     counts = dict.fromkeys(STATUSES, 0)
     for row in jobs:
         counts[row["status"]] += 1
@@ -113,11 +115,15 @@ def _fmt(value: float | None) -> str:
 def format_status(status: dict[str, Any]) -> str:
     """Plain-text table of :func:`sweep_status` plus a counts / ETA line."""
     width = max([len("job")] + [len(j["job_id"]) for j in status["jobs"]])
-    lines = [f"{'job':<{width}}  {'status':<8}  {'time':>7}  {'val IoU':>7}  {'test IoU':>8}  error"]
+    slurm = any("slurm_job_id" in j for j in status["jobs"])
+    head = f"{'slurm job':<18}  " if slurm else ""
+    lines = [f"{'job':<{width}}  {'status':<8}  {'time':>7}  {'val IoU':>7}  {'test IoU':>8}  {head}error"]
     for j in status["jobs"]:
         took = format_seconds(j["duration_s"]) if j["duration_s"] is not None else "-"
+        cell = " ".join(str(v) for v in (j.get("slurm_job_id"), j.get("slurm_state")) if v) or "-"
+        cell = f"{cell:<18}  " if slurm else ""
         lines.append(f"{j['job_id']:<{width}}  {j['status']:<8}  {took:>7}  {_fmt(j['val_iou']):>7}  "
-                     f"{_fmt(j['test_iou']):>8}  {j['error'] or ''}".rstrip())
+                     f"{_fmt(j['test_iou']):>8}  {cell}{j['error'] or ''}".rstrip())
     c = status["counts"]
     tail = (f"{status['state']}: {c['complete']} complete, {c['failed']} failed, {c['running']} running, "
             f"{c['pending']} pending")
