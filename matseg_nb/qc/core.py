@@ -2,9 +2,10 @@
 
 Reference points (tiles) carry a group label (their source image). The groups are split in two
 halves with a seed: half A is the PRDC reference set, half B the detector-fitting queries (PRDC of
-B against A). k-NN radii never use neighbours from the same image (``exclude_same_image``), so
-they measure the between-image spread; the query radius of a point is taken within the batch it is
-scored with (one query set = one batch, as in the public Forte code). A is then scored against B as reference with the same
+B against A). Reference k-NN radii never use neighbours from the same image (``exclude_same_image``), so
+they measure the between-image spread. Every radius comes from the reference set: the query radius
+s_k (recall, coverage) is the median reference radius, not a k-NN radius within the query batch as in
+the public Forte code, so a tile scores exactly the same alone or in any batch (docs/qc.md). A is then scored against B as reference with the same
 detectors ("calibration": out-of-sample typicality of reference images) and the deployment
 threshold is a percentile of those calibration scores. Queries are always scored against A.
 """
@@ -70,12 +71,14 @@ class QCModel:
         4 PRDC statistics (+ log nn-ratio when ``with_nn_ratio``)."""
         qg = np.asarray(groups) if self.exclude_same_image else None
         z = {n: (np.asarray(blocks[n], dtype=np.float64) - mu) / sd for n, (mu, sd) in self.stats.items()}
-        return _features(self.ref_a, self.ref_a_radii_sq, z, self.k, qg, self.with_nn_ratio)
+        del qg  # query radii come from the reference set (batch independence)
+        return _features(self.ref_a, self.ref_a_radii_sq, z, self.k, None, self.with_nn_ratio)
 
     def score(self, blocks: dict[str, np.ndarray], groups: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """({detector: typicality (M,)}, PRDC features (M, 4E)) for query tiles grouped by image."""
         feats = self.features(blocks, groups)
-        return {n: np.asarray(d.score(feats), dtype=np.float64) for n, d in self.detectors.items()}, feats
+        scores = {n: np.asarray(d.score(feats), dtype=np.float64) for n, d in self.detectors.items()}
+        return {n: np.nan_to_num(v, nan=-1e300, posinf=1e300, neginf=-1e300) for n, v in scores.items()}, feats
 
     def feature_names(self) -> list[str]:
         extra = ("log_nn_ratio",) if self.with_nn_ratio else ()
@@ -84,13 +87,18 @@ class QCModel:
 
 def _features(ref: dict, radii_sq: dict, query: dict, k: int, query_groups, with_nn_ratio: bool,
               reference_groups=None) -> np.ndarray:
+    """PRDC (+ log nn-ratio) of ``query`` vs ``ref`` per extractor; every radius from the reference set.
+
+    Non-finite values (none expected) are replaced by finite bounds so detectors never see inf/NaN."""
+    del query_groups
     cols = []
     for n in query:
         r2 = radii_sq[n] if radii_sq is not None else knn_radii_sq(torch.as_tensor(ref[n]), k, groups=reference_groups)
-        cols.append(prdc(ref[n], query[n], k, None, r2, query_groups=query_groups))
+        s2 = float(torch.as_tensor(r2).median()) if len(r2) else 0.0
+        cols.append(prdc(ref[n], query[n], k, None, r2, query_radius_sq=s2))
         if with_nn_ratio:
             cols.append(np.log(nn_ratio(ref[n], query[n], r2) + 1e-12)[:, None])
-    return np.concatenate(cols, axis=1)
+    return np.nan_to_num(np.concatenate(cols, axis=1), nan=0.0, posinf=1e6, neginf=-1e6)
 
 
 def fit_qc(

@@ -62,10 +62,12 @@ def _crop(a: np.ndarray, box: Box) -> np.ndarray:
     return a[..., t : t + s, left : left + s]
 
 
-def _dtype_normalize(img: np.ndarray) -> np.ndarray:
+def _dtype_normalize(img: np.ndarray, full_scale: float | None = None) -> np.ndarray:
+    """Intensities / full scale; ``full_scale`` from the file's dtype (255, 65535) when known
+    (``ImageItem.meta['full_scale']``), else inferred from the values."""
     from matseg_nb.qc.shifts import native_max
 
-    return np.asarray(img, dtype=np.float64) / native_max(img)
+    return np.asarray(img, dtype=np.float64) / (full_scale or native_max(img))
 
 
 # ---------------------------------------------------------------- encoder / timm
@@ -182,7 +184,7 @@ def texture_extractor(ctx: FeatureContext) -> Callable[[ImageItem, list[Box]], n
     """Model-free texture descriptor per tile (see :func:`texture_vector`)."""
 
     def run(item: ImageItem, boxes: list[Box]) -> np.ndarray:
-        img = _dtype_normalize(item.image)
+        img = _dtype_normalize(item.image, item.meta.get("full_scale"))
         return np.stack([texture_vector(_crop(img, b)) for b in boxes])
 
     return run

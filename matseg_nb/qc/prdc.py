@@ -195,8 +195,12 @@ def prdc(
     budget_bytes: int = 1 << 30,
     reference_groups: np.ndarray | None = None,
     query_groups: np.ndarray | None = None,
+    query_radius_sq: float | None = None,
 ) -> np.ndarray:
     """Per-point (precision, recall, density, coverage) of queries against a reference set.
+
+    query_radius_sq: a fixed squared radius s_k for every query (e.g. the median reference r_k^2);
+    then no radius depends on the other queries and a query scores the same alone or in any batch.
 
     reference: (n, d) embeddings; query: (m, d); k: neighbours; query_batches: (m,) labels, the
     query radius s_k is computed within each batch (default: one batch = all queries, as in the
@@ -219,6 +223,9 @@ def prdc(
         ref_r2 = torch.as_tensor(np.asarray(reference_radii_sq), dtype=torch.float64)
     batches = np.zeros(m, dtype=np.int64) if query_batches is None else np.asarray(query_batches)
     q_r2 = torch.empty(m, dtype=torch.float64)
+    if query_radius_sq is not None:
+        q_r2.fill_(float(query_radius_sq))
+        batches = np.zeros(0, dtype=np.int64)
     for b in np.unique(batches):
         idx = np.nonzero(batches == b)[0]
         grp = None if query_groups is None else np.asarray(query_groups)[idx]
@@ -302,10 +309,14 @@ def nn_ratio(
     center = r64.mean(0)
     r32, q32 = (r64 - center).float(), (q64 - center).float()
     rn, qn = (r32 * r32).sum(1), (q32 * q32).sum(1)
-    inv = 1.0 / torch.as_tensor(np.asarray(reference_radii_sq), dtype=torch.float64).clamp(min=1e-300).float()
+    r2 = torch.as_tensor(np.asarray(reference_radii_sq), dtype=torch.float64)
+    # zero radii (identical reference crops) are floored at 1e-12 of the typical radius (or 1e-12),
+    # so the ratio stays finite; computed in float64 (float32 1/r^2 overflows for tiny radii)
+    floor = 1e-12 * max(float(r2.median()) if r2.numel() else 0.0, 1.0)
+    inv = 1.0 / r2.clamp(min=floor)
     out = torch.empty(q64.shape[0], dtype=torch.float64)
     rows = _block_rows(r64.shape[0], budget_bytes)
     for s in range(0, q64.shape[0], rows):
-        d2 = _sq32(q32[s : s + rows], qn[s : s + rows], r32, rn).clamp_(min=0)
-        out[s : s + rows] = (d2 * inv[None, :]).min(1).values.double()
+        d2 = _sq32(q32[s : s + rows], qn[s : s + rows], r32, rn).clamp_(min=0).double()
+        out[s : s + rows] = (d2 * inv[None, :]).min(1).values
     return out.sqrt().numpy()

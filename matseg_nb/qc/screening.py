@@ -1,0 +1,107 @@
+"""Screen new images against a trained run: per-image conformal p-values, flags and a batch verdict.
+
+Reference set (PRDC + detector fit): the run's training split. Calibration set: the validation split
+(the test split, stated, when there is none), never the training images. Every radius comes from the
+reference set, so an image's score does not depend on the other images screened with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from matseg_nb.errors import UserError
+from matseg_nb.qc.conformal import (
+    batch_test,
+    combine_tile_pvalues,
+    conformal_pvalues,
+    flag_count_test,
+    reason,
+)
+from matseg_nb.qc.features import ImageItem
+from matseg_nb.qc.results import ImageScreen, ScreeningResult
+
+DTYPE_FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0}
+
+
+@dataclass
+class Calibration:
+    """Calibration tile scores (N,) with image labels (N,) and per-image median scores (n_images,)."""
+
+    tile_scores: np.ndarray
+    tile_groups: np.ndarray
+
+    @property
+    def image_scores(self) -> np.ndarray:
+        return np.array([np.median(self.tile_scores[self.tile_groups == g]) for g in np.unique(self.tile_groups)])
+
+
+def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names: list[str], alpha: float = 0.05,
+                  batch: str = "new", reference: str = "train", calibration_name: str = "val",
+                  detector: str = "gmm", notes: dict[str, str] | None = None) -> ScreeningResult:
+    """Screening answer from detector typicality: calibration tiles vs each new image's tiles (list of (T_i,)).
+
+    Per image: typicality = median tile conformal p-value; p-value = min(1, 2 x median) (valid under
+    dependence between tiles); flagged when p <= alpha. Per batch: rank-sum test of per-image median
+    scores against the calibration images' (exact), and the binomial flag-count p-value."""
+    notes = dict(notes or {})
+    cal = np.asarray(calibration.tile_scores, dtype=float)
+    smallest_p = min(1.0, 2.0 / (cal.size + 1))
+    images, medians = [], []
+    for name, s in zip(names, tile_scores, strict=True):
+        s = np.asarray(s, dtype=float)
+        if s.size == 0:
+            images.append(ImageScreen(name, None, None, None, "not screened", notes.get(name, "no crops")))
+            continue
+        tile_p = conformal_pvalues(cal, s)
+        p = combine_tile_pvalues(tile_p)
+        images.append(ImageScreen(name, p, float(np.median(tile_p)), bool(p <= alpha), reason(p, alpha, smallest_p),
+                                  notes.get(name, "")))
+        medians.append(float(np.median(s)))
+    for name, note in notes.items():
+        if name not in names:
+            images.append(ImageScreen(name, None, None, None, "not screened", note))
+    n_flag = sum(1 for i in images if i.flagged)
+    test = batch_test(calibration.image_scores, np.asarray(medians), level=alpha)
+    extra = []
+    if smallest_p > alpha:
+        extra.append(f"calibration has {cal.size} crops: no single image can be flagged at alpha={alpha:g}")
+    if test["verdict"] == "too few images to tell":
+        extra.append(f"{len(medians)} image(s) vs {calibration.image_scores.size} calibration images: the batch test "
+                     f"cannot reach p <= {alpha:g} (smallest possible p {test['smallest_possible_p']:.2g})")
+    return ScreeningResult(batch, images, alpha, n_flag, len(medians), test["verdict"], test["test"],
+                           test["p_value"], flag_count_test(n_flag, len(medians), alpha), reference,
+                           calibration_name, detector, int(calibration.image_scores.size), extra)
+
+
+def load_new_images(ref: str, channels: int | None, default_ds=None) -> tuple[list[ImageItem], dict[str, str]]:
+    """Images of one --new source (file, folder, dataset ref, split:<name>) and per-file notes for files
+    that cannot be screened (unreadable, other channel count). A folder with no images is a UserError."""
+    from matseg_nb.data import read_image
+    from matseg_nb.data.readers import read_array
+    from matseg_nb.qc.sources import IMAGE_EXT, _files, resolve_source
+
+    p = Path(ref)
+    if not p.exists() or (p.is_dir() and (any(p.glob("*.yaml")) or (p / "images").is_dir())):
+        return resolve_source(ref, default_ds).items, {}
+    files = _files(p)
+    if not files:
+        raise UserError(f"--new {ref}: expected image files ({', '.join(sorted(IMAGE_EXT))}), found none")
+    items, notes = [], {}
+    for f in files:
+        try:
+            raw = read_array(f)
+            img = read_image(f)
+        except Exception as err:  # noqa: BLE001 - any unreadable file becomes a per-image note
+            notes[f.stem] = f"unreadable: {str(err).splitlines()[0][:160]}"
+            continue
+        if channels is not None and img.shape[0] != channels:
+            notes[f.stem] = f"expected {channels} channel(s) like the training images, found {img.shape[0]}"
+            continue
+        meta = {"dtype": str(raw.dtype)}
+        if str(raw.dtype) in DTYPE_FULL_SCALE:
+            meta["full_scale"] = DTYPE_FULL_SCALE[str(raw.dtype)]
+        items.append(ImageItem(img, f.stem, meta=meta))
+    return items, notes

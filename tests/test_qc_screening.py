@@ -1,0 +1,108 @@
+"""Screening statistics on synthetic scores/features (no models): validity, level, power, independence."""
+
+import numpy as np
+import pytest
+from _qc_helpers import blob_image, clustered
+from scipy.stats import binom, kstest
+
+from matseg_nb.errors import UserError
+from matseg_nb.qc.conformal import batch_test, conformal_pvalues
+from matseg_nb.qc.core import fit_qc
+from matseg_nb.qc.results import ScreeningResult
+from matseg_nb.qc.screening import Calibration, load_new_images, screen_scores
+
+
+def test_conformal_pvalues_uniform_and_flag_rate_at_alpha():
+    ps = []
+    for seed in range(3000):
+        rng = np.random.default_rng(seed)
+        cal, new = rng.normal(size=99), rng.normal(size=1)
+        ps.append(conformal_pvalues(cal, new)[0])
+    ps = np.array(ps)
+    assert kstest(ps, "uniform").pvalue > 1e-3  # discrete on {1/100, ..., 1}: close to uniform
+    rate = (ps <= 0.05).mean()
+    lo, hi = binom.ppf([0.0005, 0.9995], len(ps), 0.05) / len(ps)
+    assert lo <= rate <= hi, rate
+
+
+def test_batch_test_level_under_null_and_power_under_shift():
+    null, alt = [], []
+    for seed in range(1000):
+        rng = np.random.default_rng(seed)
+        cal = rng.normal(size=20)
+        null.append(batch_test(cal, rng.normal(size=8))["verdict"] == "shifted")
+        alt.append(batch_test(cal, rng.normal(-2.0, 1.0, size=8))["verdict"] == "shifted")
+    assert np.mean(null) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 1000)
+    assert np.mean(alt) > 0.95
+
+
+def test_batch_test_declines_with_too_few_images():
+    assert batch_test(np.arange(4.0), np.array([-10.0]))["verdict"] == "too few images to tell"
+    assert batch_test(np.arange(20.0), np.array([-10.0]))["verdict"] == "shifted"  # 1/21 <= 0.05
+
+
+def _model_and_blocks():
+    ref, groups = clustered(12, 8, 6, seed=0)
+    model = fit_qc({"e": ref}, groups, detectors=("gmm", "ocsvm"), detector_options={"gmm": {"max_components": 2}})
+    return model
+
+
+def test_lone_image_scores_exactly_as_in_a_batch_of_20():
+    model = _model_and_blocks()
+    x, g = clustered(20, 8, 6, seed=5)
+    batch, _ = model.score({"e": x}, g)
+    lone, _ = model.score({"e": x[g == 7]}, np.zeros(8, int))
+    for d in ("gmm", "ocsvm"):
+        np.testing.assert_array_equal(lone[d], batch[d][g == 7])
+
+
+@pytest.mark.parametrize("n_images", [1, 2, 5])
+def test_small_and_degenerate_sets_give_finite_answers(n_images):
+    model = _model_and_blocks()
+    rng = np.random.default_rng(n_images)
+    x = np.repeat(rng.normal(size=(1, 6)), 8 * n_images, axis=0)  # identical crops, zero distances
+    scores, feats = model.score({"e": x}, np.repeat(np.arange(n_images), 8))
+    assert np.isfinite(feats).all() and all(np.isfinite(s).all() for s in scores.values())
+    cx, cg = clustered(4, 8, 6, seed=9)
+    cal_scores, _ = model.score({"e": cx}, cg)
+    res = screen_scores(Calibration(cal_scores["gmm"], cg), [scores["gmm"][i * 8:(i + 1) * 8] for i in range(n_images)],
+                        [f"im{i}" for i in range(n_images)])
+    assert all(np.isfinite(i.p_value) for i in res.images)
+    assert res.batch_verdict in ("in distribution", "shifted", "too few images to tell")
+    assert ScreeningResult.from_json(res.to_json()) == res and res.batch in res.summary()
+
+
+def test_duplicate_reference_crops_stay_finite():
+    ref, groups = clustered(6, 8, 4, seed=1)
+    ref[groups == 0] = ref[0]  # a constant image: all its crops identical
+    ref[groups == 1] = ref[0]
+    model = fit_qc({"e": ref}, groups, detectors=("ocsvm", "kde"))
+    scores, feats = model.score({"e": ref[:8] + 1e-9}, np.zeros(8, int))
+    assert np.isfinite(feats).all() and all(np.isfinite(s).all() for s in scores.values())
+
+
+def test_screening_flags_clear_shift_and_not_in_distribution():
+    rng = np.random.default_rng(0)
+    cal = Calibration(rng.normal(size=20 * 16), np.repeat(np.arange(20), 16))
+    same = screen_scores(cal, [rng.normal(size=16) for _ in range(10)], [f"a{i}" for i in range(10)])
+    shifted = screen_scores(cal, [rng.normal(-6, 1, size=16) for _ in range(10)], [f"b{i}" for i in range(10)])
+    assert same.batch_verdict == "in distribution" and same.n_flagged <= 2
+    assert shifted.batch_verdict == "shifted" and shifted.n_flagged == 10
+    assert "less typical than" in shifted.images[0].reason
+
+
+def test_bad_inputs_are_one_line_errors_or_notes(tmp_path):
+    import imageio.v3 as iio
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="found none"):
+        load_new_images(str(tmp_path / "empty"), channels=1)
+    good = tmp_path / "mix"
+    good.mkdir()
+    rng = np.random.default_rng(0)
+    iio.imwrite(good / "ok.png", blob_image(rng)[0])
+    (good / "broken.png").write_bytes(b"not a png")
+    iio.imwrite(good / "rgb.png", np.stack([blob_image(rng)[0]] * 3, -1)[..., :3] + np.uint8([0, 1, 2]))
+    items, notes = load_new_images(str(good), channels=1)
+    assert [i.name for i in items] == ["ok"] and items[0].meta["full_scale"] == 255.0
+    assert notes["broken"].startswith("unreadable") and "channel" in notes["rgb"]
