@@ -13,7 +13,7 @@ $(VENV)/bin/python:
 
 $(STAMP): $(VENV)/bin/python pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[test,napari]"
+	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[test,napari,formats]"
 	touch $(STAMP)
 
 install: $(STAMP)

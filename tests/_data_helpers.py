@@ -128,3 +128,43 @@ def run_cli(argv: list[str], monkeypatch) -> int:
 
 def env_path_list(*paths: Path) -> str:
     return os.pathsep.join(str(p) for p in paths)
+
+
+def write_emd(path: Path, planes: dict[str, np.ndarray], pixel_nm: float) -> Path:
+    """An NCEM/Berkeley EMD file (RosettaSciIO's writer) with one 2-D signal per plane.
+
+    The writer stores one signal per file, so only single-plane dicts are supported."""
+    from rsciio.emd import file_writer
+
+    (title, data), = planes.items()
+    h, w = data.shape
+    axes = [{"name": n, "scale": pixel_nm, "units": "nm", "size": s, "offset": 0.0, "navigate": False}
+            for n, s in (("y", h), ("x", w))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file_writer(str(path), {"data": data, "axes": axes, "metadata": {"General": {"title": title}, "Signal": {}},
+                            "original_metadata": {}})
+    return path
+
+
+def write_gwy(path: Path, planes: dict[str, tuple[np.ndarray, str]], pixel_m: float) -> Path:
+    """A Gwyddion ``.gwy`` (gwyfile's writer): one channel per ``title: (data (H, W) in SI, z unit)``."""
+    from gwyfile.objects import GwyContainer, GwyDataField, GwySIUnit
+
+    container = GwyContainer()
+    for i, (title, (data, z_unit)) in enumerate(planes.items()):
+        h, w = data.shape
+        container[f"/{i}/data"] = GwyDataField(np.asarray(data, np.float64), xreal=w * pixel_m, yreal=h * pixel_m,
+                                              si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr=z_unit))
+        container[f"/{i}/data/title"] = title
+    path.parent.mkdir(parents=True, exist_ok=True)
+    container.tofile(str(path))
+    return path
+
+
+def write_bmp(path: Path, arr: np.ndarray) -> Path:
+    """An 8-bit BMP via imageio/Pillow."""
+    import imageio.v3 as iio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, arr, extension=".bmp")
+    return path

@@ -124,15 +124,6 @@ def test_empty_folder(tmp_path, data_env):  # noqa: F811
         open_dataset(tmp_path / "empty")
 
 
-def test_colour_mask_in_plain_folder_is_rejected(tmp_path, data_env):  # noqa: F811
-    root = make_folder(tmp_path / "ds", ["a", "b", "c"])
-    rgb = np.zeros((32, 32, 3), np.uint8)
-    rgb[:5, :5] = (0, 200, 0)
-    write_png(root / "masks" / "a.png", rgb)
-    with pytest.raises(UserError, match="a.png: expected a single-channel mask"):
-        open_dataset(root)
-
-
 def test_unknown_colour_without_default_class(tmp_path, data_env, monkeypatch):  # noqa: F811
     root = make_folder(tmp_path / "byo", ["a", "b", "c"], split_dirs={"a": "train", "b": "val", "c": "test"})
     rgb = np.zeros((32, 32, 3), np.uint8)

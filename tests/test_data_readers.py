@@ -62,8 +62,8 @@ def test_corrupt_and_unsupported_files_name_the_file(tmp_path):
     with pytest.raises(UserError) as err:
         read_image(bad)
     assert len(err.value.problems) == 1 and "broken.tif: expected a readable TIFF" in err.value.problems[0]
-    with pytest.raises(UserError, match="x.bmp: expected one of"):
-        read_image(tmp_path / "x.bmp")
+    with pytest.raises(UserError, match="x.xyz: expected one of"):
+        read_image(tmp_path / "x.xyz")
     with pytest.raises(UserError, match="missing.tif: expected an image file"):
         read_image(tmp_path / "missing.tif")
 

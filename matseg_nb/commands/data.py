@@ -51,14 +51,80 @@ def format_summary(d: dict, notes: dict[str, str] | None = None) -> list[str]:
     return lines
 
 
+PIXEL_SIZE_SPREAD = 0.10  # warn when a folder's pixel sizes differ by more than this fraction
+
+
+def mask_mapping_lines(manifest) -> list[str]:
+    """``id name <- pixel value`` per class, from a manifest's mask decoding."""
+    names = [c.name for c in sorted(manifest.classes, key=lambda c: c.id)]
+    spec = manifest.mask
+    if spec.kind == "binary":
+        return [f"{i} {n} <- {v}" for i, (n, v) in enumerate(zip(names, ("0 or 0", "1 or 255"), strict=False))]
+    if spec.kind == "rgb":
+        by_id = {}
+        for e in spec.colours:
+            r, g, b = e.rgb
+            by_id.setdefault(e.class_id, []).append(f"grey {r}" if r == g == b else f"RGB ({r},{g},{b})")
+        return [f"{i} {n} <- {', '.join(by_id.get(i, ['-']))}" for i, n in enumerate(names)]
+    if spec.kind == "threshold":
+        return [f"{spec.below} <- value <= {spec.threshold}", f"{spec.above} <- value > {spec.threshold}"]
+    return [f"{i} {n} <- {i}" for i, n in enumerate(names)]
+
+
+def pixel_sizes(ds) -> list[dict]:
+    """Per image: file, pixel size (+ unit, µm), channel names, bit depth, instrument."""
+    from matseg_nb.data.formats import read_file
+    from matseg_nb.errors import UserError
+
+    rows, seen = [], set()
+    for sample in ds.samples():
+        if sample.image in seen:
+            continue
+        seen.add(sample.image)
+        try:
+            meta = read_file(sample.image).metadata() if sample.slice_index is None else {"pixel_size_um": None}
+        except UserError:  # unreadable files are reported by the pair check
+            continue
+        rows.append({"image": str(sample.image), **meta})
+    return rows
+
+
+def pixel_size_lines(rows: list[dict]) -> tuple[list[str], str | None]:
+    """Summary lines and a warning when known pixel sizes differ by more than 10%."""
+    known = [r["pixel_size_um"] for r in rows if r.get("pixel_size_um")]
+    if not known:
+        return ["  pixel size: unknown (no calibration in the files)"], None
+    lo, hi = min(known), max(known)
+    first = next(r for r in rows if r.get("pixel_size_um"))
+    instruments = sorted({r["instrument"] for r in rows if r.get("instrument")})
+    line = (f"  pixel size: {lo:.6g}..{hi:.6g} um ({len(known)}/{len(rows)} image(s) calibrated, "
+            f"{first['pixel_size']:.6g} {first['pixel_unit']} in {first['image']})")
+    lines = [line] + ([f"  instrument: {', '.join(instruments)}"] if instruments else [])
+    warning = None
+    if hi > lo * (1 + PIXEL_SIZE_SPREAD):
+        small = next(r["image"] for r in rows if r.get("pixel_size_um") == lo)
+        large = next(r["image"] for r in rows if r.get("pixel_size_um") == hi)
+        warning = (f"warning: pixel sizes differ by {100 * (hi / lo - 1):.0f}% (> {100 * PIXEL_SIZE_SPREAD:.0f}%): "
+                   f"{lo:.6g} um in {small}, {hi:.6g} um in {large}; a magnification change is a distribution shift")
+    return lines, warning
+
+
 def check_handler(args: argparse.Namespace) -> int:
     from matseg_nb.atomic import atomic_write_json
     from matseg_nb.data import open_dataset
     from matseg_nb.errors import UserError
 
     ds = open_dataset(args.dataset)
-    summary = ds.describe(full=True)
+    summary = ds.describe(full=True, progress=True)  # a bar on stderr over the pairs
     print("\n".join(format_summary(summary, ds.missing_notes)))
+    mapping = mask_mapping_lines(ds.manifest)
+    print("  mask classes: " + "; ".join(mapping))
+    rows = pixel_sizes(ds)
+    lines, warning = pixel_size_lines(rows)
+    print("\n".join(lines))
+    if warning:
+        print(warning, file=sys.stderr)
+    summary = {**summary, "mask_mapping": mapping, "images": rows, "pixel_size_warning": warning}
     if args.json:
         atomic_write_json(args.json, summary)
     if summary["problems"]:

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from matseg_nb.data.readers import IMAGE_SUFFIXES, page_count, read_array, to_chw
-from matseg_nb.data.schema import SPLITS, Channels, ClassDef, Manifest, MaskDecoding, SplitRule
+from matseg_nb.data.decode import infer_mask_mapping
+from matseg_nb.data.formats import read_file
+from matseg_nb.data.readers import IMAGE_SUFFIXES, INSTRUMENT_SUFFIXES, page_count, read_array, to_chw
+from matseg_nb.data.schema import SPLITS, Channels, ClassDef, Manifest, SplitRule
 from matseg_nb.data.splits import assign_splits, group_of
 from matseg_nb.errors import UserError
 
@@ -38,10 +38,10 @@ class Sample:
         return stem if self.slice_index is None else f"{stem}_z{self.slice_index:04d}"
 
 
-def _files(folder: Path) -> list[Path]:
+def _files(folder: Path, suffixes: set[str] = IMAGE_SUFFIXES) -> list[Path]:
     return sorted(
         p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
     )
 
 
@@ -50,9 +50,24 @@ def _split_of(path: Path, base: Path) -> str | None:
     return parts[0] if len(parts) > 1 and parts[0] in SPLITS else None
 
 
+# side files instruments write next to images (metadata, notes); never images themselves
+SIDECAR_SUFFIXES = {".txt", ".md", ".json", ".yaml", ".yml", ".csv", ".xml", ".hdr", ".ini", ".log"}
+MASK_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
+
+
+def _unsupported(folder: Path, suffixes: set[str]) -> list[str]:
+    """One problem line per file in ``folder`` whose extension no reader handles."""
+    return [
+        f"{p}: expected one of {' '.join(sorted(suffixes))}, found '{p.suffix}'"
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in suffixes
+        and p.suffix.lower() not in SIDECAR_SUFFIXES
+    ]
+
+
 def _mask_index(masks_dir: Path) -> dict[tuple[str | None, str], Path]:
     index: dict[tuple[str | None, str], Path] = {}
-    for p in _files(masks_dir):
+    for p in _files(masks_dir, MASK_SUFFIXES):
         split = _split_of(p, masks_dir)
         for key in {p.stem, MASK_SUFFIX_RE.sub("", p.stem)}:
             index.setdefault((split, key), p)
@@ -77,7 +92,7 @@ def scan_folder(
     masks = _mask_index(masks_dir)
     splits = {p: _split_of(p, images_dir) for p in images}
     use_folders = any(s is not None for s in splits.values())
-    problems: list[str] = []
+    problems: list[str] = _unsupported(images_dir, IMAGE_SUFFIXES) + _unsupported(masks_dir, MASK_SUFFIXES)
     if use_folders:
         problems += [f"{p}: expected under images/<train|val|test>/, found outside" for p, s in splits.items() if s is None]
     elif rule.kind == "folders":
@@ -90,6 +105,9 @@ def scan_folder(
             problems.append(f"{img}: expected a mask named {img.stem}.* in {masks_dir}, found none")
         else:
             pairs.append((img, mask, split))
+    used = {m for _, m, _ in pairs}
+    problems += [f"{m}: expected an image named {MASK_SUFFIX_RE.sub('', m.stem)}.* in {images_dir}, found none"
+                 for m in sorted(set(masks.values()) - used)]
     if problems:
         raise UserError(*problems)
     groups = {img: group_of(img.stem, rule.group_pattern) for img, _, _ in pairs}
@@ -112,39 +130,23 @@ def scan_folder(
 
 
 def infer_folder_manifest(root: Path, samples: list[Sample]) -> Manifest:
-    """A manifest for a plain folder: classes and decoding inferred from the masks
-    (binary 0/255 -> 2 classes, else index masks with K = max id + 1), channels from the first image."""
-    values: set[int] = set()
-    for path in sorted({s.mask for s in samples if s.mask is not None}):
-        raw = read_array(path)
-        if raw.ndim == 3 and raw.shape[-1] in (3, 4) and page_count(path) == 1:
-            rgb = raw[..., :3]
-            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-                raise UserError(
-                    f"{path}: expected a single-channel mask (binary or class ids), found an RGB colour mask; "
-                    "write a manifest with an rgb colour table"
-                )
-            raw = rgb[..., 0]
-        if not np.issubdtype(raw.dtype, np.integer):
-            raise UserError(f"{path}: expected integer class ids in the mask, found dtype {raw.dtype}")
-        values.update(np.unique(raw).tolist())
-    if min(values) < 0:
-        raise UserError(f"{root / 'masks'}: expected non-negative class ids, found {min(values)}")
-    if values <= {0, 255} and 255 in values:
-        decoding, k = MaskDecoding(kind="binary"), 2
-    else:
-        decoding, k = MaskDecoding(kind="index"), max(2, max(values) + 1)
-        if k > 64:
-            raise UserError(f"{root / 'masks'}: expected class ids below 64 or a 0/255 binary mask, found {max(values)}")
+    """A manifest for a plain folder: classes and decoding detected from the masks (see
+    :func:`matseg_nb.data.decode.infer_mask_mapping`; ``classes.yaml`` overrides), channels from
+    the first image (an instrument file's channel names are kept)."""
+    mapping = infer_mask_mapping(sorted({s.mask for s in samples if s.mask is not None}), read_array, root)
     first = samples[0]
-    arr = read_array(first.image, page=first.slice_index)
-    stacked = first.slice_index is None and page_count(first.image) > 1
-    chw = to_chw(arr, "auto", stacked=stacked)
-    if stacked:
-        channels = Channels(kind="stack", names=[f"ch{i}" for i in range(chw.shape[0])])
+    if first.slice_index is None and first.image.suffix.lower() in INSTRUMENT_SUFFIXES:
+        names_ch = read_file(first.image).channel_names
+        channels = Channels(kind="stack", names=names_ch) if len(names_ch) > 1 else Channels(kind="grayscale")
     else:
-        channels = Channels(kind="grayscale" if chw.shape[0] == 1 else "rgb")
-    names = ["background", "foreground"] if k == 2 else ["background"] + [f"class_{i}" for i in range(1, k)]
+        arr = read_array(first.image, page=first.slice_index)
+        stacked = first.slice_index is None and page_count(first.image) > 1
+        chw = to_chw(arr, "auto", stacked=stacked)
+        if stacked:
+            channels = Channels(kind="stack", names=[f"ch{i}" for i in range(chw.shape[0])])
+        else:
+            channels = Channels(kind="grayscale" if chw.shape[0] == 1 else "rgb")
+    names = mapping.names
     slug = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-._") or "folder"
     use_folders = any((root / "images" / s).is_dir() for s in SPLITS)
     return Manifest(
@@ -157,6 +159,6 @@ def infer_folder_manifest(root: Path, samples: list[Sample]) -> Manifest:
         availability="bring-your-own",
         layout=f"{root}/images/ and {root}/masks/",
         channels=channels,
-        mask=decoding,
+        mask=mapping.decoding,
         split=SplitRule(kind="folders" if use_folders else "seeded"),
     )

@@ -1,4 +1,5 @@
-"""Image readers: TIFF (8/16-bit, float32, multi-page), PNG, JPEG -> channels-first float32.
+"""Image readers: TIFF (8/16-bit, float32, multi-page), PNG, JPEG, BMP -> channels-first float32;
+instrument files (DM3/DM4, EMD, SER, AFM) through :mod:`matseg_nb.data.formats`.
 
 Native intensity units are kept (a 16-bit file stays 0..65535, float stays float); scaling to
 [0, 1] is :func:`normalize_image`'s job. Input files are only ever opened for reading.
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from matseg_nb.data.formats import AFM_SUFFIXES, ELECTRON_SUFFIXES, SUPPORTED_SUFFIXES, read_file
 from matseg_nb.errors import UserError
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
-IMAGE_SUFFIXES = TIFF_SUFFIXES | {".png", ".jpg", ".jpeg"}
+INSTRUMENT_SUFFIXES = set(ELECTRON_SUFFIXES | AFM_SUFFIXES)
+IMAGE_SUFFIXES = set(SUPPORTED_SUFFIXES)
 
 
 @contextlib.contextmanager
@@ -73,7 +76,19 @@ _READERS: dict[str, Callable[[Path, int | None], np.ndarray]] = {
     ".png": _read_other,
     ".jpg": _read_other,
     ".jpeg": _read_other,
+    ".bmp": _read_other,
 }
+
+
+def _read_instrument(path: Path, page: int | None) -> np.ndarray:
+    """An instrument file's channels as (H, W) or (H, W, C), native units (float32)."""
+    if page not in (None, 0):
+        raise ValueError(f"page {page} requested from a single-image file")
+    chw = read_file(path).array
+    return chw[0] if chw.shape[0] == 1 else np.moveaxis(chw, 0, -1)
+
+
+_READERS.update(dict.fromkeys(INSTRUMENT_SUFFIXES, _read_instrument))
 
 
 def read_array(path: str | Path, page: int | None = None) -> np.ndarray:
@@ -148,6 +163,8 @@ def read_image(path: str | Path, slice_index: int | None = None, channels: str =
     ``slice_index`` picks one page of a multi-page TIFF (a volume slice); without it, the pages
     of a multi-page TIFF are channels (e.g. AFM height/phase/amplitude).
     """
+    if Path(path).suffix.lower() in INSTRUMENT_SUFFIXES and slice_index is None:
+        return read_file(path).array
     arr = read_array(path, page=slice_index)
     stacked = slice_index is None and Path(path).suffix.lower() in TIFF_SUFFIXES and page_count(path) > 1
     try:

@@ -1,0 +1,102 @@
+"""AFM files through AFMReader: Gwyddion ``.gwy`` (every channel listed from the file), Asylum
+``.ibw``, Bruker ``.spm`` and JPK ``.jpk`` (channels by name, default ``Height``). AFMReader
+converts heights and pixel sizes to nanometres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from matseg_nb.data.formats import ImageData, pick_channels
+from matseg_nb.errors import UserError
+
+SUFFIXES = (".gwy", ".ibw", ".spm", ".jpk")
+DEFAULT_CHANNELS = ("Height",)
+_INSTRUMENT = {".gwy": "AFM (Gwyddion file)", ".ibw": "AFM (Asylum Research)", ".spm": "AFM (Bruker)", ".jpk": "AFM (JPK)"}
+
+
+_TO_NM = {"m": 1e9, "mm": 1e6, "um": 1e3, "nm": 1.0}
+
+
+def _quiet() -> None:
+    from loguru import logger
+
+    logger.disable("AFMReader")
+
+
+def _gwy_structure(path: Path) -> tuple[dict, dict[str, str]]:
+    """AFMReader's parse of a Gwyddion file and its {channel title: id}."""
+    from AFMReader.gwy import gwy_get_channels, gwy_read_object
+
+    structure: dict = {}
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GWYP":
+            raise ValueError("not a Gwyddion GWYP file")
+        gwy_read_object(handle, data_dict=structure)
+    return structure, gwy_get_channels(gwy_file_structure=structure)
+
+
+def gwy_channels(path: Path) -> list[str]:
+    """Channel titles of a Gwyddion file, in file order."""
+    _quiet()
+    _, ids = _gwy_structure(path)
+    return sorted(ids, key=lambda name: int(ids[name]))
+
+
+def _read_gwy(path: Path, channels: Sequence[str] | None) -> ImageData:
+    """Every (or the named) channel of a .gwy. AFMReader's parser; the planes are reshaped here to
+    (yres, xres) and each channel keeps its own z unit (lengths -> nm, phase etc. as stored)."""
+    _quiet()
+    structure, ids = _gwy_structure(path)
+    keep = pick_channels(path, sorted(ids, key=lambda name: int(ids[name])), channels)
+    planes, sizes = [], []
+    for name in keep:
+        field = structure[f"/{ids[name]}/data"]
+        xres, yres = int(field["xres"]), int(field["yres"])
+        xy_unit = field.get("si_unit_xy", {}).get("unitstr", "")
+        z_unit = field.get("si_unit_z", {}).get("unitstr", "")
+        plane = np.asarray(field["data"], dtype=np.float64).reshape(yres, xres)
+        planes.append(plane * _TO_NM.get(z_unit, 1.0))
+        sizes.append(float(field["xreal"]) / xres * _TO_NM.get(xy_unit, 1.0))
+    shapes = {p.shape for p in planes}
+    if len(shapes) > 1:
+        raise UserError(f"{path}: expected channels of one size, found {sorted(shapes)}")
+    return ImageData(np.stack(planes).astype(np.float32), keep, sizes[0], "nm", 64, _INSTRUMENT[".gwy"])
+
+
+def _loader(suffix: str):
+    if suffix == ".gwy":
+        from AFMReader.gwy import load_gwy as load
+    elif suffix == ".ibw":
+        from AFMReader.ibw import load_ibw as load
+    elif suffix == ".spm":
+        from AFMReader.spm import load_spm as load
+    else:
+        from AFMReader.jpk import load_jpk as load
+    return load
+
+
+def read(path: Path, channels: Sequence[str] | None) -> ImageData:
+    """(C, H, W) float32 in nm (heights; other channels in AFMReader's units), pixel size in nm."""
+    suffix = path.suffix.lower()
+    if suffix == ".gwy":
+        return _read_gwy(path, channels)
+    _quiet()
+    keep = list(channels or DEFAULT_CHANNELS)
+    load = _loader(suffix)
+    planes, sizes = [], []
+    for name in keep:
+        try:
+            image, px_nm = load(path, channel=name)
+        except (KeyError, ValueError) as err:
+            if "not found" in str(err).lower() or isinstance(err, KeyError):
+                raise UserError(f"{path}: expected channel {name}, found {str(err).strip(chr(39))}") from None
+            raise
+        planes.append(np.asarray(image, dtype=np.float64))
+        sizes.append(float(px_nm))
+    shapes = {p.shape for p in planes}
+    if len(shapes) > 1:
+        raise UserError(f"{path}: expected channels of one size, found {sorted(shapes)}")
+    return ImageData(np.stack(planes).astype(np.float32), keep, sizes[0], "nm", 64, _INSTRUMENT[suffix])
