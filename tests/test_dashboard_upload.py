@@ -163,3 +163,23 @@ def test_analyses_run_in_a_detached_process_and_are_found_again(tmp_path):
     assert failed["state"] == "failed" and failed["error"]
     app.quality.follow()
     assert "failed" in app.quality.message.value
+
+
+def test_data_check_and_tiled_prediction_show_progress(tmp_path, capsys):
+    import torch
+
+    from matseg_nb.cli import main
+    from matseg_nb.models.tiling import predict_tiled
+
+    result = add_uploaded_dataset(tmp_path, "grains", *good_upload(), preview=False)
+    capsys.readouterr()
+    assert main(["data", "check", str(result.folder)]) == 0
+    err = capsys.readouterr().err
+    assert "data check" in err and "/5 " in err
+    model = torch.nn.Conv2d(1, 2, 3, padding=1).eval()
+    probs = predict_tiled(model, torch.rand(1, 200, 200), 2, tile=64, overlap=16, batch_size=2, progress=True)
+    assert probs.shape == (2, 200, 200)
+    err = capsys.readouterr().err
+    assert "tiles" in err and "/25 " in err  # 5 x 5 overlapping tiles
+    predict_tiled(model, torch.rand(1, 200, 200), 2, tile=64, overlap=16, batch_size=2)
+    assert "tiles" not in capsys.readouterr().err  # off by default (validation calls it per image)

@@ -96,10 +96,14 @@ class Dataset:
         return img, mask
 
     # -- summaries ------------------------------------------------------------
-    def describe(self, full: bool = False) -> dict:
+    def describe(self, full: bool = False, progress: bool = False) -> dict:
         """Summary dict: pairs per split, image sizes ("HxW": count), pooled per-class pixel
         fractions per split, missing files, and ``problems`` (one line per bad file).
-        ``full=True`` also decodes every image (slower, catches corrupt pixel data)."""
+        ``full=True`` also decodes every image (slower, catches corrupt pixel data).
+        ``progress``: a ``tqdm.auto`` bar over the pairs (text on the CLI, a widget in Jupyter)."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(self._samples), desc="data check", unit="pair", disable=not progress, leave=False)
         out: dict = {
             "name": self.name, "title": self.title, "modality": self.modality, "material": self.material,
             "classes": self.class_names, "in_channels": self.in_channels,
@@ -121,6 +125,8 @@ class Dataset:
                 except UserError as err:
                     out["problems"].extend(err.problems)
                     continue
+                finally:
+                    bar.update(1)
                 sizes[f"{hw[0]}x{hw[1]}"] += 1
                 counts += np.bincount(mask.ravel(), minlength=self.num_classes)[: self.num_classes]
             total = int(counts.sum())
@@ -132,6 +138,7 @@ class Dataset:
                     c.name: (float(counts[c.id]) / total if total else 0.0) for c in self.manifest.classes
                 },
             }
+        bar.close()
         return out
 
     def check(self) -> list[str]:

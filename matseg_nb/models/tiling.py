@@ -50,6 +50,7 @@ def predict_tiled(
     overlap: int = 64,
     batch_size: int = 4,
     amp: bool | None = None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Class probabilities (K, H, W) float32 on CPU for one image (C, H, W) of any size.
 
@@ -57,6 +58,7 @@ def predict_tiled(
     ``tile`` px (rounded up to that multiple) overlapping by ``overlap`` px, softmaxed per tile and blended
     with a 2-D Hann window; an image that fits one tile gets a single forward pass. ``amp``: autocast
     (default: on when the model is on CUDA). The model is used as given (call ``.eval()`` first).
+    ``progress``: a ``tqdm.auto`` bar over the tiles when there is more than one batch of them.
     """
     device = next(model.parameters()).device
     amp = device.type == "cuda" if amp is None else amp
@@ -77,6 +79,10 @@ def predict_tiled(
     acc = torch.zeros(num_classes, hp, wp)
     norm = torch.zeros(hp, wp)
     channels_last = device.type == "cuda"
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(coords), desc="tiles", unit="tile", leave=False,
+               disable=not progress or len(coords) <= batch_size)
     for i in range(0, len(coords), batch_size):
         chunk = coords[i : i + batch_size]
         batch = torch.stack([xp[:, y : y + th, x_ : x_ + tw] for y, x_ in chunk]).to(device)
@@ -90,4 +96,6 @@ def predict_tiled(
         for (y, x_), p in zip(chunk, probs, strict=True):
             acc[:, y : y + th, x_ : x_ + tw] += p * weight
             norm[y : y + th, x_ : x_ + tw] += weight
+        bar.update(len(chunk))
+    bar.close()
     return (acc / norm)[:, :h, :w].contiguous()
