@@ -137,3 +137,20 @@ def test_val_crop_changes_validation_only(folder, tmp_path):
     a, b = (pd.read_csv(tmp_path / d / "history.csv") for d in ("whole", "crop"))
     assert a["val_loss"].iloc[0] != b["val_loss"].iloc[0]
     assert json.loads((tmp_path / "crop" / "job.json").read_text())["training"]["val_crop_size"] == 32
+
+
+def test_foreground_crops_centre_on_rare_classes():
+    """foreground_crop_fraction 1: every crop holds a pixel of a rare class; 0: most crops hold none."""
+    from matseg_nb.training.data import CropDataset, Split
+
+    mask = np.zeros((256, 256), np.int64)
+    mask[200:203, 40:43] = 2  # 9 pixels of class 2, 0.01 % of the image
+    mask[10:14, 230:234] = 1
+    split = Split([np.zeros((1, 256, 256), np.float32)], [mask], ["a"])
+    torch.manual_seed(0)
+    centred = CropDataset(split, 32, 64, {"rot90": False}, foreground_fraction=1.0)
+    crops = [centred[i][1] for i in range(64)]
+    assert all(bool((c > 0).any()) for c in crops)
+    assert {int(c.max()) for c in crops} == {1, 2}  # classes drawn uniformly, not by pixel count
+    uniform = CropDataset(split, 32, 64, {"rot90": False}, foreground_fraction=0.0)
+    assert sum(bool((uniform[i][1] > 0).any()) for i in range(64)) < 16
