@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,8 +27,8 @@ from pydantic import ValidationError
 from matseg_nb.data.schema import FileRef, Manifest
 from matseg_nb.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REPO_MANIFESTS = REPO_ROOT / "data_manifests"
+#: the shipped manifests (package data; the checkout's ``data_manifests/`` is the same folder)
+REPO_MANIFESTS = Path(str(resources.files("matseg_nb") / "resources" / "data_manifests"))
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 
@@ -118,7 +119,7 @@ def mirror_dirs() -> list[Path]:
     """Mirror folders in lookup order (only those that exist)."""
     env = os.environ.get("MATSEG_DATA_MIRROR", "")
     dirs = [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    dirs.append(REPO_ROOT.parent / "shared" / "data")
+    dirs.append(Path(__file__).resolve().parents[3] / "shared" / "data")  # a checkout's sibling mirror, if any
     return [d for d in dirs if d.is_dir()]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from matseg_nb.sweep.marker import ERROR_FILE, clear_running, mark_running, prep
 from matseg_nb.sweep.threads import thread_env
 
 #: default training notebook (repository layout)
-DEFAULT_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_train.ipynb"
+#: the training notebook papermill runs per job (package data; ``notebooks/02_train.ipynb`` links to it)
+DEFAULT_NOTEBOOK = Path(str(resources.files("matseg_nb") / "resources" / "train_notebook" / "02_train.ipynb"))
 #: files a successful training notebook must have written before the job counts as complete
 REQUIRED_OUTPUTS = ("metrics.json",)
 NOTEBOOK_NAME = "train.ipynb"

@@ -1,0 +1,61 @@
+"""A non-editable install (the built wheel) in a fresh venv, run from another folder, can validate, plan
+and sweep (one tiny job): the training notebook, manifests and the paper prior come from package data.
+
+Offline and fast: the wheel is built without build isolation, installed with ``--no-deps`` into a venv
+whose site-packages also see this checkout's ``.venv`` dependencies through a ``.pth`` file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from _sweep_helpers import tiny_profile_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{cmd}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+@pytest.mark.slow
+def test_wheel_in_a_fresh_venv_validates_plans_and_sweeps(tmp_path):
+    dist = tmp_path / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+          "-w", str(dist), str(REPO)], cwd=tmp_path)
+    (wheel,) = dist.glob("matseg_nb-*.whl")
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
+    py = venv / "bin" / "python"
+    site = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                     cwd=tmp_path).stdout.strip())
+    (site / "_checkout_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+         cwd=tmp_path)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+               MATSEG_DATA_MIRROR=os.environ.get("MATSEG_DATA_MIRROR", "/work/shared/data"))
+    where = _run([str(py), "-c", "import matseg_nb; print(matseg_nb.__file__)"], cwd=work, env=env).stdout
+    assert str(site) in where and str(REPO) not in where  # the installed copy, not the checkout
+    profile = work / "tiny.json"
+    profile.write_text(json.dumps(tiny_profile_dict(seeds=(0,))))
+    _run([str(py), "-m", "matseg_nb.cli", "validate", str(profile)], cwd=work, env=env)
+    plan = _run([str(py), "-m", "matseg_nb.cli", "plan", str(profile)], cwd=work, env=env).stdout
+    assert "1 job" in plan or "= 1" in plan, plan
+    _run([str(py), "-m", "matseg_nb.cli", "sweep", str(profile), "--out", str(work / "sweep"), "--no-progress"],
+         cwd=work, env=env, timeout=600)
+    from matseg_nb.runs import Sweep
+
+    (job,) = Sweep.open(work / "sweep").jobs()
+    assert job.status == "complete", job.error
+    assert job.run.metrics() is not None and job.run.predictions()
