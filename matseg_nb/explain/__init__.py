@@ -16,7 +16,7 @@ from matseg_nb.explain.annotation import (
 )
 from matseg_nb.explain.faithfulness import BaselineTest, FaithfulnessResult, faithfulness
 from matseg_nb.explain.figures import explanation_figure
-from matseg_nb.explain.forward import ProbFn
+from matseg_nb.explain.forward import ProbFn, TiledProbFn, prediction_fn
 from matseg_nb.explain.grid import UPSAMPLERS, grid_locations, upsample
 from matseg_nb.explain.heatmap import HeatmapResult, heatmap, heatmap_captum, heatmap_literal
 from matseg_nb.explain.kernels import KERNELS, make_perturbation
@@ -37,6 +37,7 @@ __all__ = [
     "HeatmapResult",
     "PainterModel",
     "ProbFn",
+    "TiledProbFn",
     "boundary_annotation_from_gt",
     "explain_image",
     "explain_with_gt_boundary",
@@ -50,6 +51,7 @@ __all__ = [
     "load_annotation_meta",
     "load_model_input",
     "make_perturbation",
+    "prediction_fn",
     "save_annotation",
     "save_boundary_annotation",
     "upsample",

@@ -174,3 +174,46 @@ def _padded_window(win: Box, hw: tuple[int, int], padded_hw) -> Box:
     (h, w), (hp, wp) = hw, (int(padded_hw[0]), int(padded_hw[1]))
     y0, y1, x0, x1 = win
     return (y0, hp if hp > h and y1 > 2 * h - hp - 1 else y1, x0, wp if wp > w and x1 > 2 * w - wp - 1 else x1)
+
+
+class TiledProbFn(ProbFn):
+    """The reported prediction path: every image of a batch goes through
+    :func:`matseg_nb.models.tiling.predict_tiled` (``tile`` / ``overlap`` px, Hann blending), as the
+    run's test masks do. Used when the image is larger than one tile, so that Z in H is the reported Z
+    (DeepLab's global pooling sees a tile, not the whole image). No shortcuts: plain tiled passes."""
+
+    def __init__(self, model: torch.nn.Module, tile: int, overlap: int, device=None, amp: bool | None = None):
+        super().__init__(model, device=device, amp=amp, channels_last=False, shortcuts=False)
+        self.tile, self.overlap = int(tile), int(overlap)
+        self.shortcut_notes = [f"tiled prediction path (tile {self.tile} px, overlap {self.overlap} px, as the "
+                               "reported masks): plain tiled forward passes, no shortcuts"]
+        c = next(m for m in self.model.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+        with torch.inference_mode():
+            self.n_out = int(self.model(torch.zeros(1, c, 64, 64, device=self.device)).shape[1])
+
+    def __call__(self, x: torch.Tensor, crop: Box | None = None, windows: list[Box] | None = None) -> torch.Tensor:
+        from matseg_nb.models.tiling import predict_tiled
+
+        self.used_box_decoder = False
+        out = []
+        for img in x.to(self.device, torch.float32):
+            p = predict_tiled(self.model, img, self.n_out, self.tile, self.overlap, amp=self.amp)
+            out.append(p if crop is None else p[:, crop[0] : crop[1], crop[2] : crop[3]])
+        return torch.stack(out).to(self.device)
+
+
+def prediction_fn(model: torch.nn.Module, image_hw: tuple[int, int], meta: dict, device=None,
+                  amp: bool = False) -> tuple[ProbFn, str]:
+    """The probability function on the run's reported prediction path for an image of ``image_hw``:
+    :class:`TiledProbFn` when the image exceeds the run's ``training.tile_size`` (multi-class models),
+    else the whole-image :class:`ProbFn` (identical to one tile); returns (fn, a note or "")."""
+    train = meta.get("training") or {}
+    tile, overlap = train.get("tile_size"), int(train.get("tile_overlap", 64))
+    if not tile or max(image_hw) <= int(tile):
+        return ProbFn(model, device=device, amp=amp), ""
+    fn = TiledProbFn(model, int(tile), overlap, device=device, amp=amp)
+    if fn.n_out == 1:
+        return ProbFn(model, device=device, amp=amp), (
+            f"image larger than the run's tile ({tile} px) but the model is single-logit: H uses one "
+            "whole-image pass, which may differ from the tiled reported mask")
+    return fn, ""

@@ -13,7 +13,7 @@ from matseg_nb.errors import UserError
 from matseg_nb.explain.annotation import load_annotation, load_annotation_meta
 from matseg_nb.explain.faithfulness import DEFAULT_FRACTIONS, FaithfulnessResult, faithfulness
 from matseg_nb.explain.figures import explanation_figure
-from matseg_nb.explain.forward import ProbFn
+from matseg_nb.explain.forward import prediction_fn
 from matseg_nb.explain.heatmap import heatmap
 
 
@@ -136,11 +136,13 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
         from scipy import ndimage
 
         region = ndimage.binary_dilation(a, iterations=int(region_dilation))
-    fn = ProbFn(model, device=device, amp=amp)
+    fn, path_note = prediction_fn(model, tuple(img.shape[-2:]), meta, device=device, amp=amp)
+    if path_note:
+        notes.append(path_note)
     res = heatmap(fn, img, a, kernel=kernel, window=window, stride=stride, region=region,
                   kernel_params=kernel_params, max_batch=max_batch, progress=progress, log=log,
                   max_minutes=max_minutes)
-    exact = ProbFn(model, device=device, amp=False)
+    exact = fn if not fn.amp else prediction_fn(model, tuple(img.shape[-2:]), meta, device=device)[0]
     faith = faithfulness(exact, img, a, res.map, window=window, heatmap_kernel=kernel, fractions=fractions,
                          n_draws=n_draws, level=level, max_batch=max_batch or 8, progress=progress)
     if res.partial:
