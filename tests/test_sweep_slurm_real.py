@@ -41,7 +41,9 @@ def slurm():
     if shutil.which("sinfo") is None:
         pytest.skip("Slurm is not installed (no sinfo): run `sudo bash scripts/slurm-setup.sh` (CI does)")
     if _node_state() not in ("idle", "mixed") and os.geteuid() == 0:
-        _sh("bash", str(SETUP), timeout=120)  # daemons already installed: start them (SLURM_SETUP_INSTALL=0)
+        # the daemons are installed: start them, never installing anything at test time
+        subprocess.run(["bash", str(SETUP)], env={**os.environ, "SLURM_SETUP_INSTALL": "0"}, capture_output=True,
+                       timeout=120, check=False)
     state = _node_state()
     if state not in ("idle", "mixed"):
         pytest.skip(f"Slurm is not up: sinfo shows the node as {state or 'nothing (no answer)'}; "
@@ -67,7 +69,7 @@ def _sweep(profile: Path, out: Path, *extra: str, env: dict | None = None) -> su
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+def _finish(proc: subprocess.Popen, timeout: float = 600) -> str:
     out, _ = proc.communicate(timeout=timeout)
     return out
 
@@ -115,7 +117,7 @@ def test_two_tiny_models_train_in_two_slurm_jobs(slurm, tmp_path):
             rows = [j for j in status["jobs"] if j.get("slurm_state") == "RUNNING"]
             return (status, table) if rows else None
 
-        status, table = _wait_for(running_rows, 120, "a job running in a Slurm job")
+        status, table = _wait_for(running_rows, 300, "a job running in a Slurm job")
         assert status["state"] == "running" and "slurm job" in table.splitlines()[0]
         row = next(j for j in status["jobs"] if j.get("slurm_state") == "RUNNING")
         assert f"{row['slurm_job_id']} RUNNING" in table
@@ -146,14 +148,14 @@ def test_a_cancelled_slurm_job_is_recorded_failed_and_a_rerun_completes_it(slurm
     profile, out = _profile(tmp_path, "slurm-cancel"), tmp_path / "sweep"
     notebook = make_fake_notebook(tmp_path / "fake.ipynb")
     counter = tmp_path / "counter.txt"
-    control = write_control(tmp_path / "c.json", counter, jobs={"__s0__": {"sleep": 120}}, default={"sleep": 1})
+    control = write_control(tmp_path / "c.json", counter, jobs={"__s0__": {"sleep": 300}}, default={"sleep": 1})
     env = {CONTROL_ENV: str(control)}
     proc = _sweep(profile, out, "--workers", "2", "--notebook", str(notebook), env=env)
     try:
         job_ids = _wait_for(lambda: (out / "sweep.json").exists() and json.loads((out / "sweep.json").read_text())
-                            ["job_ids"], 30, "sweep.json")
+                            ["job_ids"], 180, "sweep.json")
         slow = next(j for j in job_ids if "__s0__" in j)
-        slurm_id = _wait_for(lambda: (out / slow / ".running").exists() and _slurm_id(out, slow), 120,
+        slurm_id = _wait_for(lambda: (out / slow / ".running").exists() and _slurm_id(out, slow), 300,
                              "the slow job to start")
         assert _sh("scancel", slurm_id).returncode == 0
     finally:
@@ -189,13 +191,13 @@ def test_a_job_past_its_walltime_is_recorded_with_that_reason(slurm, tmp_path):
     control = write_control(tmp_path / "c.json", tmp_path / "counter.txt", default={"sleep": 600})
     t0 = time.monotonic()
     proc = _sweep(profile, out, "--workers", "1", "--notebook", str(notebook), env={CONTROL_ENV: str(control)})
-    log = _finish(proc, timeout=200)
+    log = _finish(proc, timeout=600)
     took = time.monotonic() - t0
     assert proc.returncode == 1, log
     job = json.loads((out / "summary.json").read_text())["jobs"][0]
     slurm_id = _slurm_id(out, job["job_id"])
     assert job["status"] == "failed" and f"Slurm job {slurm_id} TIMEOUT: walltime 00:01:00 exceeded" in job["error"]
-    assert 60 <= took < 200, took
+    assert took >= 60, took  # the job ran into its 1-minute limit, not an earlier failure
     if slurm["accounting"]:
         state = _sh("sacct", "-n", "-P", "-X", "-j", slurm_id, "-o", "State,Timelimit").stdout.strip()
         assert state == "TIMEOUT|00:01:00", state
@@ -231,7 +233,7 @@ def test_a_setting_slurm_rejects_is_one_line_quoting_slurm_and_loses_nothing(slu
     before = _earlier_run(_profile(tmp_path, "slurm-bad"), out)
     bad = _profile(tmp_path, "slurm-bad", **{field: value})
     proc = _sweep(bad, out)
-    log = _finish(proc, timeout=60)
+    log = _finish(proc, timeout=300)
     assert proc.returncode == 2, log
     lines = [line for line in log.splitlines() if line.strip()]
     assert len(lines) == 1, log
