@@ -18,7 +18,7 @@ def test_run_qc_model_free_detects_strong_noise(tmp_path):
     q = json.loads((tmp_path / "out" / "qc.json").read_text())
     m = q["levels"]["input"]["ood"]["shift:noise:strong"]
     assert m["gmm"]["tile"]["auroc"] > 0.9
-    assert q["verdict"] == res.verdict and res.verdict in ("ready", "not ready")
+    assert q["verdict"] == res.verdict == "insufficient evidence"  # 3 held-out images cannot support a claim
     assert (tmp_path / "out" / "roc.png").stat().st_size > 0
     rows = (tmp_path / "out" / "scores.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * (3 + 3)  # header + detectors x (held-out + shifted) images
@@ -56,3 +56,25 @@ def test_qc_notebook_runs(tmp_path):
                         parameters={"dataset": str(ds), "test": [], "shifts": ["noise:strong"], "tiles_per_image": 4,
                                     "out_dir": str(out)})
     assert (out / "qc.json").is_file() and (out / "scores.csv").is_file()
+
+
+def test_cli_screen_new_lone_image_and_validate_without_gmm(tmp_path, capsys):
+    from matseg_nb.qc.results import ScreeningResult
+
+    ds = folder_dataset(tmp_path / "ds", n_train=4, n_test=3)
+    run = tiny_run(tmp_path / "run", ds)
+    one = ds / "images" / "test" / "stest0.png"
+    rc = main(["qc", str(run), "--new", str(ds / "images" / "test"), str(one), "--shift", "noise:strong",
+               "--out", str(tmp_path / "scr"), "--extractors", "texture", "--tile", "48", "--tiles", "6"])
+    assert rc == 0
+    q = json.loads((tmp_path / "scr" / "qc.json").read_text())
+    batch, lone = (ScreeningResult.from_json(r) for r in q["screening"][:3:2])
+    assert q["calibration_split"] == "test" and lone.n_screened == 1
+    same = next(i for i in batch.images if i.name == "stest0")
+    assert lone.images[0].p_value == same.p_value and lone.batch_verdict == "too few images to tell"
+    assert "too few images to tell" in capsys.readouterr().out
+    rc = main(["qc", str(run), "--validate", "--shift", "noise:strong", "--out", str(tmp_path / "val"),
+               "--extractors", "texture", "--tile", "48", "--tiles", "6", "--detectors", "ocsvm"])
+    assert rc == 0
+    v = json.loads((tmp_path / "val" / "qc.json").read_text())["validation"]
+    assert v["verdict"] == "insufficient evidence" and v["checks"][0]["detector"] == "ocsvm"

@@ -1,4 +1,6 @@
-"""``matseg qc RUN_DIR --reference SPLIT --test PATH... [--shift noise:strong ...] --out DIR``."""
+"""``matseg qc RUN_DIR --new PATH... --out DIR`` (screen new images) or ``--validate`` (validate the detector).
+
+``--test`` is kept: it names the OOD sets of ``--validate`` (the old behaviour)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="dataset ref when no run folder is given")
     p.add_argument("--reference", default="train", metavar="SPLIT", help="reference split (default train)")
     p.add_argument("--heldout", default="test", metavar="SPLIT", help="in-distribution held-out split (default test)")
+    p.add_argument("--new", nargs="*", default=[], metavar="PATH",
+                   help="screen new images: files, folders, dataset refs name[:split] or split:<name>")
+    p.add_argument("--alpha", type=float, default=0.05, help="flag level for screening (default 0.05)")
+    p.add_argument("--calibration", default="val", metavar="SPLIT",
+                   help="in-distribution images not trained on, for conformal p-values (default val)")
+    p.add_argument("--validate", action="store_true",
+                   help="validate the detector: AUROC with 95%% intervals on shifts and --test OOD sets")
     p.add_argument("--test", nargs="*", default=[], metavar="PATH",
-                   help="candidate OOD: image files/folders, dataset refs name[:split], or split:<name>")
+                   help="known OOD sets for --validate: image files/folders, dataset refs name[:split], split:<name>")
     p.add_argument("--shift", nargs="*", default=[], metavar="NAME:STRENGTH",
                    help="imaging shifts of the held-out split as further OOD sets, e.g. noise:strong; 'all' = every shift")
     p.add_argument("--out", required=True, metavar="DIR")
@@ -34,23 +43,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from matseg_nb.errors import UserError
     from matseg_nb.qc.run import run_qc
-    from matseg_nb.qc.shifts import all_shift_specs
+    from matseg_nb.qc.shifts import all_shift_specs, parse_shift
 
     shifts = all_shift_specs() if args.shift == ["all"] else args.shift
+    for spec in shifts:
+        parse_shift(spec)
+    if args.new:
+        from matseg_nb.qc.screening import screen_run
+
+        if args.run_dir is None:
+            raise UserError("--new: expected a run folder (the model whose inputs are screened), found none")
+        detector = "gmm" if "gmm" in args.detectors else args.detectors[0]
+        results = screen_run(args.run_dir, args.new, args.out, alpha=args.alpha, reference_split=args.reference,
+                             calibration_split=args.calibration, extractors=tuple(args.extractors),
+                             detector=detector, k=args.k, tile_size=args.tile, tiles_per_image=args.tiles,
+                             shifts=shifts, seed=args.seed)
+        for r in results:
+            print(r.summary())
+        print(f"wrote {args.out}/qc.json")
+        return 0
     res = run_qc(args.run_dir, reference_split=args.reference, test=args.test, shifts=shifts, out_dir=args.out,
                  extractors=tuple(args.extractors), level=args.level, heldout_split=args.heldout,
                  dataset=args.dataset, k=args.k, tile_size=args.tile, tiles_per_image=args.tiles,
                  detectors=tuple(args.detectors), percentile=args.percentile,
                  readiness_threshold=args.readiness, seed=args.seed)
+    from matseg_nb.qc.results import ValidationResult
+
+    print(ValidationResult.from_json(res.summary["validation"]).summary())
     for lv, v in res.summary["levels"].items():
-        print(f"{lv} level ({', '.join(v['extractors'])}): verdict {v['verdict']}")
-        for name, m in v["ood"].items():
-            img = m["gmm"]["image"] if "gmm" in m else next(iter(m.values()))["image"]
-            print(f"  {name:28} AUROC {img.get('auroc', float('nan')):.3f}  F1@thr {img['f1_at_threshold']:.3f}  "
-                  f"FPR@95TPR {img.get('fpr_at_95tpr', float('nan')):.3f}")
         rho = (v.get("spearman_typicality_iou") or {}).get("rho")
         if rho is not None:
-            print(f"  Spearman(typicality, IoU) = {rho:.3f}")
+            print(f"  {lv} level: Spearman(typicality, IoU) = {rho:.3f}")
     print(f"verdict: {res.verdict}; wrote {res.out_dir}/qc.json, scores.csv, roc.png")
     return 0

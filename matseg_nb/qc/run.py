@@ -20,8 +20,10 @@ from matseg_nb.errors import UserError
 from matseg_nb.qc.core import QCModel, fit_qc
 from matseg_nb.qc.evaluate import detection_metrics, flag, verdict
 from matseg_nb.qc.features import PREDICTION_EXTRACTORS, FeatureContext, ImageItem, make_extractor, tile_boxes
+from matseg_nb.qc.results import ShiftCheck, ValidationResult
 from matseg_nb.qc.shifts import parse_shift
 from matseg_nb.qc.sources import ImageSet, dataset_items, resolve_source, shifted_set
+from matseg_nb.qc.validation import auroc_interval, harm, readiness
 
 LEVELS = {"input": ("input",), "prediction": ("prediction",), "both": ("input", "prediction")}
 PRIMARY = "gmm"
@@ -70,10 +72,12 @@ class _Extractor:
         self.fns = {n: make_extractor(n, ctx) for n in names}
         self.tile_size, self.tiles, self.seed = tile_size, tiles, seed
 
-    def __call__(self, items: list[ImageItem]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def __call__(self, items: list[ImageItem], desc: str = "QC features") -> tuple[dict[str, np.ndarray], np.ndarray]:
+        from tqdm.auto import tqdm
+
         blocks: dict[str, list[np.ndarray]] = {n: [] for n in self.fns}
         groups = []
-        for i, it in enumerate(items):
+        for i, it in enumerate(tqdm(items, desc=desc, unit="image", leave=False, disable=len(items) < 2)):
             h, w = it.image.shape[-2:]
             boxes = tile_boxes(h, w, self.tile_size, self.tiles, self.seed + i)
             for n, fn in self.fns.items():
@@ -117,7 +121,7 @@ def _roc_png(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> byt
             fpr, tpr, _ = roc_curve(y, -np.r_[ids, oods])
             ax.plot(fpr, tpr, label=name, lw=1.2)
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set(title=f"{level} level ({PRIMARY}, tiles)", xlabel="FPR (ID flagged)", ylabel="TPR (OOD flagged)")
+        ax.set(title=f"{level} level (tiles)", xlabel="FPR (ID flagged)", ylabel="TPR (OOD flagged)")
         ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -222,10 +226,13 @@ def run_qc(
         for st in [*sets, heldout.items, *[o.items for o in ood_sets if need_all or o.same_labels]]:
             _predict(st, ctx, max(tile_size, 256))
 
+    if not detectors:
+        raise UserError("--detectors: expected at least one of gmm, ocsvm, kde, found none")
+    primary = PRIMARY if PRIMARY in detectors else detectors[0]
     level_names = {"input": tuple(extractors), "prediction": PREDICTION_EXTRACTORS}
     summary: dict = {"run_dir": str(run_dir) if run_dir else None, "dataset": ds_ref, "reference_split": reference_split,
                      "heldout_split": heldout_split, "k": k, "tile_size": tile_size, "tiles_per_image": tiles_per_image,
-                     "percentile": percentile, "readiness_threshold": thr_ready, "primary_detector": PRIMARY,
+                     "percentile": percentile, "readiness_threshold": thr_ready, "primary_detector": primary,
                      "ood_sets": [o.name for o in ood_sets], "levels": {}}
     rows: list[dict] = []
     curves: dict = {}
@@ -238,29 +245,31 @@ def run_qc(
         lv_out = {"extractors": list(level_names[lv]), "fit": qc.fit_info, "thresholds_tile": qc.thresholds,
                   "ood": {}}
         curves[lv] = {}
-        per_image_typ[lv] = {heldout.name: sc_id.image[PRIMARY]}
+        per_image_typ[lv] = {heldout.name: sc_id.image[primary]}
         for st, sc in [(heldout, sc_id)] + [(o, None) for o in ood_sets]:
             sc = sc or _score_set(qc, ext, st.items)
-            per_image_typ[lv][st.name] = sc.image[PRIMARY]
+            per_image_typ[lv][st.name] = sc.image[primary]
             if st.ood:
                 m = _metrics(qc, sc_id, sc)
                 lv_out["ood"][st.name] = m
-                curves[lv][st.name] = (sc_id.tile[PRIMARY], sc.tile[PRIMARY])
+                curves[lv][st.name] = (sc_id.tile[primary], sc.tile[primary])
             for d in qc.detectors:
                 thr = lv_out["ood"][st.name][d]["image"]["threshold"] if st.ood else None
                 for i, it in enumerate(st.items):
                     rows.append({"level": lv, "set": st.name, "ood": int(st.ood), "image": it.name, "detector": d,
                                  "typicality": float(sc.image[d][i]), "threshold": thr,
                                  "flag": None if thr is None else bool(flag([sc.image[d][i]], thr)[0])})
-        aurocs = [v[PRIMARY]["image"].get("auroc") for v in lv_out["ood"].values()]
-        lv_out["verdicts"] = {n: verdict(v[PRIMARY]["image"].get("auroc"), thr_ready) for n, v in lv_out["ood"].items()}
+        aurocs = [v[primary]["image"].get("auroc") for v in lv_out["ood"].values()]
+        lv_out["verdicts"] = {n: verdict(v[primary]["image"].get("auroc"), thr_ready) for n, v in lv_out["ood"].items()}
         lv_out["verdict"] = (verdict(min(aurocs), thr_ready) if aurocs and None not in aurocs else "unknown")
         summary["levels"][lv] = lv_out
 
     _iou_and_gallery(summary, rows, per_image_typ, heldout, ood_sets, ds.num_classes, gallery_rows, Path(out_dir))
+    summary["validation"] = _validation(summary, rows, heldout.name, reference_split, thr_ready, detectors).to_json()
     levels = summary["levels"]
-    summary["verdict"] = "ready" if levels and all(v["verdict"] == "ready" for v in levels.values()) else (
+    summary["auroc_only_verdict"] = "ready" if levels and all(v["verdict"] == "ready" for v in levels.values()) else (
         "unknown" if any(v["verdict"] == "unknown" for v in levels.values()) else "not ready")
+    summary["verdict"] = summary["validation"]["verdict"]
     out = Path(out_dir)
     atomic_write_json(out / "qc.json", _jsonable(summary))
     buf = io.StringIO()
@@ -272,6 +281,28 @@ def run_qc(
     if any(curves.values()):
         atomic_write_bytes(out / "roc.png", _roc_png(curves))
     return QCResult(out, summary["verdict"], summary, rows)
+
+
+def _validation(summary: dict, rows: list[dict], heldout: str, reference: str, threshold: float,
+                detectors: tuple[str, ...]) -> ValidationResult:
+    """Per (OOD set, detector) image-level AUROC with 95% interval and the shift's IoU change; verdict
+    from the first level (input) -- see :func:`matseg_nb.qc.validation.readiness`."""
+    lv = next(iter(summary["levels"]), None)
+    checks, table = [], []
+    for name in summary.get("ood_sets", []):
+        for d in detectors:
+            sel = [r for r in rows if r["level"] == lv and r["detector"] == d]
+            ids = [r["typicality"] for r in sel if r["set"] == heldout]
+            oods = [r["typicality"] for r in sel if r["set"] == name]
+            ci = auroc_interval(np.asarray(ids), np.asarray(oods))
+            hm = harm([r.get("iou") for r in sel if r["set"] == heldout] or None,
+                      [r.get("iou") for r in sel if r["set"] == name and r.get("iou") is not None] or None)
+            checks.append(ShiftCheck(name, d, ci["auroc"], ci["low"], ci["high"], ci["n_id"], ci["n_ood"],
+                                     hm["harm"], hm["iou_change"]))
+            table.append({"set": name, "detector": d, "low": ci["low"], "n_id": ci["n_id"], "n_ood": ci["n_ood"],
+                          "harm": hm["harm"]})
+    verdict_, why = readiness(table, threshold, tuple(detectors))
+    return ValidationResult(verdict_, why, threshold, heldout, reference, checks, list(detectors))
 
 
 def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: Path) -> None:
@@ -294,7 +325,7 @@ def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: 
                     ys.append(ious[(st.name, it.name)])
         rho = spearmanr(xs, ys).statistic if len(xs) >= 3 else float("nan")
         summary["levels"][lv]["spearman_typicality_iou"] = {"rho": _finite(rho), "n_images": len(xs),
-                                                            "detector": PRIMARY}
+                                                            "detector": summary.get("primary_detector", PRIMARY)}
     lv = "prediction" if "prediction" in typ else next(iter(typ))
     cands = [(typ[lv][st.name][i], st.name, it) for st in sets for i, it in enumerate(st.items)
              if (st.name, it.name) in ious]

@@ -105,3 +105,67 @@ def load_new_images(ref: str, channels: int | None, default_ds=None) -> tuple[li
             meta["full_scale"] = DTYPE_FULL_SCALE[str(raw.dtype)]
         items.append(ImageItem(img, f.stem, meta=meta))
     return items, notes
+
+
+def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: float = 0.05,
+               reference_split: str = "train", calibration_split: str = "val",
+               extractors: tuple[str, ...] = ("encoder", "texture"), detector: str = "gmm", k: int = 5,
+               tile_size: int = 128, tiles_per_image: int = 32, shifts: list[str] | None = None,
+               seed: int = 0) -> list[ScreeningResult]:
+    """Screen each ``new`` source (and each shifted copy ``source@shift`` in ``shifts``) against a run.
+
+    Writes ``out_dir/qc.json`` {"screening": [ScreeningResult.to_json(), ...], ...}. Returns the results."""
+    from matseg_nb.atomic import atomic_write_json
+    from matseg_nb.data import open_dataset
+    from matseg_nb.models import load_run_model
+    from matseg_nb.qc.core import fit_qc
+    from matseg_nb.qc.features import FeatureContext
+    from matseg_nb.qc.run import _Extractor, _jsonable
+    from matseg_nb.qc.sources import ImageSet, dataset_items, shifted_set
+
+    if not new:
+        raise UserError("--new: expected at least one image file, folder or dataset ref, found none")
+    model, meta = load_run_model(run_dir)
+    ds = open_dataset(meta.get("dataset"))
+    ctx = FeatureContext(model=model, normalization=meta.get("normalization") or "percentile",
+                         num_classes=ds.num_classes)
+    reference = dataset_items(ds, reference_split)
+    cal_name = calibration_split
+    cal_items = dataset_items(ds, calibration_split) if ds.split_counts().get(calibration_split) else []
+    notes_global = []
+    if not cal_items:
+        cal_name = "test"
+        cal_items = dataset_items(ds, "test") if ds.split_counts().get("test") else []
+        notes_global.append(f"no '{calibration_split}' split: the test split is the calibration set")
+    if len(reference) < 2 or not cal_items:
+        raise UserError(f"qc --new: expected >= 2 '{reference_split}' images and a validation or test split in "
+                        f"{meta.get('dataset')}, found {len(reference)} and {len(cal_items)}")
+    channels = reference[0].image.shape[0]
+    ext = _Extractor(tuple(extractors), ctx, tile_size, tiles_per_image, seed)
+    blocks, groups = ext(reference, desc="QC features: reference")
+    qc = fit_qc(blocks, groups, k, (detector,), seed=seed)
+    cb, cg = ext(cal_items, desc="QC features: calibration")
+    calibration = Calibration(qc.score(cb, cg)[0][detector], cg)
+    results = []
+    sources: list[tuple[str, list[ImageItem], dict[str, str]]] = []
+    for ref in new:
+        items, notes = load_new_images(ref, channels, ds)
+        sources.append((ref, items, notes))
+        for spec in shifts or []:
+            sh = shifted_set(ImageSet(ref, items, True), spec, seed)
+            sources.append((f"{ref}@{spec}", sh.items, {}))
+    for name, items, notes in sources:
+        tile_scores = []
+        if items:
+            b, g = ext(items, desc=f"QC scoring: {name}")
+            s = qc.score(b, g)[0][detector]
+            tile_scores = [s[g == i] for i in range(len(items))]
+        res = screen_scores(calibration, tile_scores, [it.name for it in items], alpha, name, reference_split,
+                            cal_name, detector, notes)
+        res.notes[:0] = notes_global
+        results.append(res)
+    atomic_write_json(Path(out_dir) / "qc.json", _jsonable({
+        "mode": "screening", "run_dir": str(run_dir), "dataset": meta.get("dataset"), "alpha": alpha,
+        "reference_split": reference_split, "calibration_split": cal_name, "detector": detector,
+        "extractors": list(extractors), "screening": [r.to_json() for r in results]}))
+    return results
