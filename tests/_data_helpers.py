@@ -120,9 +120,9 @@ def listed_pairs(upstream: Path, stems_by_split: dict[str, list[str]], k: int = 
     return pairs
 
 
-def run_cli(argv: list[str], monkeypatch) -> int:
-    """Run ``matseg`` with only the data command registered (other commands may be in progress)."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["data"])
+def run_cli(argv: list[str], monkeypatch, commands: tuple[str, ...] = ("data", "init", "weights")) -> int:
+    """Run ``matseg`` with only the given commands registered (others may be in progress)."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [c for c in commands if c in cli.COMMAND_MODULES])
     return cli.main(argv)
 
 
