@@ -152,11 +152,19 @@ def stage_qc(ctx: DemoContext) -> None:
     result = run_qc(run, test=others, out_dir=ctx.out / "qc", **DEMO_SETTINGS.qc.run_qc_kwargs())
     ctx.results["qc"] = {"run": str(run), "out": str(ctx.out / "qc")}
     ctx.log(format_qc(result.summary if hasattr(result, "summary") else {}, getattr(result, "verdict", "?")))
+    from matseg_nb.qc.screening import screen_run
+
+    qs = DEMO_SETTINGS.qc
+    screened = screen_run(run, [f"split:{qs.heldout_split}", *(f"{o}:{qs.heldout_split}" for o in others)],
+                          ctx.out / "qc" / "screening", extractors=tuple(qs.extractors), tile_size=qs.tile_size,
+                          tiles_per_image=qs.tiles_per_image, shifts=list(qs.shifts[:1]))
+    ctx.results["qc"]["screening"] = str(ctx.out / "qc" / "screening" / "qc.json")
+    ctx.log("\n".join(r.summary().splitlines()[0] for r in screened))
 
 
 def format_qc(summary: dict, verdict: str) -> str:
     """A short table: AUROC per OOD set and detector at image level, then the verdict."""
-    lines = [f"  QC verdict: {verdict} (ready when AUROC > {summary.get('readiness_threshold', 0.95)})"]
+    lines = [f"  QC verdict: {verdict} (detector validation: {(summary.get('validation') or {}).get('reason', 'n/a')})"]
     for level, info in (summary.get("levels") or {}).items():
         for ood_set, per_detector in (info.get("ood") or {}).items():
             cells = []
