@@ -107,9 +107,8 @@ def stage_compare(ctx: DemoContext) -> None:
 
     paths = compare_and_recommend([ctx.out / "sweep"], ctx.out / "compare")
     ctx.results["compare"] = {k: str(v) for k, v in paths.items()}
-    if "summary_md" in paths:
-        text = Path(paths["summary_md"]).read_text()
-        ctx.log(text.split("## How much context matters")[0].strip())
+    if "best_table_md" in paths:  # the best architecture per dataset vs its runner-up
+        ctx.log(Path(paths["best_table_md"]).read_text().strip())
     ctx.log(f"  comparison written to {ctx.out / 'compare'}")
 
 
