@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 
-
 def tiny_model(arch: str = "Unet", in_channels: int = 1, classes: int = 3, seed: int = 0) -> nn.Module:
     """smp ``arch`` on the tiny timm encoder ``tu-test_resnet``, random weights, eval mode."""
     import segmentation_models_pytorch as smp
