@@ -21,8 +21,10 @@ def job_id(dataset: str, encoder: str, decoder: str, seed: int) -> str:
 
 def write_job(sweep: Path, dataset: str, encoder: str, decoder: str, seed: int,
               ious: list[float] | np.ndarray | None = None, status: str = "complete",
-              weights: str = "none", latency_s: float = 0.01, n_params: int = 1_000_000) -> str:
-    """Write one run folder; returns its job id. ``ious``: foreground IoU per test image."""
+              weights: str = "none", latency_s: float = 0.01, n_params: int = 1_000_000,
+              val_iou: float | None = None) -> str:
+    """Write one run folder; returns its job id. ``ious``: foreground IoU per test image;
+    ``val_iou``: the best validation IoU recorded (default: the test mean)."""
     jid = job_id(dataset, encoder, decoder, seed)
     d = sweep / jid
     d.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,7 @@ def write_job(sweep: Path, dataset: str, encoder: str, decoder: str, seed: int,
     metrics = {"dataset_level": {"iou": mean, "dice": 2 * mean / (1 + mean), "wiou": mean, "pixel_accuracy": 0.95},
                "per_image_mean": {"iou": mean}, "per_class": {}, "epochs_run": 3, "best_epoch": 2,
                "train_time_s": 12.5, "latency_s_per_image": latency_s, "n_params": n_params,
-               "encoder_weights": weights}
+               "encoder_weights": weights, "best_val": {"val_iou": mean if val_iou is None else val_iou}}
     (d / "metrics.json").write_text(json.dumps(metrics))
     (d / "COMPLETE").write_text(json.dumps({"job_id": jid, "finished_at": "2026-01-01T00:00:00Z"}))
     return jid

@@ -48,7 +48,7 @@ def test_best_table_winners_dagger_and_test(compared):
     assert (best["encoder"] == "resnet34").all()
     assert (best["verdict"] == "significant").all() and (best["n_images"] == 12).all()
     md = paths["best_table_md"].read_text()
-    assert "hard†" in md and "† DeepLabV3Plus decoder; all others use Unet." in md
+    assert "hard†" in md and "No single decoder dominates" in md
     assert r"$^\dagger$" in paths["best_table_tex"].read_text()
 
 
@@ -85,8 +85,8 @@ def test_tie_and_too_few_images(tmp_path):
     paths = compare_sweeps([sweep], tmp_path / "out")
     best = pd.read_csv(paths["best_table_csv"]).set_index("dataset")
     assert best.loc["tie", "verdict"] == "not significant"
-    assert best.loc["few", "verdict"] == "not testable (n=3)"
-    assert "not testable (n=3)" in paths["best_table_md"].read_text()
+    assert best.loc["few", "verdict"] == "insufficient evidence (n = 3)"
+    assert "insufficient evidence (n = 3)" in paths["best_table_md"].read_text()
 
 
 def test_load_runs_reads_identity_from_job_json(tmp_path):

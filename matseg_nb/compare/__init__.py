@@ -1,4 +1,4 @@
-"""Compare sweeps (tables, bootstrap CIs, paired tests, rank stability, plots) and recommend an
+"""Compare sweeps (tables, small-n t intervals, paired tests, rank stability, plots) and recommend an
 architecture for a dataset from its context descriptors. See docs/compare.md."""
 
 from matseg_nb.compare.pipeline import compare_and_recommend, compare_sweeps

@@ -1,5 +1,6 @@
 """Aggregate jobs into cells (dataset x encoder x decoder x encoder weights, seeds pooled) and pick the
-best pair per dataset with a paired test against the runner-up."""
+best pair per dataset ON VALIDATION (mean best-epoch validation IoU over seeds), then score it and the
+runner-up on test with a paired test: selection and scoring never use the same split."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from matseg_nb.compare.runs import METRIC_KEYS, RunSet
-from matseg_nb.compare.stats import bootstrap_ci, paired_test
+from matseg_nb.compare.stats import insufficient, paired_test, prob_a_beats_b, t_interval
 
 CELL_KEYS = ["dataset", "encoder", "decoder", "encoder_weights"]
 DAGGERS = ("†", "‡", "§", "¶")
@@ -41,7 +42,8 @@ def image_matrix(per_image: pd.DataFrame, job_ids: list[str], score: str = "iou"
 
 
 def cell_table(rs: RunSet) -> pd.DataFrame:
-    """One row per cell: status, seeds, mean metrics over complete seeds, IoU/Dice bootstrap CIs."""
+    """One row per cell: status, seeds, mean metrics over complete seeds, mean validation IoU (the
+    selection score), IoU/Dice Student-t intervals over test images (seed-averaged; declined at n < 3)."""
     runs = rs.runs.assign(arch=arch_labels(rs.runs))
     rows = []
     for key, grp in runs.groupby(CELL_KEYS, sort=True, dropna=False):
@@ -51,11 +53,15 @@ def cell_table(rs: RunSet) -> pd.DataFrame:
                    n_seeds=len(done), seeds=" ".join(str(s) for s in sorted(done["seed"])))
         for m in METRIC_KEYS:
             row[m] = float(done[m].mean()) if len(done) else math.nan
+        row["val_iou"] = float(done["val_iou"].mean()) if len(done) and done["val_iou"].notna().any() else math.nan
         row["iou_sd_seeds"] = float(done["iou"].std(ddof=1)) if len(done) > 1 else math.nan
         for m in ("iou", "dice"):
             mat = image_matrix(rs.per_image, list(done["job_id"]), m)
-            mean, lo, hi = bootstrap_ci(mat.to_numpy()) if not mat.empty else (math.nan,) * 3
+            mean, lo, hi, n = t_interval(mat.to_numpy()) if not mat.empty else (math.nan,) * 3 + (0,)
             row.update({f"{m}_img_mean": mean, f"{m}_ci_lo": lo, f"{m}_ci_hi": hi})
+            if m == "iou":
+                row["iou_interval"] = (insufficient(n) if math.isnan(lo) and n
+                                       else "—" if not n else f"[{lo:.3f}, {hi:.3f}]")
         row["n_test_images"] = int(done["n_test_images"].max()) if len(done) else 0
         row["epochs_run"] = float(done["epochs_run"].mean()) if len(done) else math.nan
         row["train_time_s"] = float(done["train_time_s"].mean()) if len(done) else math.nan
@@ -65,42 +71,73 @@ def cell_table(rs: RunSet) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cell_mask(runs: pd.DataFrame, cell: pd.Series) -> np.ndarray:
+    return np.logical_and.reduce([runs[k] == cell[k] for k in CELL_KEYS]) & (runs["status"] == "complete")
+
+
 def _seed_mean_per_image(rs: RunSet, cell: pd.Series, runs: pd.DataFrame) -> pd.Series:
-    mask = np.logical_and.reduce([runs[k] == cell[k] for k in CELL_KEYS]) & (runs["status"] == "complete")
-    mat = image_matrix(rs.per_image, list(runs.loc[mask, "job_id"]))
+    mat = image_matrix(rs.per_image, list(runs.loc[_cell_mask(runs, cell), "job_id"]))
     return mat.mean(axis=0) if not mat.empty else pd.Series(dtype=float)
 
 
-def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, str]:
-    """Best cell per dataset (by mean dataset-level IoU over seeds) vs the runner-up.
+def _per_seed_iou(runs: pd.DataFrame, cell: pd.Series) -> pd.Series:
+    return runs.loc[_cell_mask(runs, cell)].groupby("seed")["iou"].mean()
 
-    The test pairs per-image IoU (mean over each cell's seeds) on the images both cells scored.
-    Returns the table and the dagger footnote (decoders other than the most frequent winner are flagged).
+
+def selection_split(cells: pd.DataFrame) -> str:
+    """``validation`` when every complete cell has a validation score, else ``test`` (flagged optimistic)."""
+    done = cells[cells["n_seeds"] > 0]
+    return "validation" if len(done) and done["val_iou"].notna().all() else "test"
+
+
+def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, str]:
+    """Best cell per dataset, chosen on validation IoU (mean over seeds), vs the runner-up on test.
+
+    Both the winner's and the runner-up's TEST IoU are reported; the paired test compares their per-image
+    test IoU (mean over each cell's seeds) on the images both scored. ``selected_on``/``scored_on`` name
+    the splits. When any cell lacks a validation score the whole dataset falls back to test selection,
+    labelled so. A non-significant difference gives ``winner = "no significant difference between the top 2"``.
+    Returns the table and the conclusion text (written only from significant winners).
     """
     rows = []
     for dataset, grp in cells.groupby("dataset", sort=True):
-        ranked = grp[grp["n_seeds"] > 0].sort_values("iou", ascending=False, kind="stable")
+        done = grp[grp["n_seeds"] > 0]
+        split = selection_split(done)
+        key = "val_iou" if split == "validation" else "iou"
+        ranked = done.sort_values(key, ascending=False, kind="stable")
         n_failed_cells = int((grp["n_seeds"] == 0).sum())
         if ranked.empty:
             rows.append({"dataset": dataset, "status": f"no complete cell ({len(grp)} cells)"})
             continue
         best = ranked.iloc[0]
         row = {"dataset": dataset, **{k: best[k] for k in ("encoder", "decoder", "encoder_weights", "arch",
-                                                            "status", "n_seeds", "iou", "iou_ci_lo",
-                                                            "iou_ci_hi", "dice", "wiou", "pixel_accuracy")}}
-        row["cells_without_result"] = n_failed_cells
+                                                            "status", "n_seeds", "val_iou", "iou", "iou_ci_lo",
+                                                            "iou_ci_hi", "iou_interval", "dice", "wiou",
+                                                            "pixel_accuracy")}}
+        row.update(selected_on=split if split == "validation" else "test (no validation score: optimistic)",
+                   scored_on="test", cells_without_result=n_failed_cells)
         if len(ranked) > 1:
             second = ranked.iloc[1]
             a = _seed_mean_per_image(rs, best, rs.runs)
             b = _seed_mean_per_image(rs, second, rs.runs)
             common = a.index.intersection(b.index)
             res = paired_test(a[common].to_numpy(), b[common].to_numpy(), alpha=alpha)
-            row.update(runner_up=second["arch"], runner_up_iou=second["iou"],
+            sa, sb = _per_seed_iou(rs.runs, best), _per_seed_iou(rs.runs, second)
+            seeds = sa.index.intersection(sb.index)
+            row.update(runner_up=second["arch"], runner_up_val_iou=second["val_iou"], runner_up_iou=second["iou"],
                        delta_iou=best["iou"] - second["iou"], test=res.method, n_images=res.n,
-                       p_value=res.p_value, verdict=res.verdict)
+                       p_value=res.p_value, verdict=res.verdict,
+                       p_beats_runner_up=prob_a_beats_b(sa[seeds].to_numpy(), sb[seeds].to_numpy()),
+                       n_paired_runs=len(seeds))
+            supported = res.verdict == "significant" and res.mean_diff > 0
+            row["winner"] = best["arch"] if supported else (
+                "no significant difference between the top 2" if res.verdict.startswith("not significant")
+                else res.verdict if res.verdict.startswith("insufficient")
+                else "no significant difference between the top 2 (runner-up higher on test)")
         else:
-            row.update(runner_up="—", runner_up_iou=math.nan, delta_iou=math.nan, test="—", n_images=0,
-                       p_value=math.nan, verdict="no runner-up")
+            row.update(runner_up="—", runner_up_val_iou=math.nan, runner_up_iou=math.nan, delta_iou=math.nan,
+                       test="—", n_images=0, p_value=math.nan, verdict="no runner-up",
+                       p_beats_runner_up=math.nan, n_paired_runs=0, winner="no runner-up")
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty or "decoder" not in table:
@@ -110,6 +147,25 @@ def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd
     others = [d for d in dict.fromkeys(winners) if d != modal]
     marks = {d: DAGGERS[i % len(DAGGERS)] for i, d in enumerate(others)}
     table["flag"] = table["decoder"].map(lambda d: marks.get(d, ""))
-    note = "; ".join(f"{m} {d} decoder" for d, m in marks.items())
-    note = f"{note}; all others use {modal}." if note else (f"All datasets use {modal}." if modal else "")
-    return table, note
+    return table, conclusion(table)
+
+
+def conclusion(table: pd.DataFrame) -> str:
+    """One sentence per dataset, claiming a winner only where the paired test supports it."""
+    parts, supported = [], []
+    for _, r in table.iterrows():
+        if not isinstance(r.get("arch"), str):
+            continue
+        w = r.get("winner", "")
+        if w == r["arch"]:
+            supported.append((r["dataset"], r["decoder"]))
+            parts.append(f"{r['arch']} for {r['dataset']}")
+        else:
+            parts.append(f"{r['dataset']}: {w}")
+    text = "; ".join(parts) + "." if parts else ""
+    decoders = {d for _, d in supported}
+    if len(supported) >= 2 and len(decoders) >= 2:
+        text += " No single decoder dominates (significant winners differ)."
+    elif len(supported) >= 2 and len(supported) == len(parts):
+        text += f" {next(iter(decoders))} wins significantly on every dataset."
+    return text

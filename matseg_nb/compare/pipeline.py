@@ -11,7 +11,7 @@ from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.compare import plots
 from matseg_nb.compare.aggregate import arch_labels, best_table, cell_table
 from matseg_nb.compare.runs import load_runs
-from matseg_nb.compare.stats import BOOT_SEED, N_BOOT, rank_stability
+from matseg_nb.compare.stats import context_verdict, rank_stability, seed_noise_ceiling
 from matseg_nb.compare.tables import fmt, to_markdown, write_table
 from matseg_nb.errors import UserError
 
@@ -19,19 +19,17 @@ FAILURE_COLUMNS = ["sweep", "job_id", "dataset", "encoder", "decoder", "encoder_
                    "error", "run_dir"]
 
 
-def _ci(mean: float, lo: float, hi: float) -> str:
-    if math.isnan(mean):
-        return "—"
-    return f"{mean:.3f}" if math.isnan(lo) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+def _ci(mean: float, interval: str) -> str:
+    return "—" if math.isnan(mean) else f"{mean:.3f} {interval}"
 
 
 def _pretty_cells(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": cells["dataset"], "encoder": cells["encoder"], "decoder": cells["decoder"],
         "weights": cells["encoder_weights"], "status": cells["status"], "seeds": cells["n_seeds"],
-        "IoU": cells["iou"].map(fmt), "IoU/img [95% CI]": [
-            _ci(m, lo, hi) for m, lo, hi in zip(cells["iou_img_mean"], cells["iou_ci_lo"], cells["iou_ci_hi"],
-                                                 strict=True)],
+        "val IoU (selects)": cells["val_iou"].map(fmt),
+        "test IoU": cells["iou"].map(fmt), "test IoU/img [95% t-CI]": [
+            _ci(m, iv) for m, iv in zip(cells["iou_img_mean"], cells["iou_interval"], strict=True)],
         "Dice": cells["dice"].map(fmt), "wIoU": cells["wiou"].map(fmt), "PA": cells["pixel_accuracy"].map(fmt),
         "epochs": cells["epochs_run"].map(lambda v: fmt(v, 1)),
         "train s": cells["train_time_s"].map(lambda v: fmt(v, 1)),
@@ -47,12 +45,14 @@ def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": best["dataset"].astype(str) + best["flag"].fillna(""),
         "encoder": best["encoder"], "decoder": best["decoder"], "weights": best["encoder_weights"],
-        "seeds": best["n_seeds"],
-        "IoU": best["iou"].map(fmt), "95% CI (IoU/img)": [
-            "—" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(best["iou_ci_lo"], best["iou_ci_hi"],
-                                                                                 strict=True)],
-        "Dice": best["dice"].map(fmt), "runner-up": best["runner_up"], "ΔIoU": best["delta_iou"].map(fmt),
-        "n img": best["n_images"], "p": p_text, "verdict": best["verdict"],
+        "seeds": best["n_seeds"], "selected on": best["selected_on"], "scored on": best["scored_on"],
+        "val IoU": best["val_iou"].map(fmt),
+        "test IoU": best["iou"].map(fmt), "95% t-CI (IoU/img)": best["iou_interval"],
+        "Dice": best["dice"].map(fmt), "runner-up": best["runner_up"],
+        "runner-up val IoU": best["runner_up_val_iou"].map(fmt),
+        "runner-up test IoU": best["runner_up_iou"].map(fmt), "ΔIoU": best["delta_iou"].map(fmt),
+        "n img": best["n_images"], "p": p_text, "P(best > runner-up)": best["p_beats_runner_up"].map(fmt),
+        "verdict": best["verdict"], "conclusion": best["winner"],
     })
 
 
@@ -68,22 +68,32 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     cells = cell_table(rs)
     best, note = best_table(rs, cells, alpha=alpha)
     tau_table, tau_mean = rank_stability(cells[cells["n_seeds"] > 0])
+    done_runs = rs.complete.assign(arch=arch_labels(rs.runs).loc[rs.complete.index])
+    ceiling = seed_noise_ceiling(done_runs)
+    context_text = context_verdict(tau_table["tau"], ceiling["tau"])
     paths: dict[str, Path] = {}
     paths["runs_csv"] = atomic_write_text(out_dir / "runs.csv", rs.runs.to_csv(index=False))
     paths["failures_csv"] = atomic_write_text(out_dir / "failures.csv",
                                               rs.failures[FAILURE_COLUMNS].to_csv(index=False))
-    ci_note = (f"IoU = dataset-level (pooled pixels) test IoU, mean over seeds. IoU/img = mean per-image "
-               f"foreground IoU with a 95% two-level bootstrap CI (seeds and images resampled, B={N_BOOT}, "
-               f"RNG seed {BOOT_SEED}). weights = encoder weights ('none' = trained from scratch).")
+    ci_note = ("val IoU = best-epoch validation IoU, mean over seeds (the selection score). test IoU = "
+               "dataset-level (pooled pixels) test IoU, mean over seeds. IoU/img = mean per-image foreground "
+               "test IoU (seed-averaged per image) with a 95% Student-t interval over images; fewer than 3 "
+               "images: 'insufficient evidence'. weights = encoder weights ('none' = trained from scratch).")
     paths.update(write_table(cells, _pretty_cells(cells), out_dir, "complete_table",
                              caption="All encoder x decoder results per dataset.", note=ci_note))
-    test_note = (f"Best = highest mean IoU; test = two-sided paired sign-flip permutation test of per-image IoU "
-                 f"(best vs runner-up, seed-averaged), alpha = {alpha}. {note}")
+    test_note = (f"Selected on: validation (highest mean validation IoU over seeds); scored on: test. "
+                 f"p = two-sided exact paired sign-flip permutation test of per-image test IoU (best vs "
+                 f"runner-up, seed-averaged), alpha = {alpha}; P(best > runner-up) over paired seeds. {note}")
     paths.update(write_table(best, _pretty_best(best), out_dir, "best_table",
                              caption="Best encoder x decoder per dataset.", note=test_note))
     paths["rank_stability_csv"] = atomic_write_text(out_dir / "rank_stability.csv", tau_table.to_csv(index=False))
+    paths["noise_ceiling_csv"] = atomic_write_text(out_dir / "noise_ceiling.csv", ceiling.to_csv(index=False))
+    paths["noise_ceiling_png"] = plots.noise_ceiling(tau_table["tau"], ceiling["tau"],
+                                                     out_dir / "noise_ceiling.png")
     stability = {"mean_kendall_tau": None if math.isnan(tau_mean) else tau_mean,
                  "n_dataset_pairs": int(tau_table["tau"].notna().sum()),
+                 "mean_seed_tau": None if ceiling["tau"].dropna().empty else float(ceiling["tau"].mean()),
+                 "n_seed_pairs": int(ceiling["tau"].notna().sum()), "verdict": context_text,
                  "meaning": "1 = same architecture ranking on every dataset (context does not matter); "
                             "0 = unrelated rankings; -1 = reversed"}
     arch_of_job = dict(zip(rs.runs["job_id"], arch_labels(rs.runs), strict=True))
@@ -93,6 +103,8 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     summary = {
         "sweeps": [str(p) for p in sweep_dirs], "n_jobs": len(rs.runs), "n_complete": len(rs.complete),
         "n_failed_or_incomplete": len(rs.failures), "rank_stability": stability,
+        "selected_on": "validation" if (best.get("selected_on", pd.Series(dtype=str)) == "validation").all()
+        else "test (some datasets lack validation scores)", "scored_on": "test", "conclusion": note,
         "files": {k: v.name for k, v in paths.items()},
     }
     paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
@@ -104,7 +116,8 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
         "## All results", "", to_markdown(_pretty_cells(cells)), ci_note, "",
         "## How much context matters", "",
         f"Mean Kendall's tau between datasets' architecture rankings: **{tau_text}** "
-        "(1 = same ranking everywhere).", "",
+        "(1 = same ranking everywhere).", "", f"Noise ceiling (seed pairs on one dataset): {context_text}.", "",
+        "![noise ceiling](noise_ceiling.png)", "",
         to_markdown(tau_table) if len(tau_table) else "(one dataset only)", "",
         "## Failed or incomplete jobs", "",
         to_markdown(rs.failures[["job_id", "status", "error"]]) if len(rs.failures) else "none", "",

@@ -65,7 +65,7 @@ def per_image_distributions(per_image: pd.DataFrame, arch_of_job: dict[str, str]
 
 
 def accuracy_vs_latency(cells: pd.DataFrame, path: Path) -> Path:
-    """IoU (with its bootstrap CI) against inference latency per image; colour = decoder, marker = dataset."""
+    """IoU (with its t interval) against inference latency per image; colour = decoder, marker = dataset."""
     df = cells[cells["n_seeds"] > 0]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = "osD^vP*X"
@@ -94,4 +94,22 @@ def accuracy_vs_latency(cells: pd.DataFrame, path: Path) -> Path:
         ax.legend(fontsize=7, loc="best")
     else:
         ax.text(0.5, 0.5, "no complete job", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, path)
+
+
+def noise_ceiling(between: pd.Series, within: pd.Series, path: Path) -> Path:
+    """Kendall tau of dataset pairs (context) next to tau of seed pairs on one dataset (noise ceiling)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    groups = [("between datasets", pd.Series(between, dtype=float).dropna()),
+              ("between seeds\n(same dataset)", pd.Series(within, dtype=float).dropna())]
+    for x, (_, vals) in enumerate(groups):
+        jitter = np.linspace(-0.08, 0.08, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
+        ax.scatter(x + jitter, vals, alpha=0.7)
+        if len(vals):
+            ax.hlines(vals.mean(), x - 0.2, x + 0.2, color="k")
+    ax.set_xticks([0, 1], [g[0] for g in groups])
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("Kendall's tau of architecture ranking")
+    ax.set_title("Context vs seed noise (bar = mean)")
     return _save(fig, path)

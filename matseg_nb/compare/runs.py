@@ -26,7 +26,7 @@ METRIC_KEYS = ("iou", "dice", "wiou", "pixel_accuracy")
 SCALAR_KEYS = ("epochs_run", "best_epoch", "train_time_s", "latency_s_per_image", "n_params")
 RUN_COLUMNS = [
     "sweep", "job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "status", "error",
-    *METRIC_KEYS, *SCALAR_KEYS, "n_test_images", "run_dir",
+    *METRIC_KEYS, "val_iou", *SCALAR_KEYS, "n_test_images", "run_dir",
 ]
 
 
@@ -159,6 +159,8 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
         level = metrics.get("dataset_level", {}) or {}
         row.update({k: _num(level.get(k)) for k in METRIC_KEYS})
         row.update({k: _num(metrics.get(k)) for k in SCALAR_KEYS})
+        best_val = metrics.get("best_val") if isinstance(metrics.get("best_val"), dict) else {}
+        row["val_iou"] = _num(best_val.get("val_iou", metrics.get("best_val_iou")))  # selection score
         row.update(status=status, error=error, run_dir=str(job_dir))
         if status == "complete":
             img = _per_image(job_dir)

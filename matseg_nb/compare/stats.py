@@ -1,11 +1,14 @@
 """Statistics for sweep comparisons (choices documented in docs/compare.md).
 
-- :func:`bootstrap_ci`: two-level percentile bootstrap of a mean score over (seed x image) -- seeds and
-  test images are resampled independently with replacement, B = 2000 resamples, fixed RNG seed.
 - :func:`paired_test`: two-sided paired sign-flip permutation test on per-image score differences
   (exact over all 2^n sign patterns for n <= 16, else 20 000 Monte-Carlo patterns with a fixed seed);
   "not testable" when even the most extreme outcome could not reach ``alpha`` (n < 6 at alpha = 0.05).
+- :func:`t_interval`: Student-t interval of a mean over independent units (images, or folds); seeds are
+  averaged within a unit first, so the interval is exact for normal unit means at any n >= 3 and declines
+  ("insufficient evidence (n = 2)") below that. Measured coverage: tests/test_compare_stats.py.
+- :func:`prob_a_beats_b`: P(A > B) over paired (seed, fold) runs (Bouthillier et al., MLSys 2021).
 - :func:`kendall_tau` / :func:`rank_stability`: Kendall's tau-b between two datasets' architecture scores.
+- :func:`seed_noise_ceiling`: tau between seeds of the same dataset (the ranking noise floor of "context").
 """
 
 from __future__ import annotations
@@ -19,43 +22,53 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sstats
 
-N_BOOT = 2000
-BOOT_SEED = 12345
 PERM_SEED = 2024
 EXACT_MAX_N = 16
 N_PERM = 20000
 
 
-def bootstrap_ci(
-    scores: np.ndarray, level: float = 0.95, n_boot: int = N_BOOT, seed: int = BOOT_SEED
-) -> tuple[float, float, float]:
-    """Mean and percentile CI of a (n_seeds, n_images) score matrix (NaN = missing).
+#: fewest independent units for which an interval is printed (n - 1 >= 2 degrees of freedom)
+MIN_INTERVAL_N = 3
 
-    Each resample draws seeds and images with replacement (independently) and takes the nanmean of the
-    selected sub-matrix. A 1-D input is one seed. Returns ``(mean, lo, hi)``; NaNs when empty.
+
+def insufficient(n: int) -> str:
+    """The text printed instead of an interval or a test: ``insufficient evidence (n = 2)``."""
+    return f"insufficient evidence (n = {n})"
+
+
+def t_interval(scores: np.ndarray, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean and Student-t interval of a (n_seeds, n_units) score matrix (NaN = missing).
+
+    Units (columns: test images or folds) are the independent replicates; each unit's score is its mean
+    over seeds, and the interval is ``mean +- t_{n-1} * sd / sqrt(n)`` over those n unit means. It covers
+    the trained models' expected score on new images (image-to-image variation; the seed-to-seed spread is
+    reported separately, as the seed SD and P(A beats B)). A 1-D input
+    is one seed. Returns ``(mean, lo, hi, n)``; lo/hi are NaN when n < :data:`MIN_INTERVAL_N` (declined).
     """
     s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     if s.size == 0 or np.all(np.isnan(s)):
-        return math.nan, math.nan, math.nan
-    mean = float(np.nanmean(s))
-    n_s, n_i = s.shape
-    if n_s * n_i == 1:
-        return mean, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    si = rng.integers(0, n_s, size=(n_boot, n_s))
-    ii = rng.integers(0, n_i, size=(n_boot, n_i))
-    chunk = max(1, 2_000_000 // (n_s * n_i))  # bound memory: (chunk, n_s, n_i) floats at a time
-    parts = []
+        return math.nan, math.nan, math.nan, 0
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a resample of only missing cells -> NaN, dropped
-        for start in range(0, n_boot, chunk):
-            sub = s[si[start:start + chunk, :, None], ii[start:start + chunk, None, :]]  # (b, n_s, n_i)
-            parts.append(np.nanmean(sub.reshape(sub.shape[0], -1), axis=1))
-    boots = np.concatenate(parts)
-    boots = boots[~np.isnan(boots)]
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boots, [alpha, 1.0 - alpha])
-    return mean, float(lo), float(hi)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        units = np.nanmean(s, axis=0)
+    units = units[~np.isnan(units)]
+    n = int(units.size)
+    mean = float(units.mean())
+    if n < MIN_INTERVAL_N:
+        return mean, math.nan, math.nan, n
+    half = float(sstats.t.ppf(0.5 + level / 2.0, n - 1) * units.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def prob_a_beats_b(a: np.ndarray, b: np.ndarray) -> float:
+    """P(A > B) over paired runs (same seed and fold), ties counted 1/2; NaN pairs dropped (NaN if none)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    ok = ~(np.isnan(a) | np.isnan(b))
+    if not ok.any():
+        return math.nan
+    d = a[ok] - b[ok]
+    return float(np.mean((d > 0) + 0.5 * (d == 0)))
 
 
 @dataclass
@@ -108,7 +121,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, seed: int = P
     n = int(d.size)
     mean_diff = float(d.mean()) if n else math.nan
     if n < min_testable_n(alpha):
-        return PairedResult("sign-flip permutation", n, mean_diff, math.nan, f"not testable (n={n})")
+        return PairedResult("sign-flip permutation", n, mean_diff, math.nan, insufficient(n))
     if np.allclose(d, 0.0):
         return PairedResult("sign-flip permutation", n, mean_diff, 1.0, "not significant (identical)")
     p, method = _sign_flip_p(d, seed)
@@ -147,3 +160,43 @@ def rank_stability(cells: pd.DataFrame, score: str = "iou") -> tuple[pd.DataFram
     table = pd.DataFrame(rows, columns=["dataset_a", "dataset_b", "n_common", "tau"])
     taus = table["tau"].dropna()
     return table, float(taus.mean()) if len(taus) else math.nan
+
+
+def seed_noise_ceiling(runs: pd.DataFrame, score: str = "iou") -> pd.DataFrame:
+    """Kendall's tau between replicate rankings of the SAME dataset: every pair of seeds (or folds).
+
+    ``runs``: one row per complete run with ``dataset``, ``arch``, ``seed`` and ``score`` (a ``fold``
+    column, if present, is part of the replicate key). Two replicates of one dataset differ only by
+    training noise, so their tau is what "no context effect" looks like. Returns (dataset, rep_a, rep_b,
+    n_common, tau).
+    """
+    rep_cols = ["seed", "fold"] if "fold" in runs.columns else ["seed"]
+    rows = []
+    for ds, g in runs.groupby("dataset", sort=True):
+        reps = {key: dict(zip(sub["arch"], sub[score], strict=True))
+                for key, sub in g.groupby(rep_cols, sort=True)}
+        for ra, rb in itertools.combinations(sorted(reps), 2):
+            tau, n = kendall_tau(reps[ra], reps[rb])
+            rows.append({"dataset": ds, "rep_a": str(ra), "rep_b": str(rb), "n_common": n, "tau": tau})
+    return pd.DataFrame(rows, columns=["dataset", "rep_a", "rep_b", "n_common", "tau"])
+
+
+def context_verdict(between: pd.Series, within: pd.Series) -> str:
+    """Claim "context changes the ranking" only when datasets disagree more than seeds of one dataset do.
+
+    ``between``: tau of dataset pairs; ``within``: tau of seed pairs on the same dataset. The claim needs
+    at least 2 values on each side and a one-sided Mann-Whitney U test (between < within) at p < 0.05;
+    otherwise the text says why not. The numbers are always in the text.
+    """
+    b = pd.Series(between, dtype=float).dropna().to_numpy()
+    w = pd.Series(within, dtype=float).dropna().to_numpy()
+    nums = (f"mean tau between datasets {b.mean():.2f} (n = {b.size}) vs between seeds of one dataset "
+            f"{w.mean():.2f} (n = {w.size})" if b.size and w.size else
+            f"{b.size} dataset pair(s) and {w.size} seed pair(s) with a defined tau")
+    if b.size < 2 or w.size < 2:
+        return f"no claim about context: {insufficient(min(b.size, w.size))}; {nums}"
+    p = float(sstats.mannwhitneyu(b, w, alternative="less").pvalue)
+    if p < 0.05:
+        return f"context changes the ranking: {nums}, one-sided Mann-Whitney p = {p:.2g}"
+    return (f"no evidence that context changes the ranking beyond seed noise: {nums}, "
+            f"one-sided Mann-Whitney p = {p:.2g}")
