@@ -1,6 +1,7 @@
 """Encoder weights: ImageNet from the local Hugging Face cache only, a local state-dict file, or none.
 
-Nothing here ever touches the network: every Hub lookup uses ``local_files_only=True`` and the cache folder
+Only :func:`fetch_imagenet` (``matseg weights fetch``, an explicit user request) downloads. Everything
+else never touches the network: every Hub lookup uses ``local_files_only=True`` and the cache folder
 read from the environment at call time (``HF_HUB_CACHE``, else ``$HF_HOME/hub``, else huggingface_hub's
 default ``~/.cache/huggingface/hub``). A missing file raises ``UserError`` at once, never a silent fallback
 to random weights.
@@ -38,9 +39,10 @@ def _how_to(repo_id: str, revision: str | None, encoder: str) -> str:
     rev = f" --revision {revision}" if revision else ""
     return (
         f"encoder_weights: expected ImageNet weights for encoder {encoder!r} (Hugging Face repo {repo_id}) in the "
-        f"local cache {hub_cache_dir()}, found none (this program never downloads). Provide them by (1) on a "
-        f"machine with internet: `huggingface-cli download {repo_id}{rev}`, then copy its ~/.cache/huggingface "
-        f"folder here and point HF_HOME at it; or (2) set encoder_weights to a local state-dict file "
+        f"local cache {hub_cache_dir()}, found none (training never downloads). Provide them by (1) "
+        f"`matseg weights fetch {encoder}` (once, needs internet; or on a machine with internet "
+        f"`huggingface-cli download {repo_id}{rev}`, then copy its ~/.cache/huggingface folder here and point "
+        f"HF_HOME at it); or (2) set encoder_weights to a local state-dict file "
         f"(.pth/.pt/.safetensors); or (3) set encoder_weights to \"none\" to train from scratch"
     )
 
@@ -180,3 +182,94 @@ def load_encoder_file(encoder: nn.Module, path: str | os.PathLike, min_match: fl
         )
     encoder.load_state_dict(loaded, strict=False)
     return report
+
+
+# --- explicit download: ``matseg weights fetch`` ---------------------------------------------------
+
+
+def weights_repo(encoder: str) -> tuple[str, str | None, list[str]]:
+    """(Hub repo id, revision, files) holding the ImageNet weights of ``encoder`` (smp or ``tu-`` timm)."""
+    if encoder.startswith("tu-"):
+        import timm
+
+        try:
+            cfg = timm.models.get_pretrained_cfg(encoder[3:])
+        except Exception:  # noqa: BLE001 - unknown timm name
+            cfg = None
+        repo_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+        if not repo_id:
+            raise UserError(f"encoder {encoder!r}: expected a timm model with Hub ImageNet weights, found none")
+        return repo_id, None, ["model.safetensors"]
+    import segmentation_models_pytorch as smp
+
+    if encoder not in smp.encoders.encoders:
+        raise UserError(f"encoder: expected an smp encoder name or tu-<timm name>, found {encoder!r}")
+    settings = smp.encoders.encoders[encoder]["pretrained_settings"].get("imagenet")
+    if settings is None:
+        raise UserError(f"encoder {encoder!r}: expected ImageNet weights in smp, found only "
+                        f"{sorted(smp.encoders.encoders[encoder]['pretrained_settings'])}")
+    return settings["repo_id"], settings.get("revision"), ["config.json", "model.safetensors"]
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _forget(path: Path) -> None:
+    """Remove a cached snapshot link and the blob it points to."""
+    blob = path.resolve()
+    path.unlink(missing_ok=True)
+    blob.unlink(missing_ok=True)
+
+
+def fetch_imagenet(encoder: str, endpoint: str | None = None) -> dict:
+    """Download ``encoder``'s ImageNet weights into :func:`hub_cache_dir` (progress bars from
+    huggingface_hub), verify each file's SHA-256 against the Hub's (LFS ETag), and return a
+    report {encoder, repo_id, revision, files: [{name, path, sha256, size}]}. A mismatching file
+    is removed from the cache and refused with a :class:`UserError`."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    repo_id, revision, files = weights_repo(encoder)
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+    report = {"encoder": encoder, "repo_id": repo_id, "revision": revision, "files": []}
+    for name in files:
+        try:
+            meta = get_hf_file_metadata(hf_hub_url(repo_id, name, revision=revision, endpoint=endpoint))
+            path = Path(hf_hub_download(repo_id, name, revision=revision, cache_dir=hub_cache_dir(), endpoint=endpoint))
+        except Exception as err:  # noqa: BLE001 - network, missing repo/file, HTTP errors
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"{repo_id}/{name}: expected a download from {endpoint or 'huggingface.co'}, "
+                            f"found {type(err).__name__}: {msg}") from None
+        expected = (meta.etag or "").strip('"').lower()
+        actual = _sha256(path)
+        if len(expected) == 64 and actual != expected:
+            _forget(path)
+            raise UserError(f"{repo_id}/{name}: expected SHA-256 {expected}, found {actual}; the download is corrupt "
+                            "and was removed from the cache, run matseg weights fetch again")
+        report["files"].append({"name": name, "path": str(path), "sha256": actual, "size": path.stat().st_size,
+                                "verified": len(expected) == 64})
+    imagenet_source(encoder)  # the training path finds it now (raises otherwise)
+    return report
+
+
+def list_cached() -> list[dict]:
+    """Model repos in :func:`hub_cache_dir`: repo_id, size_bytes, revisions, files."""
+    from huggingface_hub import scan_cache_dir
+
+    root = hub_cache_dir()
+    if not root.is_dir():
+        return []
+    rows = []
+    for repo in sorted(scan_cache_dir(root).repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        files = sorted({f.file_name for rev in repo.revisions for f in rev.files})
+        rows.append({"repo_id": repo.repo_id, "size_bytes": repo.size_on_disk,
+                     "revisions": sorted(rev.commit_hash for rev in repo.revisions), "files": files})
+    return rows
