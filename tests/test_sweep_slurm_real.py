@@ -186,7 +186,7 @@ def test_a_cancelled_slurm_job_is_recorded_failed_and_a_rerun_completes_it(slurm
 
 
 def test_a_job_past_its_walltime_is_recorded_with_that_reason(slurm, tmp_path):
-    profile, out = _profile(tmp_path, "slurm-walltime", seeds=(0,), walltime="00:01:00")
+    profile, out = _profile(tmp_path, "slurm-walltime", seeds=(0,), walltime="00:01:00"), tmp_path / "sweep"
     notebook = make_fake_notebook(tmp_path / "fake.ipynb")
     control = write_control(tmp_path / "c.json", tmp_path / "counter.txt", default={"sleep": 600})
     t0 = time.monotonic()
