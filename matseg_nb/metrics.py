@@ -7,9 +7,12 @@ so ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``. Per class 
 - IoU_c  = TP / (TP + FP + FN)                              (Eq. 1)
 - Dice_c = 2 TP / (2 TP + FP + FN)                          (Eq. 2)
 - PA_c   = TP / (TP + FN)   (per-class pixel accuracy = recall)
-- wIoU   = sum_i w_i [Z_i = c and Z*_i = c] / sum_i w_i [Z_i = c or Z*_i = c]   (Eq. 3)
-  with the pixel weight w_i = w_k of the pixel's ground-truth class k, w_k = (1/f_k) / sum_j (1/f_j),
-  f_k = fraction of ground-truth pixels of class k in the evaluated set (classes with f_k = 0 get w_k = 0).
+- wIoU   = sum_i w_i [Z_i = c and Z*_i = c] / sum_i w_i [Z_i = c or Z*_i = c]   (Eq. 3), the
+  class-frequency variant (key ``wiou`` in metrics.json): pixel weight w_i = (w_true + w_pred) / 2 from the
+  pixel's ground-truth AND predicted class, w_k = (1/f_k) / sum_j (1/f_j), f_k = fraction of ground-truth
+  pixels of class k in the evaluated set (w_k = 0 when f_k = 0). Using the predicted class too makes false
+  positives on the abundant background cost as much as misses (:func:`class_frequency_wiou`).
+- :func:`boundary_wiou`: the boundary-distance weighted IoU of Cho 2024 (docs/metrics.md) on label maps.
 
 A class with a zero denominator (absent from both ground truth and prediction of an image) scores NaN and
 is left out of that image's means (nanmean). Means are over FOREGROUND classes (ids 1..K-1); class 0 is the
@@ -65,12 +68,59 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _wiou_terms(cm: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class Eq. 3 numerator and denominator with pixel weights taken from the ground-truth class."""
-    tp = np.diag(cm)
-    num = weights * tp
-    # union of class c: all pixels with GT c (weight w_c) + pixels predicted c whose GT is k != c (weight w_k)
-    den = weights * cm.sum(axis=1) + (weights[:, None] * cm).sum(axis=0) - weights * tp
+    """Per-class Eq. 3 numerator and denominator; a pixel in ``cm[t, p]`` weighs (w_t + w_p) / 2."""
+    pixel_w = (weights[:, None] + weights[None, :]) / 2.0 * cm  # (K, K) weighted counts
+    num = np.diag(pixel_w)
+    # union of class c: row c (GT c) + column c (predicted c) - the diagonal cell counted twice
+    den = pixel_w.sum(axis=1) + pixel_w.sum(axis=0) - num
     return num, den
+
+
+def class_frequency_wiou(cm: torch.Tensor, weights: np.ndarray | None = None) -> float:
+    """Class-frequency wIoU (Eq. 3, both-class pixel weights) pooled over foreground classes."""
+    return summarize(cm, weights)["wiou"]
+
+
+#: decay length (px) of the boundary-distance weight, see docs/metrics.md ("Boundary wIoU")
+BOUNDARY_SIGMA_PX = 5.0
+
+
+def boundary_weights(target_mask: np.ndarray, sigma: float = BOUNDARY_SIGMA_PX) -> np.ndarray:
+    """Pixel weights (H, W) in (0, 1): ``1 - exp(-d / sigma)``, d = Euclidean distance (px) from the pixel to
+    the nearest pixel on the other side of the ground-truth boundary of ``target_mask`` (bool, H x W).
+
+    Pixels next to the true boundary (d = 1) weigh least (boundary annotation is uncertain); pixels far
+    inside or far outside weigh about 1, so gross false positives and misses cost fully. A mask that is all
+    True or all False has no boundary: every pixel weighs 1.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    m = np.asarray(target_mask, dtype=bool)
+    if m.all() or not m.any():
+        return np.ones(m.shape, dtype=np.float64)
+    d = np.where(m, distance_transform_edt(m), distance_transform_edt(~m))
+    return 1.0 - np.exp(-d / float(sigma))
+
+
+def boundary_wiou(pred: np.ndarray, target: np.ndarray, num_classes: int,
+                  sigma: float = BOUNDARY_SIGMA_PX) -> float:
+    """Boundary-distance weighted IoU (Cho 2024), mean over foreground classes present in pred or target.
+
+    ``pred``, ``target``: (H, W) class-id maps. Per class c: sum w [pred=c and gt=c] / sum w [pred=c or gt=c]
+    with w = :func:`boundary_weights` of (target == c). NaN when no foreground class occurs.
+    """
+    pred = np.asarray(pred)
+    target = np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {pred.shape} vs {target.shape}")
+    scores = []
+    for c in range(num_classes)[foreground(num_classes)]:
+        p, t = pred == c, target == c
+        if not (p.any() or t.any()):
+            continue
+        w = boundary_weights(t, sigma)
+        scores.append(float((w * (p & t)).sum() / (w * (p | t)).sum()))
+    return float(np.mean(scores)) if scores else math.nan
 
 
 def per_class_scores(cm: torch.Tensor, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:

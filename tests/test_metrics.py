@@ -45,15 +45,58 @@ def test_wiou_hand():
     inv = np.array([9 / 4, 3, 9 / 2])
     w = inv / inv.sum()
     np.testing.assert_allclose(M.class_weights(M.class_frequencies(cm)), w)
-    # class 1: num w1*2; union = GT-1 pixels (3, weight w1) + predicted 1 with GT 0 (1 pixel, weight w0)
-    wiou1 = w[1] * 2 / (w[1] * 3 + w[0] * 1)
-    # class 2: num w2*1; union = GT-2 pixels (2, w2), no false positives
-    wiou2 = w[2] * 1 / (w[2] * 2)
+    # class 1: 2 TP (weight w1); 1 miss (GT 1, pred ?) and 1 false positive (GT 0, pred 1), each (w_t + w_p) / 2
+    c = cm.numpy()
+    pw = (w[:, None] + w[None, :]) / 2 * c
+    wiou1 = pw[1, 1] / (pw[1].sum() + pw[:, 1].sum() - pw[1, 1])
+    wiou2 = pw[2, 2] / (pw[2].sum() + pw[:, 2].sum() - pw[2, 2])
     pc = M.per_class_scores(cm)
     assert pc["wiou"][1] == pytest.approx(wiou1)
     assert pc["wiou"][2] == pytest.approx(wiou2)
-    s = M.summarize(cm)
-    assert s["wiou"] == pytest.approx((w[1] * 2 + w[2]) / (w[1] * 3 + w[0] + w[2] * 2))
+    assert pw[0, 1] == pytest.approx((w[0] + w[1]) / 2 * c[0, 1])
+
+
+def test_class_frequency_wiou_all_foreground_does_not_beat_partial():
+    """10% foreground: 'everything foreground' must score below a correct half prediction."""
+    target = np.zeros((10, 10), dtype=np.int64)
+    target[:, :1] = 1  # 10 foreground pixels
+    everything = np.ones_like(target)
+    half = np.zeros_like(target)
+    half[:5, :1] = 1
+    w = M.class_weights(M.class_frequencies(M.confusion_matrix(target, target, 2)))  # [0.1, 0.9]
+    s_all = M.class_frequency_wiou(M.confusion_matrix(everything, target, 2), w)
+    s_half = M.class_frequency_wiou(M.confusion_matrix(half, target, 2), w)
+    # by hand: all = 0.9*10 / (0.9*10 + 0.5*90) = 1/6;  half = 0.9*5 / (0.9*5 + 0.5*5) = 9/14
+    assert s_all == pytest.approx(1 / 6) and s_half == pytest.approx(9 / 14)
+    assert s_all < s_half
+
+
+def test_boundary_wiou_hand_example():
+    """docs/metrics.md example, sigma = 1: a far false positive costs more than a near one."""
+    target = np.array([[0, 0, 1, 1, 0, 0]])
+    w = M.boundary_weights(target == 1, sigma=1.0)
+    e1, e2 = 1 - math.exp(-1), 1 - math.exp(-2)
+    np.testing.assert_allclose(w, [[e2, e1, e1, e1, e1, e2]])
+    near = np.array([[0, 1, 1, 1, 0, 0]])
+    far = np.array([[1, 0, 1, 1, 0, 0]])
+    assert M.boundary_wiou(near, target, 2, sigma=1.0) == pytest.approx(2 / 3)
+    assert M.boundary_wiou(far, target, 2, sigma=1.0) == pytest.approx(2 * e1 / (2 * e1 + e2))
+    assert M.boundary_wiou(target, target, 2) == pytest.approx(1.0)
+
+
+def test_boundary_wiou_everything_foreground_and_10x_oversegmentation():
+    target = np.zeros((40, 40), dtype=np.int64)
+    target[15:25, 18:22] = 1  # 40 px, 2.5% of the image
+    partial = np.zeros_like(target)
+    partial[15:20, 18:22] = 1  # the correct top half, nothing else
+    over = np.zeros_like(target)
+    over[10:30, 10:30] = 1  # 400 px containing the object: 10x over-segmentation
+    everything = np.ones_like(target)
+    s_partial = M.boundary_wiou(partial, target, 2)
+    s_over = M.boundary_wiou(over, target, 2)
+    s_all = M.boundary_wiou(everything, target, 2)
+    assert s_all < s_over < s_partial
+    assert s_over < 0.15 and s_all < 0.05  # plain IoU: 0.10 and 0.025
 
 
 def test_empty_class_is_nan_and_excluded():
@@ -99,9 +142,10 @@ def test_against_sklearn(seed):
     pc = M.per_class_scores(cm)
     np.testing.assert_allclose(pc["iou"], jaccard_score(target.ravel(), pred.ravel(), average=None, labels=range(k)))
     np.testing.assert_allclose(pc["dice"], f1_score(target.ravel(), pred.ravel(), average=None, labels=range(k)))
-    # Eq. 3 per class == sklearn's sample-weighted Jaccard with pixel weight w of the true class
+    # Eq. 3 per class == sklearn's sample-weighted Jaccard with pixel weight (w_true + w_pred) / 2
     w = M.class_weights(M.class_frequencies(cm))
-    sk_w = jaccard_score(target.ravel(), pred.ravel(), average=None, labels=range(k), sample_weight=w[target.ravel()])
+    pixel_w = (w[target.ravel()] + w[pred.ravel()]) / 2
+    sk_w = jaccard_score(target.ravel(), pred.ravel(), average=None, labels=range(k), sample_weight=pixel_w)
     np.testing.assert_allclose(pc["wiou"], sk_w)
 
 
