@@ -119,3 +119,19 @@ def test_paper_manifest_without_files_uses_its_own_table3_rows(name, decoder):
     assert rec.difficulty_source == "declared in the manifest"
     assert rec.ranked[0].decoder == decoder
     assert any("the same dataset" in r for r in rec.ranked[0].reasons)
+
+
+def test_inconsistent_table3_rows_are_flagged_and_down_weighted():
+    table = paper_evidence()
+    bad = table[table["dice"] < table["iou"]]
+    assert len(bad) > 0 and (bad["reliability"] < 1).all() and bad["flag"].str.contains("Dice < IoU").all()
+    good = table[table["dice"] >= table["iou"]]
+    assert (good["reliability"] == 1).all() and (good["flag"] == "").all()
+
+
+def test_single_run_evidence_caps_confidence_and_says_what_it_rests_on(folders):
+    rec = recommend(folders["discs"])
+    assert rec.confidence != "high" and "single training run" in rec.confidence_reason
+    assert rec.notes[0].startswith("rests on: ") and "single-run" in rec.notes[0]
+    assert any("Dice < IoU" in n for n in rec.notes)
+    assert any(r.get("flag") for r in rec.evidence) or all("flag" in r for r in rec.evidence)

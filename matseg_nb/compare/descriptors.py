@@ -127,7 +127,8 @@ def _pick(n: int, k: int) -> list[int]:
 
 
 def _from_dataset(ds, max_images: int) -> tuple[list[_Item], Descriptors]:
-    samples = ds.samples()
+    # train + val only: the test split must not inform the recommendation that is later scored on it
+    samples = ds.samples("train") + ds.samples("val") or ds.samples()
     chosen = [samples[i] for i in _pick(len(samples), max_images)]
     items = []
     bits = None
@@ -252,7 +253,7 @@ def _manifest_only(ref, err: UserError) -> Descriptors:
 
 def compute_descriptors(ref, max_images: int = 6) -> Descriptors:
     """Descriptors of a dataset (manifest name | manifest path | folder with images/ + masks/ |
-    folder of images). Uses up to ``max_images`` evenly spaced images of all splits. A manifest whose
+    folder of images). Uses up to ``max_images`` evenly spaced images of the train and val splits (never test). A manifest whose
     files are absent gives its metadata only (modality, material, declared difficulty, volume)."""
     try:
         items, desc = _open(ref, max_images)

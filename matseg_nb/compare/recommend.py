@@ -116,6 +116,10 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
 
 
+#: evidence weight of a Table 3 row whose Dice < IoU (see :func:`paper_evidence`)
+INCONSISTENT_WEIGHT = 0.25
+
+
 def paper_evidence() -> pd.DataFrame:
     """Table 3 rows with context features: dataset, modality, difficulty, encoder, decoder, iou, ... ."""
     pkg = resources.files("matseg_nb") / "resources"
@@ -126,6 +130,13 @@ def paper_evidence() -> pd.DataFrame:
     table = table.merge(ctx.drop(columns=["basis"]), on="dataset", how="left")
     table["decoder"] = table["decoder"].map(lambda d: PAPER_DECODERS.get(str(d).lower(), d))
     table["source"] = "paper Table 3"
+    # Dice >= IoU for every consistent average of one model's scores; Dice < IoU means the row is internally
+    # inconsistent (e.g. averaged differently, or a transcription error), so it counts a quarter
+    bad = table["dice"].notna() & table["iou"].notna() & (table["dice"] < table["iou"])
+    table["reliability"] = np.where(bad, INCONSISTENT_WEIGHT, 1.0)
+    table["flag"] = np.where(bad, "inconsistent: Dice < IoU (impossible for consistent averaging); "
+                             f"down-weighted x{INCONSISTENT_WEIGHT}", "")
+    table["n_runs"] = 1  # Table 3 reports one training run per cell
     return table
 
 
@@ -194,7 +205,7 @@ def _local_evidence(sweep_dirs, query_name: str, cache: dict[str, tuple[Descript
             rows.append({"source": f"local sweep ({r['n_seeds']} seed(s))", "dataset": ds,
                          "modality": d.modality, "difficulty": level or None, "encoder": r["encoder"],
                          "decoder": r["decoder"], "encoder_weights": r["encoder_weights"], "iou": r["iou"],
-                         "_ctx": ctx, "_same": ds == query_name or d.name == query_name})
+                         "n_runs": int(r["n_seeds"]), "reliability": 1.0, "flag": "", "_ctx": ctx, "_same": ds == query_name or d.name == query_name})
     return pd.DataFrame(rows)
 
 
@@ -207,7 +218,8 @@ def _weights(evidence: pd.DataFrame, query: dict) -> pd.DataFrame:
             s, m = similarity(query, r["_ctx"])
         sims.append(s)
         matches.append(m)
-    evidence = evidence.assign(similarity=sims, matches=matches)
+    rel = evidence["reliability"].fillna(1.0) if "reliability" in evidence else 1.0
+    evidence = evidence.assign(similarity=np.asarray(sims) * rel, matches=matches)
     best = evidence.groupby(["source", "dataset"])["iou"].transform("max")
     evidence["rel_iou"] = evidence["iou"] / best
     evidence["rank_in_dataset"] = evidence.groupby(["source", "dataset"])["iou"].rank(ascending=False, method="min")
@@ -243,9 +255,12 @@ def _confidence(ranked: list[Candidate], evidence: pd.DataFrame) -> tuple[str, s
     top_sim = float(w.max()) if w.size else 0.0
     n_eff = float(w.sum() ** 2 / (w**2).sum()) if w.size and (w**2).sum() > 0 else 0.0
     margin = top.score - ranked[1].score if len(ranked) > 1 else math.inf
+    runs = rows["n_runs"].fillna(1) if "n_runs" in rows else pd.Series([1] * len(rows))
+    single = bool(len(rows)) and bool((runs <= 1).all())
     why = (f"most similar evidence dataset has similarity {top_sim:.2f}, effective number of evidence datasets "
-           f"{n_eff:.1f}, score margin over #2 {margin:.3f}")
-    if top_sim >= 0.5 and n_eff >= 2 and margin >= 0.03:
+           f"{n_eff:.1f}, score margin over #2 {margin:.3f}"
+           + ("; every piece of evidence is a single training run, so at most medium" if single else ""))
+    if top_sim >= 0.5 and n_eff >= 2 and margin >= 0.03 and not single:
         return "high", why
     if top_sim < 0.2 or margin < 0.005:
         return "low", why
@@ -286,8 +301,21 @@ def recommend(dataset_ref_or_dir, sweep_dirs=(), top: int = 6, use_paper: bool =
         c.reasons = [f"score = similarity-weighted mean IoU relative to each dataset's best, over "
                      f"{c.n_datasets} datasets"] + _reasons(grp, evidence, c.decoder, difficulty)
     confidence, why = _confidence(cands, evidence)
+    n_bad = int((evidence.get("flag", pd.Series(dtype=str)).fillna("") != "").sum())
+    if n_bad:
+        notes.append(f"{n_bad} paper Table 3 rows have Dice < IoU (internally inconsistent) and count "
+                     f"x{INCONSISTENT_WEIGHT}")
+    if ranked:
+        grp = evidence[(evidence["encoder"] == ranked[0].encoder) & (evidence["decoder"] == ranked[0].decoder)]
+        n_local = int((grp["source"] != "paper Table 3").sum())
+        n_single = int((grp["n_runs"].fillna(1) <= 1).sum()) if "n_runs" in grp else len(grp)
+        notes.insert(0, f"rests on: {len(grp)} results ({n_single} single-run) of {ranked[0].arch} on "
+                        f"{grp['dataset'].nunique()} datasets ({n_local} from local sweeps), weighted by "
+                        f"similarity to this dataset's train+val descriptors (effective weight {ranked[0].support:.2f})")
     used = evidence[evidence["similarity"] >= 0.05].sort_values(["similarity", "iou"], ascending=False)
-    cols = ["source", "dataset", "modality", "difficulty", "encoder", "decoder", "iou", "rel_iou", "similarity"]
+    cols = ["source", "dataset", "modality", "difficulty", "encoder", "decoder", "iou", "rel_iou", "similarity",
+            "flag"]
+    used = used.assign(flag=used["flag"].fillna("") if "flag" in used else "")
     return Recommendation(desc.name, desc.to_dict(), difficulty, source, diff_reasons, ranked, confidence, why,
                           used[cols].to_dict("records"), notes)
 
