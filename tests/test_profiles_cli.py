@@ -15,7 +15,7 @@ from _profile_helpers import write_profile
 from matseg_nb.cli import main
 from matseg_nb.profiles import Job
 
-JOB_ID = re.compile(r"^nasa-(super1|ebc1)__(resnet50|se_resnext101_32x4d)__(Unet|DeepLabV3|DeepLabV3Plus)__s0__[0-9a-f]{8}$")
+JOB_ID = re.compile(r"^nasa-(super1|ebc1)__(resnet18|tu-seresnext26d_32x4d)__(Unet|DeepLabV3|DeepLabV3Plus)__s0__[0-9a-f]{8}$")
 
 
 def _matseg() -> str:
@@ -36,8 +36,8 @@ def test_plan_demo_lists_12_stable_jobs(capsys, repo_root):
     assert len(ids) == len(set(ids)) == 12
     assert all(JOB_ID.match(i) for i in ids), ids
     # the demo lists nasa-ebc1 first (its 1024 px jobs are the long ones: they start first on the two workers)
-    assert ids[0].startswith("nasa-ebc1__resnet50__Unet__") and ids[-1].startswith(
-        "nasa-super1__se_resnext101_32x4d__DeepLabV3Plus__")
+    assert ids[0].startswith("nasa-ebc1__resnet18__Unet__") and ids[-1].startswith(
+        "nasa-super1__tu-seresnext26d_32x4d__DeepLabV3Plus__")
     assert _plan_ids(capsys, repo_root) == ids
 
 
