@@ -23,13 +23,22 @@ from scipy.stats import binomtest, mannwhitneyu
 
 
 def conformal_pvalues(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Conformal p-values (m,) of ``scores`` (m,) against ``calibration`` (n,) typicality scores."""
-    cal = np.sort(np.asarray(calibration, dtype=float))
+    """Conformal p-values (m,) of ``scores`` against ``calibration`` typicality scores.
+
+    1-D inputs (n,), (m,): scalar scores. 2-D inputs (n, 2), (m, 2): (primary, tie-break) scores compared
+    lexicographically, so a detector score that saturates (equal far from the reference) is ordered by
+    the second column (e.g. minus the log nn-ratio)."""
+    cal = np.asarray(calibration, dtype=float)
     s = np.asarray(scores, dtype=float)
-    if cal.size == 0:
-        return np.ones_like(s)
-    below = np.searchsorted(cal, s, side="right")  # #{c_j <= s}
-    return (1.0 + below) / (cal.size + 1.0)
+    m = s.shape[0]
+    if cal.shape[0] == 0:
+        return np.ones(m)
+    if cal.ndim == 1:
+        below = np.searchsorted(np.sort(cal), s, side="right")  # #{c_j <= s}
+    else:
+        c0, c1, s0, s1 = cal[None, :, 0], cal[None, :, 1], s[:, None, 0], s[:, None, 1]
+        below = ((c0 < s0) | ((c0 == s0) & (c1 <= s1))).sum(1)
+    return (1.0 + below) / (cal.shape[0] + 1.0)
 
 
 def combine_tile_pvalues(pvalues: np.ndarray) -> float:

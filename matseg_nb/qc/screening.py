@@ -28,14 +28,16 @@ DTYPE_FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0}
 
 @dataclass
 class Calibration:
-    """Calibration tile scores (N,) with image labels (N,) and per-image median scores (n_images,)."""
+    """Calibration tile scores (N,) or (N, 2) (primary, tie-break) with image labels (N,)."""
 
     tile_scores: np.ndarray
     tile_groups: np.ndarray
 
     @property
     def image_scores(self) -> np.ndarray:
-        return np.array([np.median(self.tile_scores[self.tile_groups == g]) for g in np.unique(self.tile_groups)])
+        """Per calibration image: median conformal p-value of its tiles against the OTHER images' tiles."""
+        s, g = np.asarray(self.tile_scores, dtype=float), np.asarray(self.tile_groups)
+        return np.array([np.median(conformal_pvalues(s[g != k], s[g == k])) for k in np.unique(g)])
 
 
 def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names: list[str], alpha: float = 0.05,
@@ -48,18 +50,18 @@ def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names
     scores against the calibration images' (exact), and the binomial flag-count p-value."""
     notes = dict(notes or {})
     cal = np.asarray(calibration.tile_scores, dtype=float)
-    smallest_p = min(1.0, 2.0 / (cal.size + 1))
+    smallest_p = min(1.0, 2.0 / (cal.shape[0] + 1))
     images, medians = [], []
     for name, s in zip(names, tile_scores, strict=True):
         s = np.asarray(s, dtype=float)
-        if s.size == 0:
+        if s.shape[0] == 0:
             images.append(ImageScreen(name, None, None, None, "not screened", notes.get(name, "no crops")))
             continue
         tile_p = conformal_pvalues(cal, s)
         p = combine_tile_pvalues(tile_p)
         images.append(ImageScreen(name, p, float(np.median(tile_p)), bool(p <= alpha), reason(p, alpha, smallest_p),
                                   notes.get(name, "")))
-        medians.append(float(np.median(s)))
+        medians.append(float(np.median(tile_p)))
     for name, note in notes.items():
         if name not in names:
             images.append(ImageScreen(name, None, None, None, "not screened", note))
@@ -67,7 +69,7 @@ def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names
     test = batch_test(calibration.image_scores, np.asarray(medians), level=alpha)
     extra = []
     if smallest_p > alpha:
-        extra.append(f"calibration has {cal.size} crops: no single image can be flagged at alpha={alpha:g}")
+        extra.append(f"calibration has {cal.shape[0]} crops: no single image can be flagged at alpha={alpha:g}")
     if test["verdict"] == "too few images to tell":
         extra.append(f"{len(medians)} image(s) vs {calibration.image_scores.size} calibration images: the batch test "
                      f"cannot reach p <= {alpha:g} (smallest possible p {test['smallest_possible_p']:.2g})")
@@ -144,8 +146,16 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
     ext = _Extractor(tuple(extractors), ctx, tile_size, tiles_per_image, seed)
     blocks, groups = ext(reference, desc="QC features: reference")
     qc = fit_qc(blocks, groups, k, (detector,), seed=seed)
+    nn_cols = [i for i, n in enumerate(qc.feature_names()) if n.endswith("log_nn_ratio")]
+
+    def typicality(b: dict, g: np.ndarray) -> np.ndarray:
+        """(T, 2): detector score, then minus the mean log nn-ratio (orders saturated detector scores)."""
+        sc, feats = qc.score(b, g)
+        tie = -feats[:, nn_cols].mean(1) if nn_cols else np.zeros(len(g))
+        return np.c_[sc[detector], tie]
+
     cb, cg = ext(cal_items, desc="QC features: calibration")
-    calibration = Calibration(qc.score(cb, cg)[0][detector], cg)
+    calibration = Calibration(typicality(cb, cg), cg)
     results = []
     sources: list[tuple[str, list[ImageItem], dict[str, str]]] = []
     for ref in new:
@@ -158,7 +168,7 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
         tile_scores = []
         if items:
             b, g = ext(items, desc=f"QC scoring: {name}")
-            s = qc.score(b, g)[0][detector]
+            s = typicality(b, g)
             tile_scores = [s[g == i] for i in range(len(items))]
         res = screen_scores(calibration, tile_scores, [it.name for it in items], alpha, name, reference_split,
                             cal_name, detector, notes)
