@@ -92,3 +92,17 @@ def test_context_claim_needs_more_disagreement_than_seed_noise():
     real = context_verdict(pd.Series([-0.6, -0.4, -0.5, -0.3]), pd.Series([0.8, 0.9, 1.0, 0.7, 0.9]))
     assert real.startswith("context changes the ranking")
     assert context_verdict(pd.Series([0.1]), pd.Series([0.9])).startswith("no claim about context")
+
+
+def test_comparison_result_round_trips(tmp_path):
+    from matseg_nb.compare.pipeline import ComparisonResult
+
+    sweep = tmp_path / "s"
+    for dec, v in (("Unet", 0.8), ("DeepLabV3", 0.6)):
+        write_job(sweep, "ds", "enc", dec, 0, np.linspace(0.4, 0.7, 8), val_iou=v)
+    write_summary(sweep)
+    compare_sweeps([sweep], tmp_path / "o")
+    res = ComparisonResult.load(tmp_path / "o")
+    assert res.selected_on == "validation" and res.rows[0]["arch"] == "enc+Unet"
+    assert ComparisonResult.from_json(res.to_json()) == res
+    assert res.summary().startswith("Selected on validation, scored on test.")

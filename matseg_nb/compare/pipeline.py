@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +56,54 @@ def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
         "n img": best["n_images"], "p": p_text, "P(best > runner-up)": best["p_beats_runner_up"].map(fmt),
         "verdict": best["verdict"], "conclusion": best["winner"],
     })
+
+
+@dataclass
+class ComparisonResult:
+    """Typed outcome of :func:`compare_sweeps` (``comparison.json``).
+
+    ``rows``: one dict per dataset: dataset, arch, val_iou, iou (test), iou_interval, runner_up,
+    runner_up_val_iou, runner_up_iou, p_value, verdict, p_beats_runner_up, winner (an architecture only when
+    the paired test supports it, else "no significant difference between the top 2" or "insufficient
+    evidence (n = k)"). ``selected_on``/``scored_on``: the splits that chose and scored. ``conclusion``:
+    the text conclusion. ``context``: the rank-stability verdict against the seed noise ceiling, with its
+    numbers (``mean_dataset_tau``, ``mean_seed_tau``). ``files``: name -> file name in the output folder.
+    """
+
+    selected_on: str
+    scored_on: str
+    conclusion: str
+    context: str
+    mean_dataset_tau: float | None
+    mean_seed_tau: float | None
+    rows: list[dict] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ComparisonResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    @classmethod
+    def load(cls, out_dir: Path) -> ComparisonResult:
+        path = Path(out_dir) / "comparison.json"
+        try:
+            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise UserError(f"{path}: expected a comparison written by matseg compare, found {err}") from None
+
+    def summary(self) -> str:
+        """Two lines: which split chose and scored, then the conclusion and the context verdict."""
+        return (f"Selected on {self.selected_on}, scored on {self.scored_on}. {self.conclusion}\n"
+                f"Rank stability: {self.context}.")
+
+
+def _json_value(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v.item() if hasattr(v, "item") else v
 
 
 def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -> dict[str, Path]:
@@ -108,6 +158,14 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
         "files": {k: v.name for k, v in paths.items()},
     }
     paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
+    keep = ["dataset", "arch", "selected_on", "scored_on", "val_iou", "iou", "iou_interval", "runner_up",
+            "runner_up_val_iou", "runner_up_iou", "p_value", "verdict", "p_beats_runner_up", "winner"]
+    result = ComparisonResult(
+        selected_on=summary["selected_on"], scored_on="test", conclusion=note, context=context_text,
+        mean_dataset_tau=stability["mean_kendall_tau"], mean_seed_tau=stability["mean_seed_tau"],
+        rows=[{k: _json_value(r.get(k)) for k in keep} for r in best.to_dict("records")],
+        files={k: v.name for k, v in paths.items()})
+    paths["comparison_json"] = atomic_write_json(out_dir / "comparison.json", result.to_json())
     tau_text = "undefined (fewer than 2 datasets sharing 2+ architectures)" if math.isnan(tau_mean) else f"{tau_mean:.3f}"
     md = [
         "# Sweep comparison", "",
