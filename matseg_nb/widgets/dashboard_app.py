@@ -404,8 +404,9 @@ class ConfigureTab:
 
 
 STARTER_NOTE = ("<div class='matseg-starter-note'>The <code>starter</code> profile trains one resnet18 UNet "
-                "from random weights (lr 1e-3, 128 px crops, 10 epochs x 10 steps): it learns, and takes a few "
-                "minutes on a 2-core CPU (see the Run tab for progress). Add encoders, decoders or seeds for a "
+                "from random weights (lr 1e-3, 128 px crops, 10 epochs x 10 steps): it learns (test IoU 0.81 on "
+                "nasa-super1). It takes minutes, not seconds: 41 min measured on a 2-core CPU shared with other "
+                "work (load 7-15), less on an idle one; the Run tab shows each epoch. Add encoders, decoders or seeds for a "
                 "real comparison; each one adds a job of about the same time.</div>")
 
 
@@ -461,6 +462,7 @@ class RunTab:
         self.start_button = w.Button(description="Start sweep", button_style="primary", icon="play")
         self.start_button.add_class("matseg-start")
         self.runs = w.Dropdown(options=app.state.list_runs(), description="runs", layout=w.Layout(width="420px"))
+        self.runs.add_class("matseg-runs")
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.message = w.HTML()
         self.message.add_class("matseg-run-message")
