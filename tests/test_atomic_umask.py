@@ -46,14 +46,15 @@ def test_atomic_writes_get_umask_mode(tmp_path, umask):
 def test_report_and_run_folder_files_are_group_readable(tmp_path, mask, expected):
     """Run folders (``matseg_nb.runs.Run`` writers) and a real report build, in a child under the umask."""
     code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]);"
+        "import sys; from pathlib import Path;"
         "from _report_helpers import make_fake_loop; from matseg_nb.report import build_report;"
         "out = Path(sys.argv[1]); sweep = make_fake_loop(out);"
         "build_report(sweep, out / 'report.html')"
     )
     tests_dir = Path(__file__).resolve().parent
-    subprocess.run(["sh", "-c", f'umask {mask} && exec "$0" -c "$1" "$2" "$3"', sys.executable, code,
-                    str(tmp_path), str(tests_dir)], check=True, cwd=tests_dir.parent, timeout=300)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run(["sh", "-c", f'umask {mask} && exec "$0" -c "$1" "$2"', sys.executable, code,
+                    str(tmp_path)], check=True, cwd=tests_dir.parent, timeout=300, env=env)
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "report.html" for p in written)
     assert any(p.name == "report.json" for p in written)

@@ -676,8 +676,11 @@ class CompareTab(_AnalysisTab):
                 frame = pd.read_csv(out / name)
                 parts.append(w.HTML(f"<h4>{esc(name[:-4].replace('_', ' '))}</h4>"
                                     + frame.to_html(index=False, classes="matseg-compare-table", float_format="%.4g")))
-        for rec in sorted(out.glob("*recommend*.json")):
-            parts.append(w.HTML(f"<h4>recommendation</h4><pre>{esc(rec.read_text())}</pre>"))
+        if (out / "comparison.json").exists():
+            from matseg_nb.compare.pipeline import ComparisonResult
+
+            summary = ComparisonResult.load(out).summary()
+            parts.insert(0, w.HTML("<p class='matseg-compare-summary'>" + esc(summary).replace("\n", "<br>") + "</p>"))
         parts += [png_widget(p, "matseg-compare-plot") for p in sorted(out.glob("*.png"))[:6]]
         self.output.children = parts
 
