@@ -55,7 +55,7 @@ def handler(args: argparse.Namespace) -> int:
 
         if args.run_dir is None:
             raise UserError("--new: expected a run folder (the model whose inputs are screened), found none")
-        detector = "gmm" if "gmm" in args.detectors else args.detectors[0]
+        detector = "ocsvm" if "ocsvm" in args.detectors else args.detectors[0]  # see docs/qc.md: screening detector
         results = screen_run(args.run_dir, args.new, args.out, alpha=args.alpha, reference_split=args.reference,
                              calibration_split=args.calibration, extractors=tuple(args.extractors),
                              detector=detector, k=args.k, tile_size=args.tile, tiles_per_image=args.tiles,

@@ -42,7 +42,7 @@ class Calibration:
 
 def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names: list[str], alpha: float = 0.05,
                   batch: str = "new", reference: str = "train", calibration_name: str = "val",
-                  detector: str = "gmm", notes: dict[str, str] | None = None) -> ScreeningResult:
+                  detector: str = "ocsvm", notes: dict[str, str] | None = None) -> ScreeningResult:
     """Screening answer from detector typicality: calibration tiles vs each new image's tiles (list of (T_i,)).
 
     Per image: typicality = median tile conformal p-value; p-value = min(1, 2 x median) (valid under
@@ -111,7 +111,7 @@ def load_new_images(ref: str, channels: int | None, default_ds=None) -> tuple[li
 
 def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: float = 0.05,
                reference_split: str = "train", calibration_split: str = "val",
-               extractors: tuple[str, ...] = ("encoder", "texture"), detector: str = "gmm", k: int = 5,
+               extractors: tuple[str, ...] = ("encoder", "texture"), detector: str = "ocsvm", k: int = 5,
                tile_size: int = 128, tiles_per_image: int = 32, shifts: list[str] | None = None,
                seed: int = 0) -> list[ScreeningResult]:
     """Screen each ``new`` source (and each shifted copy ``source@shift`` in ``shifts``) against a run.
