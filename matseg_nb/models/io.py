@@ -36,7 +36,10 @@ def save_model(model: nn.Module, model_dir: str | os.PathLike) -> Path:
 
 
 def load_run_model(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """(model in eval mode on ``device``, job.json contents or {}) from a run folder; never uses the network."""
+    """(model in eval mode on ``device``, job.json contents or {}) from a run folder; never uses the network.
+
+    A run trained with ``training.input_scale`` != 1 gives a ``ScaledInputModel`` (full-resolution input
+    and output, the image resampled inside), so every caller predicts as the run's test evaluation did."""
     import segmentation_models_pytorch as smp
 
     run_dir = Path(run_dir)
@@ -47,4 +50,7 @@ def load_run_model(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[nn.
         model = smp.from_pretrained(str(model_dir))
     meta_path = run_dir / "job.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    return model.to(device).eval(), meta
+    from matseg_nb.models.tiling import with_input_scale
+
+    scale = (meta.get("training") or {}).get("input_scale", 1.0)
+    return with_input_scale(model, scale).to(device).eval(), meta

@@ -99,3 +99,59 @@ def predict_tiled(
         bar.update(len(chunk))
     bar.close()
     return (acc / norm)[:, :h, :w].contiguous()
+
+
+class _ScaledEncoder(nn.Module):
+    """``encoder`` of a :class:`ScaledInputModel`: resamples its input like the model does (QC's encoder
+    features see what the model sees); ``output_stride`` in input pixels (what ``pad_multiple`` reads)."""
+
+    def __init__(self, owner: ScaledInputModel) -> None:
+        super().__init__()
+        object.__setattr__(self, "_owner", owner)  # not a submodule: no duplicate parameters
+
+    @property
+    def output_stride(self) -> int:
+        return self._owner.input_multiple
+
+    def forward(self, x: torch.Tensor):
+        return self._owner.inner.encoder(self._owner.resample(x))
+
+
+class ScaledInputModel(nn.Module):
+    """A segmentation model trained on images resampled by ``input_scale`` (< 1: more context per pixel
+    of compute), applied at the original resolution: the input (N, C, H, W) is area-resampled to
+    ``input_scale`` x (H, W) (rounded to the inner model's multiple), the logits are upsampled bilinearly back
+    to (H, W). Every prediction path (``predict_tiled``, QC, explanations) therefore sees full-size inputs
+    and outputs; ``load_run_model`` returns this wrapper when the run's ``training.input_scale`` is not 1."""
+
+    def __init__(self, inner: nn.Module, input_scale: float) -> None:
+        super().__init__()
+        if not 0 < input_scale <= 1:
+            raise ValueError(f"input_scale: expected a value in (0, 1], found {input_scale}")
+        self.inner, self.input_scale = inner, float(input_scale)
+        object.__setattr__(self, "encoder", _ScaledEncoder(self))
+
+    @property
+    def inner_multiple(self) -> int:
+        return pad_multiple(self.inner)
+
+    @property
+    def input_multiple(self) -> int:
+        """Input side multiple (input px) whose resampled size is a multiple of the inner model's."""
+        return int(math.ceil(self.inner_multiple / self.input_scale))
+
+    def resample(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.inner_multiple
+        size = [max(m, int(round(s * self.input_scale / m)) * m) for s in x.shape[-2:]]
+        return F.interpolate(x, size=size, mode="area")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(self.resample(x))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def with_input_scale(model: nn.Module, input_scale: float | None) -> nn.Module:
+    """``model`` itself when ``input_scale`` is 1 (or None), else a :class:`ScaledInputModel` around it."""
+    if input_scale is None or float(input_scale) == 1.0:
+        return model
+    return ScaledInputModel(model, float(input_scale))

@@ -206,6 +206,18 @@ class TrainingConfig(_Section):
         description="share of training crops centred on a pixel of a foreground class (class drawn uniformly "
         "among the non-background classes, as nnU-Net oversamples foreground); 0 = uniform random crops",
     )
+    input_scale: float = Field(
+        default=1.0, gt=0.0, le=1.0,
+        description="resample images by this factor before the model sees them (area; masks nearest), in "
+        "training and in every prediction (outputs are upsampled back, so predictions, metrics, QC and "
+        "heatmaps stay at full resolution); < 1 gives each crop more context per pixel of compute. crop_size "
+        "is in resampled pixels, val_crop_size, tile_size and tile_overlap in original pixels",
+    )
+    class_weights: list[float] | None = Field(
+        default=None,
+        description="cross-entropy weight per class id (background first; one per class), for rare classes; "
+        "null = unweighted",
+    )
     tile_size: int = Field(default=512, ge=32, description="inference tile, pixels (multiple of 32)")
     tile_overlap: int = Field(default=64, ge=0, description="overlap between inference tiles, pixels")
     loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
@@ -221,6 +233,13 @@ class TrainingConfig(_Section):
     def _multiple_of_32(cls, v: int | None) -> int | None:
         if v is not None and v % 32:
             raise ValueError(f"expected a multiple of 32 pixels, found {v}")
+        return v
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive_weights(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or min(v) <= 0):
+            raise ValueError(f"expected one positive weight per class, found {v}")
         return v
 
     @model_validator(mode="after")

@@ -32,6 +32,22 @@ def load_split(ds, split: str, normalization: str = "percentile") -> Split:
     return Split(images, masks, [s.name for s in samples])
 
 
+def rescale_split(split: Split, scale: float) -> Split:
+    """``split`` resampled by ``scale`` (images: area averaging; masks: nearest), or itself when scale is 1."""
+    if float(scale) == 1.0:
+        return split
+    import torch.nn.functional as F
+
+    def size(hw: tuple[int, ...]) -> list[int]:
+        return [max(1, int(round(n * scale))) for n in hw]
+
+    images = [F.interpolate(torch.from_numpy(i)[None], size=size(i.shape[-2:]), mode="area")[0].numpy()
+              for i in split.images]
+    masks = [F.interpolate(torch.from_numpy(m)[None, None].float(), size=size(m.shape), mode="nearest")[0, 0]
+             .to(torch.int64).numpy() for m in split.masks]
+    return Split(images, masks, list(split.names))
+
+
 def _pad_to(img: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     ph, pw = max(0, size - img.shape[1]), max(0, size - img.shape[2])
     if ph or pw:
@@ -148,12 +164,14 @@ class FullImageDataset(Dataset):
 
 
 class SegDataModule(L.LightningDataModule):
-    """Train: random crops (``steps_per_epoch`` x ``batch_size`` per epoch, or one crop per image);
-    val: whole images (or their centre crops of ``val_crop_size``), one per batch."""
+    """Train: random crops (``steps_per_epoch`` x ``batch_size`` per epoch, or one crop per image) of the
+    training images resampled by ``input_scale``; val: whole images at full resolution (or their centre
+    crops of ``val_crop_size``), one per batch (``SegModule`` applies the scale when it predicts)."""
 
     def __init__(self, train: Split, val: Split, training: dict, seed: int = 0) -> None:
         super().__init__()
-        self.train_split, self.val_split, self.cfg, self.seed = train, val, training, seed
+        self.train_split = rescale_split(train, training.get("input_scale", 1.0))
+        self.val_split, self.cfg, self.seed = val, training, seed
 
     def train_dataloader(self) -> DataLoader:
         bs, steps = self.cfg["batch_size"], self.cfg.get("steps_per_epoch")

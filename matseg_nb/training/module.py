@@ -13,20 +13,33 @@ import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss
 from torch import nn
 
+from matseg_nb.errors import UserError
 from matseg_nb.metrics import confusion_matrix, summarize
-from matseg_nb.models.tiling import predict_tiled
+from matseg_nb.models.tiling import predict_tiled, with_input_scale
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite (the sweep records the job as failed)."""
 
 
-def _losses(num_classes: int) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+def _losses(num_classes: int, class_weights: list[float] | None = None
+            ) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """Loss functions by profile name; ``class_weights`` (one per class) weight the cross-entropy term."""
     dice = DiceLoss(mode="multiclass", from_logits=True)
+    weight = None
+    if class_weights is not None:
+        if len(class_weights) != num_classes:
+            raise UserError(f"training.class_weights: expected {num_classes} weights (one per class), "
+                            f"found {len(class_weights)}")
+        weight = torch.tensor(class_weights, dtype=torch.float32)
+
+    def ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, weight=None if weight is None else weight.to(logits.device))
+
     return {
-        "ce": lambda logits, y: F.cross_entropy(logits, y),
+        "ce": ce,
         "dice": lambda logits, y: dice(logits, y),
-        "ce+dice": lambda logits, y: F.cross_entropy(logits, y) + dice(logits, y),
+        "ce+dice": lambda logits, y: ce(logits, y) + dice(logits, y),
     }
 
 
@@ -38,7 +51,8 @@ OPTIMIZERS: dict[str, Callable] = {
 
 
 class SegModule(L.LightningModule):
-    """Trains ``model`` on crops; validates on whole images with ``predict_tiled``.
+    """Trains ``model`` on crops (resampled by ``input_scale``); validates on whole images with
+    ``predict_tiled`` at full resolution (through ``with_input_scale``).
 
     Logged per epoch: train_loss, val_loss (NLL of the blended probabilities), val_iou / val_dice
     (dataset-level, foreground mean, see docs/metrics.md), lr. ``history`` keeps one dict per epoch.
@@ -51,7 +65,7 @@ class SegModule(L.LightningModule):
                  echo: Callable[[str], None] | None = print) -> None:
         super().__init__()
         self.model, self.num_classes, self.cfg = model, num_classes, training
-        self.loss_fn = _losses(num_classes)[training.get("loss", "ce+dice")]
+        self.loss_fn = _losses(num_classes, training.get("class_weights"))[training.get("loss", "ce+dice")]
         self.channels_last = channels_last
         self.echo = echo
         self.history: list[dict] = []
@@ -88,7 +102,8 @@ class SegModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        probs = predict_tiled(self.model, x[0], self.num_classes, self.cfg["tile_size"], self.cfg["tile_overlap"])
+        net = with_input_scale(self.model, self.cfg.get("input_scale", 1.0))  # full-resolution in and out
+        probs = predict_tiled(net, x[0], self.num_classes, self.cfg["tile_size"], self.cfg["tile_overlap"])
         target = y[0].cpu()
         self._val_cms.append(confusion_matrix(probs.argmax(0), target, self.num_classes))
         p_true = probs.gather(0, target.clamp(0, self.num_classes - 1)[None])[0]

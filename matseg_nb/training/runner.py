@@ -30,6 +30,7 @@ from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write
 from matseg_nb.errors import UserError
 from matseg_nb.metrics import evaluate_confusions
 from matseg_nb.models import build_model, n_params, save_model
+from matseg_nb.models.tiling import with_input_scale
 from matseg_nb.training.data import SegDataModule, load_split
 from matseg_nb.training.evaluate import predict_split
 from matseg_nb.training.module import SegModule
@@ -195,7 +196,8 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     atomic_write_text(run_dir / "history.csv", _csv(module.history, HISTORY_COLUMNS))
 
     model = module.model.eval()
-    preds, cms, latency = predict_split(model, test, ds.num_classes, cfg["tile_size"], cfg["tile_overlap"])
+    predictor = with_input_scale(model, cfg.get("input_scale", 1.0))  # full-resolution in and out
+    preds, cms, latency = predict_split(predictor, test, ds.num_classes, cfg["tile_size"], cfg["tile_overlap"])
     for name, pred in zip(test.names, preds, strict=True):
         atomic_write_bytes(run_dir / "predictions" / f"{name}.png", _png(pred))
     metrics, rows = evaluate_confusions(cms, class_names, test.names)
