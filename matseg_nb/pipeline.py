@@ -1,7 +1,7 @@
 """The whole loop, headless (what ``make demo`` runs): profile -> data -> sweep -> compare -> QC -> explain
 -> report. Each stage is a small function over the package's public APIs; the output folder layout is
 
-    <out>/data/      <dataset>.json (summary), <dataset>-preview.png
+    <out>/data/      <dataset>.json (summary), <dataset>.classes.json (mask value -> class id), <dataset>-preview.png
     <out>/sweep/     job folders, summary.json (matseg_nb.sweep)
     <out>/compare/   tables, plots, recommendation (matseg_nb.compare)
     <out>/qc/        verdict, scores, ROC, gallery (matseg_nb.qc)
@@ -53,6 +53,7 @@ def stage_profile(ctx: DemoContext) -> None:
 def stage_data(ctx: DemoContext) -> None:
     """Resolve every dataset of the profile, print a summary, write a summary JSON and a preview PNG."""
     from matseg_nb.data import open_dataset
+    from matseg_nb.data.decode import mask_mapping_record
     from matseg_nb.data.preview import save_preview
     from matseg_nb.errors import UserError
 
@@ -69,6 +70,7 @@ def stage_data(ctx: DemoContext) -> None:
     for ds in opened:
         info = ds.describe()
         atomic_write_json(out / f"{ds.name}.json", info)
+        atomic_write_json(out / f"{ds.name}.classes.json", mask_mapping_record(ds))  # mask value -> class id
         preview = save_preview(ds, out / f"{ds.name}-preview.png")
         summaries[ds.name] = info
         ctx.log(format_dataset_summary(info))

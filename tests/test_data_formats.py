@@ -93,7 +93,7 @@ def test_data_check_on_folders_of_each_format(fmt, tmp_path, capsys, monkeypatch
     root = _folder(tmp_path / fmt, writers[fmt])
     assert run_cli(["data", "check", str(root), "--json", str(tmp_path / "s.json")], monkeypatch) == 0
     out, err = capsys.readouterr()
-    assert "ok: 3 pairs checked" in out and "mask classes: 0 background <- 0 or 0; 1 foreground <- 1 or 255" in out
+    assert "ok: 3 pairs checked" in out and "mask classes: 0 background <- 0; 1 foreground <- 1 or 255" in out
     summary = json.loads((tmp_path / "s.json").read_text())
     sizes = sorted(r["pixel_size_um"] or 0 for r in summary["images"])
     expected = {"bmp": [0, 0, 0], "tif": [0.5] * 3, "emd": [0.002, 0.002, 0.003], "gwy": [0.005] * 3}[fmt]

@@ -54,23 +54,6 @@ def format_summary(d: dict, notes: dict[str, str] | None = None) -> list[str]:
 PIXEL_SIZE_SPREAD = 0.10  # warn when a folder's pixel sizes differ by more than this fraction
 
 
-def mask_mapping_lines(manifest) -> list[str]:
-    """``id name <- pixel value`` per class, from a manifest's mask decoding."""
-    names = [c.name for c in sorted(manifest.classes, key=lambda c: c.id)]
-    spec = manifest.mask
-    if spec.kind == "binary":
-        return [f"{i} {n} <- {v}" for i, (n, v) in enumerate(zip(names, ("0 or 0", "1 or 255"), strict=False))]
-    if spec.kind == "rgb":
-        by_id = {}
-        for e in spec.colours:
-            r, g, b = e.rgb
-            by_id.setdefault(e.class_id, []).append(f"grey {r}" if r == g == b else f"RGB ({r},{g},{b})")
-        return [f"{i} {n} <- {', '.join(by_id.get(i, ['-']))}" for i, n in enumerate(names)]
-    if spec.kind == "threshold":
-        return [f"{spec.below} <- value <= {spec.threshold}", f"{spec.above} <- value > {spec.threshold}"]
-    return [f"{i} {n} <- {i}" for i, n in enumerate(names)]
-
-
 def pixel_sizes(ds) -> list[dict]:
     """Per image: file, pixel size (+ unit, µm), channel names, bit depth, instrument."""
     from matseg_nb.data.formats import read_file
@@ -117,6 +100,8 @@ def check_handler(args: argparse.Namespace) -> int:
     ds = open_dataset(args.dataset)
     summary = ds.describe(full=True, progress=True)  # a bar on stderr over the pairs
     print("\n".join(format_summary(summary, ds.missing_notes)))
+    from matseg_nb.data.decode import mask_mapping_lines, mask_mapping_record
+
     mapping = mask_mapping_lines(ds.manifest)
     print("  mask classes: " + "; ".join(mapping))
     rows = pixel_sizes(ds)
@@ -124,7 +109,8 @@ def check_handler(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     if warning:
         print(warning, file=sys.stderr)
-    summary = {**summary, "mask_mapping": mapping, "images": rows, "pixel_size_warning": warning}
+    summary = {**summary, "mask_mapping": mapping, "mask_mapping_record": mask_mapping_record(ds), "images": rows,
+               "pixel_size_warning": warning}
     if args.json:
         atomic_write_json(args.json, summary)
     if summary["problems"]:

@@ -6,6 +6,12 @@ use intensities divided by the dtype maximum (8-bit: 255, 16-bit: 65535; float: 
 intensities. With masks, classes come from the masks. Without masks (a plain folder of images) the
 structure is the minority phase of an Otsu threshold of the Gaussian-smoothed (sigma 1 px) image, with
 components under 4 px removed; mask-based descriptors (foreground fraction, imbalance) are then None.
+
+Feature sizes are measured in pixels; where every image used has a known pixel size (the manifest's
+``pixel_size_um`` or the file's calibration, :meth:`matseg_nb.data.Dataset.pixel_size_um_of`) they are
+also given in µm (``*_um``, each image converted with its own pixel size); otherwise the ``*_um``
+fields are None and a note says the sizes are in px only. The difficulty thresholds stay in pixels
+(what a network sees).
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ MIN_OTSU_COMPONENT_PX = 4
 
 @dataclass
 class Descriptors:
-    """Context of one dataset; None = unknown. Sizes in pixels, fractions in 0..1."""
+    """Context of one dataset; None = unknown. Sizes in pixels (``*_px``) and, where the pixel size is
+    known for every image used, in micrometres (``*_um``); fractions in 0..1."""
 
     name: str
     modality: str | None = None
@@ -52,6 +59,11 @@ class Descriptors:
     n_features: int = 0
     boundary_density: float | None = None
     feature_width_px: float | None = None   # 2 * area / boundary of the finest foreground class
+    pixel_size_um: float | None = None      # median edge of a pixel over the images used; None = unknown
+    pixel_size_spread: float | None = None  # max / min pixel size of the images used, minus 1
+    feature_diameter_median_um: float | None = None
+    feature_diameter_iqr_um: tuple[float, float] | None = None
+    feature_width_um: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -79,8 +91,8 @@ def estimate_difficulty(d: Descriptors) -> tuple[str, list[str]]:
          f"clear contrast (separability {_f(d.separability)})"),
         (d.heavy_imbalance, f"heavy class imbalance (smallest class {_pct(d.minority_fraction)} < "
          f"{HEAVY_IMBALANCE:.0%})", f"balanced enough (smallest class {_pct(d.minority_fraction)})"),
-        (d.fine_features, f"fine/thin features (mean width {_f(d.feature_width_px, 1)} px < {FINE_WIDTH_PX:g})",
-         f"coarse features (mean width {_f(d.feature_width_px, 1)} px)"),
+        (d.fine_features, f"fine/thin features (mean width {_f(d.feature_width_px, 1)} px{_um(d.feature_width_um)} "
+         f"< {FINE_WIDTH_PX:g} px)", f"coarse features (mean width {_f(d.feature_width_px, 1)} px{_um(d.feature_width_um)})"),
         (d.is_volume, "volumetric data", "2-D images"),
     ]
     points, reasons = 0, []
@@ -96,6 +108,15 @@ def _f(x: float | None, digits: int = 2) -> str:
     return "unknown" if x is None else f"{x:.{digits}f}"
 
 
+def _um(x: float | None) -> str:
+    """`` = 1.2 µm`` when a size in µm is known, else nothing (the size is stated in px only)."""
+    if x is None:
+        return ""
+    from matseg_nb.report.scalebar import format_length
+
+    return f" = {format_length(float(f'{x:.3g}'))}"
+
+
 def _pct(x: float | None) -> str:
     return "unknown" if x is None else f"{100 * x:.2f}%"
 
@@ -106,6 +127,7 @@ class _Item:
     image: np.ndarray        # (C, H, W) float32, native units
     mask: np.ndarray | None  # (H, W) int64
     raw_max: float
+    pixel_size_um: float | None = None
 
 
 def _dtype_max(path: Path, img: np.ndarray) -> tuple[float, int | None]:
@@ -137,7 +159,7 @@ def _from_dataset(ds, max_images: int) -> tuple[list[_Item], Descriptors]:
         dmax, b = _dtype_max(s.image, img)
         bits = bits or b
         mask = ds.load_mask(s) if s.mask is not None else None
-        items.append(_Item(img, mask, dmax))
+        items.append(_Item(img, mask, dmax, ds.pixel_size_um_of(s)))
     desc = Descriptors(
         name=ds.name, modality=ds.modality if ds.modality != "other" else None,
         material=None if getattr(ds, "material", "other") in ("", "other") else ds.material,
@@ -149,6 +171,7 @@ def _from_dataset(ds, max_images: int) -> tuple[list[_Item], Descriptors]:
 
 def _from_image_folder(root: Path, max_images: int) -> tuple[list[_Item], Descriptors]:
     from matseg_nb.data import read_image
+    from matseg_nb.data.formats import file_pixel_size_um
     from matseg_nb.data.readers import IMAGE_SUFFIXES
 
     folder = root / "images" if (root / "images").is_dir() else root
@@ -161,7 +184,7 @@ def _from_image_folder(root: Path, max_images: int) -> tuple[list[_Item], Descri
         img = read_image(files[i])
         dmax, b = _dtype_max(files[i], img)
         bits = bits or b
-        items.append(_Item(img, None, dmax))
+        items.append(_Item(img, None, dmax, file_pixel_size_um(files[i])))
     return items, Descriptors(name=root.name, bit_depth=bits)
 
 
@@ -265,6 +288,9 @@ def compute_descriptors(ref, max_images: int = 6) -> Descriptors:
     rms, mich, sep, cnr, diam = [], [], [], [], []
     counts: dict[int, int] = {}
     widths: dict[int, list[int]] = {}
+    widths_um: dict[int, list[float]] = {}  # per class: [area µm², boundary µm]
+    diam_um: list[float] = []
+    calibrated = bool(items) and all(it.pixel_size_um for it in items)
     bd = total = 0
     for it in items:
         g = _grey(it.image)
@@ -283,6 +309,12 @@ def compute_descriptors(ref, max_images: int = 6) -> Descriptors:
         for c, (px, edge) in per_class.items():
             acc = widths.setdefault(c, [0, 0])
             acc[0], acc[1] = acc[0] + px, acc[1] + edge
+        if calibrated:
+            size = float(it.pixel_size_um)
+            diam_um += [v * size for v in d]
+            for c, (px, edge) in per_class.items():
+                acc_um = widths_um.setdefault(c, [0.0, 0.0])
+                acc_um[0], acc_um[1] = acc_um[0] + px * size**2, acc_um[1] + edge * size
         bd, total = bd + b, total + labels.size
     desc.rms_contrast = float(np.mean(rms))
     desc.michelson = float(np.mean(mich))
@@ -304,6 +336,25 @@ def compute_descriptors(ref, max_images: int = 6) -> Descriptors:
     desc.boundary_density = float(bd / total) if total else None
     class_widths = [2 * px / edge for px, edge in widths.values() if edge]
     desc.feature_width_px = float(min(class_widths)) if class_widths else None
+    known = [it.pixel_size_um for it in items if it.pixel_size_um]
+    if known:
+        desc.pixel_size_um = float(np.median(known))
+        desc.pixel_size_spread = float(max(known) / min(known) - 1)
+    if calibrated:
+        if diam_um:
+            q25, q50, q75 = np.percentile(diam_um, [25, 50, 75])
+            desc.feature_diameter_median_um = float(q50)
+            desc.feature_diameter_iqr_um = (float(q25), float(q75))
+        finest = min((c for c, (px, edge) in widths.items() if edge), key=lambda c: widths[c][0] / widths[c][1],
+                     default=None)  # the class feature_width_px is measured on
+        if finest is not None:
+            area, edge = widths_um[finest]
+            desc.feature_width_um = float(2 * area / edge)
+        desc.notes.append(f"feature sizes in µm from the pixel size ({desc.pixel_size_um:.4g} µm"
+                          + (f", spread {100 * desc.pixel_size_spread:.0f}%" if desc.pixel_size_spread else "") + ")")
+    elif items:
+        desc.notes.append(f"pixel size unknown ({len(known)} of {len(items)} images calibrated): feature sizes "
+                          "in px only")
     if not desc.has_masks:
         desc.notes.append("no masks: foreground fraction and imbalance unknown; feature size and boundary "
                           "density from an Otsu threshold (minority phase)")

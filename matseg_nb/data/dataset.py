@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from matseg_nb.data.decode import decode_mask
-from matseg_nb.data.folder import Sample, infer_folder_manifest, scan_folder
+from matseg_nb.data.folder import Sample, folder_mask_mapping, infer_folder_manifest, scan_folder
 from matseg_nb.data.readers import image_hw, page_count, read_array, read_image
 from matseg_nb.data.resolve import (
     is_plain_folder,
@@ -39,6 +39,8 @@ class Dataset:
         self.missing: list[str] = list(missing)
         self.missing_notes: dict[str, str] = {}
         self._samples = list(samples)
+        self._pixel_sizes: dict[Path, float | None] = {}
+        self.mask_mapping = None  # MaskMapping of a plain folder (decode.infer_mask_mapping), else None
 
     # -- metadata -------------------------------------------------------------
     name = property(lambda self: self.manifest.name)
@@ -70,6 +72,17 @@ class Dataset:
 
     def split_counts(self) -> dict[str, int]:
         return {s: len(self.samples(s)) for s in SPLITS}
+
+    def pixel_size_um_of(self, sample: Sample) -> float | None:
+        """Edge of one pixel of ``sample`` in µm: the manifest's ``pixel_size_um``, else the image
+        file's calibration (instrument metadata, TIFF resolution tags); None when unknown."""
+        if self.manifest.pixel_size_um:
+            return float(self.manifest.pixel_size_um)
+        if sample.image not in self._pixel_sizes:
+            from matseg_nb.data.formats import file_pixel_size_um
+
+            self._pixel_sizes[sample.image] = file_pixel_size_um(sample.image)
+        return self._pixel_sizes[sample.image]
 
     def load_image(self, sample: Sample) -> np.ndarray:
         """(C, H, W) float32, native intensity units (16-bit stays 0..65535)."""
@@ -204,7 +217,10 @@ def _open_byo(manifest: Manifest) -> Dataset:
 def _open_folder(root: Path) -> Dataset:
     rule = SplitRule(kind="seeded")
     samples = scan_folder(root, rule, volume=None)
-    return Dataset(infer_folder_manifest(root, samples), samples, [], root)
+    mapping = folder_mask_mapping(root, samples)
+    ds = Dataset(infer_folder_manifest(root, samples, mapping), samples, [], root)
+    ds.mask_mapping = mapping
+    return ds
 
 
 def open_dataset(ref: str | os.PathLike | Manifest, base_dir: Path | None = None) -> Dataset:

@@ -258,3 +258,49 @@ def load_classes_yaml(path: Path) -> MaskMapping | None:
         entries.append({"rgb": value if isinstance(value, tuple) else (value, value, value), "class_id": i})
     kind = "colour" if any(isinstance(v, tuple) for v in values) else "grey"
     return MaskMapping(kind, MaskDecoding(kind="rgb", colours=entries), names, values, source=str(path))
+
+
+# --- the mapping as text and as a record saved next to the results -----------------------------
+
+def mask_mapping_lines(manifest) -> list[str]:
+    """``id name <- pixel value(s)`` per class, from a manifest's mask decoding."""
+    names = [c.name for c in sorted(manifest.classes, key=lambda c: c.id)]
+    spec = manifest.mask
+    if spec.kind == "binary":
+        return [f"{i} {n} <- {v}" for i, (n, v) in enumerate(zip(names, ("0", "1 or 255"), strict=False))]
+    if spec.kind == "rgb":
+        by_id: dict[int, list[str]] = {}
+        for e in spec.colours:
+            r, g, b = e.rgb
+            by_id.setdefault(e.class_id, []).append(f"grey {r}" if r == g == b else f"RGB ({r},{g},{b})")
+        if spec.default_class is not None:
+            by_id.setdefault(spec.default_class, []).append("any other colour")
+        return [f"{i} {n} <- {', '.join(by_id.get(i, ['-']))}" for i, n in enumerate(names)]
+    if spec.kind == "threshold":
+        return [f"{spec.below} {names[spec.below]} <- value <= {spec.threshold}",
+                f"{spec.above} {names[spec.above]} <- value > {spec.threshold}"]
+    return [f"{i} {n} <- {i}" for i, n in enumerate(names)]
+
+
+def mask_mapping_record(ds) -> dict:
+    """JSON record of which mask value became which class id, for ``<loop>/data/<dataset>.classes.json``:
+    ``dataset``, ``kind`` (index | binary | grey | colour | threshold | rgb), ``source`` ("detected",
+    the classes.yaml path, or "manifest"), ``classes`` [{id, name, value}] (value: grey level, [R, G,
+    B], or None when the manifest's table gives several) and ``lines`` as printed by ``data check``."""
+    mapping = getattr(ds, "mask_mapping", None)
+    manifest = ds.manifest
+    if mapping is not None:
+        record = mapping.to_dict()
+    else:
+        spec = manifest.mask
+        values: dict[int, list] = {}
+        for e in spec.colours:
+            values.setdefault(e.class_id, []).append(list(e.rgb))
+        classes = []
+        for c in sorted(manifest.classes, key=lambda c: c.id):
+            value = {"index": c.id, "binary": 0 if c.id == 0 else [1, 255]}.get(spec.kind, values.get(c.id))
+            classes.append({"id": c.id, "name": c.name, "value": value})
+        record = {"kind": spec.kind, "source": "manifest", "classes": classes}
+        if spec.kind == "rgb" and spec.default_class is not None:
+            record["default_class"] = spec.default_class
+    return {"dataset": ds.name, **record, "lines": mask_mapping_lines(manifest)}

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from matseg_nb.data.decode import infer_mask_mapping
+from matseg_nb.data.decode import MaskMapping, infer_mask_mapping
 from matseg_nb.data.formats import read_file
 from matseg_nb.data.readers import IMAGE_SUFFIXES, INSTRUMENT_SUFFIXES, page_count, read_array, to_chw
 from matseg_nb.data.schema import SPLITS, Channels, ClassDef, Manifest, SplitRule
@@ -129,11 +129,16 @@ def scan_folder(
     return samples
 
 
-def infer_folder_manifest(root: Path, samples: list[Sample]) -> Manifest:
+def folder_mask_mapping(root: Path, samples: list[Sample]) -> MaskMapping:
+    """How the folder's masks decode (:func:`matseg_nb.data.decode.infer_mask_mapping`)."""
+    return infer_mask_mapping(sorted({s.mask for s in samples if s.mask is not None}), read_array, root)
+
+
+def infer_folder_manifest(root: Path, samples: list[Sample], mapping: MaskMapping | None = None) -> Manifest:
     """A manifest for a plain folder: classes and decoding detected from the masks (see
-    :func:`matseg_nb.data.decode.infer_mask_mapping`; ``classes.yaml`` overrides), channels from
-    the first image (an instrument file's channel names are kept)."""
-    mapping = infer_mask_mapping(sorted({s.mask for s in samples if s.mask is not None}), read_array, root)
+    :func:`matseg_nb.data.decode.infer_mask_mapping`; ``classes.yaml`` overrides; ``mapping`` when
+    already detected), channels from the first image (an instrument file's channel names are kept)."""
+    mapping = mapping or folder_mask_mapping(root, samples)
     first = samples[0]
     if first.slice_index is None and first.image.suffix.lower() in INSTRUMENT_SUFFIXES:
         names_ch = read_file(first.image).channel_names

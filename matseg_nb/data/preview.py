@@ -36,6 +36,8 @@ def preview_figure(ds, n: int = 4, alpha: float = 0.45):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    from matseg_nb.report.scalebar import add_scale_bar
+
     samples = pick_samples(ds, n)
     fig = Figure(figsize=(9, 3 * max(1, len(samples))), dpi=100)
     axes = fig.subplots(max(1, len(samples)), 3, squeeze=False)
@@ -48,6 +50,7 @@ def preview_figure(ds, n: int = 4, alpha: float = 0.45):
         fg = mask > 0
         over[fg] = (1 - alpha) * rgb[fg] + alpha * colourize(mask)[fg]
         row[0].imshow(shown, cmap="gray" if shown.ndim == 2 else None)
+        add_scale_bar(row[0], ds.pixel_size_um_of(s))
         row[1].imshow(colourize(mask), interpolation="nearest")
         row[2].imshow(over)
         row[0].set_title(f"{s.split}: {s.name}", fontsize=8)

@@ -160,6 +160,10 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     fig = explanation_figure(img, a, res.map, faith, prediction=pred, mask_label=f"A: {mask_source}",
                              title=f"{Path(str(image_path)).name}: {kernel}, window {window} px, stride {stride} px"
                              + (" (PARTIAL)" if res.partial else ""))
+    from matseg_nb.data.formats import file_pixel_size_um
+    from matseg_nb.report.scalebar import add_scale_bar
+
+    add_scale_bar(fig.axes[0], (meta or {}).get("pixel_size_um") or file_pixel_size_um(image_path))  # image panel
     atomic_write_bytes(out / "explanation.png", _png_bytes(fig))
     plt.close(fig)
     result = ExplanationResult(

@@ -171,6 +171,7 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     from PIL import Image
 
     from matseg_nb.atomic import atomic_write_bytes
+    from matseg_nb.report.scalebar import add_scale_bar
 
     missing: list[str] = []
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), dpi=90)
@@ -201,6 +202,7 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     ax.set_title(f"D: input {stem or ''}", fontsize=9)
     if image is not None:
         ax.imshow(image, cmap="gray")
+        add_scale_bar(ax, ds.pixel_size_um_of(sample))  # matseg_nb.report.scalebar: only when calibrated
     ax = axes[1]
     job = run.job()
     ax.set_title(f"Z: prediction of {job.get('encoder', '')}+{job.get('decoder', '')}", fontsize=9)

@@ -112,6 +112,24 @@ def read_file(path: str | Path, channels: Sequence[str] | None = None) -> ImageD
     return data
 
 
+def file_pixel_size_um(path: str | Path) -> float | None:
+    """Edge of one pixel in µm from the file's own calibration (TIFF: tags only, no pixels read);
+    None for formats without one (BMP, PNG, JPEG), uncalibrated or unreadable files."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            from matseg_nb.data.formats.raster import tiff_pixel_size
+
+            return pixel_size_um(*tiff_pixel_size(path))
+        if suffix in RASTER_SUFFIXES:
+            return None
+        data = read_file(path)
+    except Exception:  # noqa: BLE001 - the pixel size is optional; bad files are reported by the data check
+        return None
+    return pixel_size_um(data.pixel_size, data.pixel_unit)
+
+
 def pick_channels(path: Path, available: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
     """The requested channel names (case-insensitive) or all; UserError for a missing one."""
     if wanted is None:

@@ -61,6 +61,12 @@ def _tiff_resolution(path: Path) -> tuple[float | None, str | None]:
         return 1.0 / per_um, "um"
 
 
+def tiff_pixel_size(path: Path) -> tuple[float | None, str | None]:
+    """(pixel size, unit) of a TIFF from its tags alone (vendor metadata, else XResolution)."""
+    size, unit, _ = _tiff_calibration(path)
+    return (size, unit) if size is not None else _tiff_resolution(path)
+
+
 def read(path: Path, channels: Sequence[str] | None) -> ImageData:
     """(C, H, W) float32 in file units; channels of a multi-page TIFF are named ``page0``..."""
     from matseg_nb.data.readers import page_count, read_array, to_chw
