@@ -1,8 +1,9 @@
 """One loop: the folder layout of a loop's outputs and the one set of named stage settings.
 
 ``matseg demo`` (``matseg_nb.pipeline``), the dashboard and the notebooks all build a :class:`LoopLayout`
-for their output folder and take their QC / explanation settings from :data:`DEMO_SETTINGS` (or a
-:class:`StageSettings` made from it), so the three routes produce the same artefacts::
+for their output folder and take their QC / explanation settings from :func:`stage_settings`
+(:data:`DEMO_SETTINGS` unless ``$MATSEG_NB_STAGE_SETTINGS`` names another entry of :data:`NAMED_SETTINGS`),
+so the three routes produce the same artefacts::
 
     <root>/data/      <dataset>.json (summary), <dataset>-preview.png
     <root>/sweep/     run folders, sweep.json, summary.json        (matseg_nb.runs.Sweep)
@@ -108,9 +109,10 @@ class ExplainSettings:
     window: int = 16
     stride: int = 8
     crop: int = 128
+    n_draws: int = 20  # draws per faithfulness baseline (20 is the fewest that can reach p <= 0.05)
 
     def explain_kwargs(self) -> dict[str, Any]:
-        return {"kernel": self.kernel, "window": self.window, "stride": self.stride}
+        return {"kernel": self.kernel, "window": self.window, "stride": self.stride, "n_draws": self.n_draws}
 
 
 @dataclass(frozen=True)
@@ -132,3 +134,29 @@ class StageSettings:
 
 #: the settings ``matseg demo``, the dashboard and the notebooks use
 DEMO_SETTINGS = StageSettings()
+
+#: a seconds-scale variant for tests and smoke runs: one shift, texture features on 64 px tiles, a 64 px
+#: explanation crop with a coarse occlusion grid and 5 faithfulness draws (too few to call a map faithful)
+TINY_SETTINGS = StageSettings(
+    qc=QCSettings(shifts=("noise:strong",), level="input", extractors=("texture",), tile_size=64, tiles_per_image=4),
+    explain=ExplainSettings(window=16, stride=16, crop=64, n_draws=5),
+)
+
+#: the named stage settings; ``MATSEG_NB_STAGE_SETTINGS`` picks one for every route of the loop
+NAMED_SETTINGS: dict[str, StageSettings] = {"demo": DEMO_SETTINGS, "tiny": TINY_SETTINGS}
+
+SETTINGS_ENV = "MATSEG_NB_STAGE_SETTINGS"
+
+
+def stage_settings(name: str | None = None) -> StageSettings:
+    """The named stage settings ``name``; None reads ``$MATSEG_NB_STAGE_SETTINGS`` (default ``"demo"``).
+
+    The demo, the dashboard and the notebooks all call this, so one environment variable switches every
+    route of the loop at once (the notebook-chain test runs them all on ``"tiny"``)."""
+    from matseg_nb.errors import UserError
+
+    chosen = name if name is not None else (os.environ.get(SETTINGS_ENV) or "demo")
+    if chosen not in NAMED_SETTINGS:
+        source = "stage settings" if name is not None else f"${SETTINGS_ENV}"
+        raise UserError(f"{source}: expected one of {', '.join(sorted(NAMED_SETTINGS))}, found {chosen!r}")
+    return NAMED_SETTINGS[chosen]

@@ -20,17 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matseg_nb.atomic import atomic_write_json
-from matseg_nb.loop import DEMO_SETTINGS
+from matseg_nb.loop import DEMO_SETTINGS, LoopLayout, StageSettings, stage_settings
 
 Log = Callable[[str], None]
 
 
 @dataclass
 class DemoContext:
+    """One loop: its profile, its output root (``layout``), its stage settings and what the stages produced."""
+
     profile_path: Path
     out: Path
     log: Log = print
     results: dict = field(default_factory=dict)
+    settings: StageSettings = field(default_factory=stage_settings)
+
+    @property
+    def layout(self) -> LoopLayout:
+        return LoopLayout(self.out)
 
     @property
     def profile(self):
@@ -39,6 +46,35 @@ class DemoContext:
 
             self.results["profile"] = load_profile(self.profile_path)
         return self.results["profile"]
+
+
+def project_dir(cwd: Path | None = None) -> Path:
+    """The folder relative loop paths resolve against: the working directory, or the folder above it
+    when that is a checkout's ``notebooks/`` (papermill and Jupyter start notebooks there)."""
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    return cwd.parent if cwd.name == "notebooks" and (cwd / "02_train.ipynb").is_file() else cwd
+
+
+def loop_context(profile: str | Path, loop_root: str | Path, log: Log = print,
+                 settings: StageSettings | None = None) -> DemoContext:
+    """The context every route of the loop shares (``matseg demo``, notebooks 01-06).
+
+    ``profile`` and ``loop_root`` are made absolute: relative ones against :func:`project_dir` (a relative
+    profile that exists only under the working directory itself is taken from there). Stage settings
+    default to :func:`matseg_nb.loop.stage_settings`. UserError when the profile file does not exist."""
+    from matseg_nb.errors import UserError
+
+    base = project_dir()
+    profile_path = Path(profile).expanduser()
+    if not profile_path.is_absolute():
+        profile_path = profile_path if profile_path.is_file() and not (base / profile_path).is_file() \
+            else base / profile_path
+    if not profile_path.is_file():
+        raise UserError(f"profile {profile}: expected a JSON file, found nothing at {profile_path}")
+    root = Path(loop_root).expanduser()
+    root = root if root.is_absolute() else base / root
+    return DemoContext(profile_path.resolve(), root.resolve(), log,
+                       settings=settings if settings is not None else stage_settings())
 
 
 def stage_profile(ctx: DemoContext) -> None:
@@ -108,7 +144,7 @@ def stage_compare(ctx: DemoContext) -> None:
     """Complete and best-per-dataset tables, statistics, plots and a recommendation per dataset."""
     from matseg_nb.compare import compare_and_recommend
 
-    paths = compare_and_recommend([ctx.out / "sweep"], ctx.out / "compare")
+    paths = compare_and_recommend([ctx.layout.sweep], ctx.layout.compare)
     ctx.results["compare"] = {k: str(v) for k, v in paths.items()}
     if "best_table_md" in paths:  # the best architecture per dataset vs its runner-up
         ctx.log(Path(paths["best_table_md"]).read_text().strip())
@@ -189,20 +225,19 @@ def format_qc(summary: dict, verdict: str) -> str:
     return "\n".join(lines)
 
 
-def stage_explain(ctx: DemoContext, crop: int = DEMO_SETTINGS.explain.crop, window: int = DEMO_SETTINGS.explain.window,
-                  stride: int = DEMO_SETTINGS.explain.stride) -> None:
-    """Counterfactual heatmap + faithfulness for one test image of the best model, with A = the ground
-    truth's class boundaries (stated as such in the annotation's JSON), on a ``crop`` px centre crop so the
-    demo stays within minutes on a CPU."""
+def explain_input(ctx: DemoContext, crop: int | None = None) -> dict | None:
+    """What the explain stage explains: the first test image of the best model's dataset, as model input
+    cropped to its centre ``crop`` px (default ``ctx.settings.explain.crop``), with its ground truth.
+    Returns {run, sample, model, meta, image (C, S, S), gt (S, S), crop_yx_size [y0, x0, S]}; None without a
+    complete run."""
     from matseg_nb.data import open_dataset
-    from matseg_nb.explain.annotation import save_boundary_annotation
-    from matseg_nb.explain.pipeline import explain_image, load_model_input
+    from matseg_nb.explain.pipeline import load_model_input
     from matseg_nb.models import load_run_model
 
+    crop = ctx.settings.explain.crop if crop is None else crop
     name, run = _qc_dataset(ctx)
     if run is None:
-        ctx.log("  no complete run: explanation skipped")
-        return
+        return None
     ds = open_dataset(name, base_dir=ctx.profile.base_dir)
     sample = ds.samples("test")[0]
     model, meta = load_run_model(run)
@@ -211,16 +246,48 @@ def stage_explain(ctx: DemoContext, crop: int = DEMO_SETTINGS.explain.crop, wind
     h, w = gt.shape
     size = min(crop, h, w)
     y0, x0 = (h - size) // 2, (w - size) // 2
-    img, gt = img[:, y0:y0 + size, x0:x0 + size], gt[y0:y0 + size, x0:x0 + size]
+    return {"run": run, "sample": sample, "model": model, "meta": meta, "image": img[:, y0:y0 + size, x0:x0 + size],
+            "gt": gt[y0:y0 + size, x0:x0 + size], "crop_yx_size": [y0, x0, size]}
+
+
+def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None = None,
+                  stride: int | None = None, mask: str | Path | None = None) -> None:
+    """Counterfactual heatmap + faithfulness for one test image of the best model (:func:`explain_input`),
+    with A = the ground truth's class boundaries (stated as such in the annotation's JSON) or the user's
+    annotation PNG ``mask`` (drawn on the same crop, e.g. with :func:`explain_painter`), on a ``crop`` px centre
+    crop so the demo stays within minutes on a CPU. ``crop``/``window``/``stride`` (px) default to
+    ``ctx.settings.explain``."""
+    from matseg_nb.explain.annotation import save_boundary_annotation
+    from matseg_nb.explain.pipeline import explain_image
+
+    window = ctx.settings.explain.window if window is None else window
+    stride = ctx.settings.explain.stride if stride is None else stride
+    inp = explain_input(ctx, crop)
+    if inp is None:
+        ctx.log("  no complete run: explanation skipped")
+        return
+    run, sample, (y0, x0, size) = inp["run"], inp["sample"], inp["crop_yx_size"]
     out = ctx.out / "explain"
-    mask_png = save_boundary_annotation(gt, out / "annotation.png", sample.image)
-    summary = explain_image(run, sample.image, mask_png, out, kernel=DEMO_SETTINGS.explain.kernel, window=window,
-                            stride=stride,
-                            model=model, image=img, meta={**meta, "crop": [y0, x0, size]})
+    mask_png = Path(mask) if mask else save_boundary_annotation(inp["gt"], out / "annotation.png", sample.image)
+    summary = explain_image(run, sample.image, mask_png, out, kernel=ctx.settings.explain.kernel, window=window,
+                            stride=stride, n_draws=ctx.settings.explain.n_draws, model=inp["model"], image=inp["image"],
+                            meta={**inp["meta"], "crop": [y0, x0, size]})
     ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": [y0, x0, size],
                               "faithful": summary.faithfulness.faithful, "summary": summary.summary()}
     ctx.log(f"  heatmap for {sample.image.name} (centre crop {size} px at y={y0}, x={x0}) of {run.name}")
     ctx.log(f"  {summary.summary()}")
+
+
+def explain_painter(ctx: DemoContext):
+    """A painter widget (``matseg_nb.widgets.painter_widget.PainterWidget``) over the explain stage's crop;
+    **save** writes ``<loop>/explain/A.png``, to pass as ``stage_explain(ctx, mask=...)``."""
+    from matseg_nb.errors import UserError
+    from matseg_nb.widgets.painter_widget import PainterWidget
+
+    inp = explain_input(ctx)
+    if inp is None:
+        raise UserError(f"{ctx.layout.sweep}: expected a complete run to explain, found none")
+    return PainterWidget(inp["image"], save_path=ctx.layout.explain / "A.png", image_path=inp["sample"].image)
 
 
 def stage_report(ctx: DemoContext) -> None:
@@ -244,8 +311,8 @@ STAGES: dict[str, Callable[[DemoContext], None]] = {
 
 
 def run_demo(profile_path: str | Path, out: str | Path, stages: list[str] | None = None, log: Log = print) -> dict:
-    """Run the given stages (default: all, in order) and return what they produced."""
-    ctx = DemoContext(Path(profile_path), Path(out), log)
+    """Run the given stages (default: all, in order) over :func:`loop_context` and return what they produced."""
+    ctx = loop_context(profile_path, out, log)
     ctx.out.mkdir(parents=True, exist_ok=True)
     for name in stages or list(STAGES):
         t0 = time.perf_counter()
@@ -253,3 +320,32 @@ def run_demo(profile_path: str | Path, out: str | Path, stages: list[str] | None
         STAGES[name](ctx)
         ctx.log(f"== {name} done in {time.perf_counter() - t0:.1f} s")
     return ctx.results
+
+
+def load_qc(ctx: DemoContext) -> dict:
+    """The QC results :func:`stage_qc` wrote, per dataset (``matseg_nb.qc.dataset_qc.DatasetQC``); a dataset
+    whose QC did not run is absent."""
+    from matseg_nb.data import open_dataset
+    from matseg_nb.qc.dataset_qc import DatasetQC
+
+    names = [open_dataset(e.ref, base_dir=ctx.profile.base_dir).name for e in ctx.profile.dataset]
+    return {n: DatasetQC.load(ctx.layout.qc / n) for n in names if (ctx.layout.qc / n / "qc.json").is_file()}
+
+
+def screen_new_images(ctx: DemoContext, images: list[str], dataset: str | None = None) -> list:
+    """Screen a user's ``images`` (files, folders or dataset refs) as new images against the selected model of
+    ``dataset`` (default: the profile's first dataset), with the loop's QC settings; writes
+    ``qc/<dataset>/new/qc.json`` and returns the ``ScreeningResult`` list (empty when ``images`` is)."""
+    from matseg_nb.data import open_dataset
+    from matseg_nb.errors import UserError
+    from matseg_nb.qc.screening import screen_run
+
+    if not images:
+        return []
+    name = open_dataset(dataset or ctx.profile.dataset[0].ref, base_dir=ctx.profile.base_dir).name
+    run = best_run(ctx.layout.sweep, name)
+    if run is None:
+        raise UserError(f"{ctx.layout.sweep}: expected a complete run for {name} to screen against, found none")
+    qs = ctx.settings.qc
+    return screen_run(run, [str(i) for i in images], ctx.layout.qc / name / "new", reference_split=qs.reference_split,
+                      extractors=tuple(qs.extractors), tile_size=qs.tile_size, tiles_per_image=qs.tiles_per_image)

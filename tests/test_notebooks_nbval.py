@@ -3,9 +3,10 @@
 How it is wired:
 
 1. A module fixture builds a tiny loop under a temp folder: a 1-job profile (nasa-super1 x
-   tu-test_resnet x Unet, random init, 64 px crops, 2 epochs x 2 steps), its sweep (``run_sweep``),
-   and an annotation mask A (one painter stroke) on a test image.
-2. For each notebook, ``NB_PARAMS`` gives tiny parameters pointing at that loop. They are injected the
+   tu-test_resnet x Unet, random init, 64 px crops, 2 epochs x 2 steps) and its sweep (``run_sweep``)
+   in ``<loop>/sweep``; the notebooks run on the ``tiny`` stage settings (``MATSEG_NB_STAGE_SETTINGS``).
+2. For each notebook, ``nb_params`` gives its parameters: the loop notebooks 01-06 all take the same
+   ``profile`` and ``loop_root`` (their chain on the defaults is ``tests/test_notebooks_chain.py``). They are injected the
    way papermill does it (``papermill.parameterize.parameterize_notebook``: a cell tagged
    ``injected-parameters`` after the ``parameters`` cell) into a copy under ``<tmp>/notebooks/``;
    the repository's notebooks are never modified and keep their full-size defaults.
@@ -46,40 +47,32 @@ def tiny_profile() -> dict:
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory) -> dict[str, Path]:
-    """The tiny loop the notebooks read: profile, sweep, one complete run, a test image and its mask A."""
-    from matseg_nb.data import open_dataset
-    from matseg_nb.explain import PainterModel
+    """The tiny loop the notebooks read: its profile, its root and its sweep (one complete run)."""
     from matseg_nb.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("nbval")
     profile = root / "tiny.json"
     profile.write_text(json.dumps(tiny_profile(), indent=2))
-    sweep = root / "sweep"
+    sweep = root / "loop" / "sweep"
     run_sweep(str(profile), str(sweep), progress=False)
     complete = sorted(p.parent for p in sweep.glob("*/COMPLETE"))
     assert complete, f"the tiny sweep produced no complete job: {sorted(p.name for p in sweep.iterdir())}"
-    image = open_dataset("nasa-super1").samples("test")[0].image
-    painter = PainterModel((512, 512), image_path=image)
-    painter.stroke([(200, 200), (240, 220)], radius=6)
-    mask = Path(painter.save(str(root / "A.png")))
-    return {"root": root, "profile": profile, "sweep": sweep, "run": complete[0], "image": image, "mask": mask}
+    return {"root": root, "profile": profile, "loop": root / "loop"}
 
 
 def nb_params(name: str, lp: dict[str, Path]) -> dict:
     """Tiny parameters for notebook ``name`` (paths are absolute, under the loop root)."""
     root = lp["root"]
+    loop = {"profile": str(lp["profile"]), "loop_root": str(lp["loop"])}
     table = {
-        "01_configure": {"profile_path": str(lp["profile"]), "save_to": str(root / "saved.json")},
+        "01_configure": {**loop, "save_to": str(root / "saved.json")},
         "02_train": {"job": {}, "run_dir": str(root / "train_example"), "threads": 1},
         # the sweep of the fixture again: every job is complete, so it resumes instantly
-        "02_train_sweep": {"profile": str(lp["profile"]), "out_dir": str(lp["sweep"]), "workers": 1},
-        "03_compare": {"sweep_dirs": [str(lp["sweep"])], "out_dir": str(root / "compare"),
-                       "dataset": "nasa-super1"},
-        "04_qc": {"run_dir": str(lp["run"]), "test": [], "shifts": ["noise:strong"], "extractors": ["texture"],
-                  "level": "input", "tiles_per_image": 4, "out_dir": str(root / "qc")},
-        "05_explain": {"run_dir": str(lp["run"]), "image": str(lp["image"]), "mask": str(lp["mask"]),
-                       "window": 16, "stride": 32, "out_dir": str(root / "explain")},
-        "06_report": {"sweep_dir": str(lp["sweep"]), "out_html": str(root / "report.html")},
+        "02_train_sweep": loop,
+        "03_compare": loop,
+        "04_qc": loop,
+        "05_explain": loop,
+        "06_report": loop,
     }
     return table.get(name, {})
 
@@ -103,7 +96,7 @@ def run_nbval(notebook: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with",
            str(SANITIZE), "--nbval-cell-timeout", str(CELL_TIMEOUT_S), "-p", "no:cacheprovider", "-q",
            "--rootdir", str(notebook.parent), str(notebook)]
-    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MATSEG_NB_STAGE_SETTINGS": "tiny"}
     return subprocess.run(cmd, cwd=notebook.parent, env=env, capture_output=True, text=True,
                           timeout=CELL_TIMEOUT_S * 2)
 
@@ -122,4 +115,4 @@ def test_notebook_runs_under_nbval(notebook, loop):
     if notebook.stem == "01_configure":
         assert json.loads((root / "saved.json").read_text())["name"] == "nbval-tiny"
     if notebook.stem == "06_report":
-        assert (root / "report.html").exists() and (root / "report.json").exists()
+        assert (loop["loop"] / "report.html").exists() and (loop["loop"] / "report.json").exists()

@@ -64,13 +64,49 @@ def per_image_distributions(per_image: pd.DataFrame, arch_of_job: dict[str, str]
     return _save(fig, path)
 
 
-def accuracy_vs_latency(cells: pd.DataFrame, path: Path) -> Path:
-    """IoU (with its t interval) against inference latency per image; colour = decoder, marker = dataset."""
+#: latencies spanning at least this ratio (max / min) get a log axis
+LOG_AXIS_RATIO = 10.0
+
+#: candidate label offsets (points) from their marker, tried in order until one does not overlap a placed label
+_LABEL_OFFSETS = [(dx * r, dy * r) for r in (4, 9, 15, 22, 30)
+                  for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))]
+
+
+def place_labels(ax, xs, ys, texts, fontsize: float = 7) -> list:
+    """Annotate points (data coordinates) with ``texts``, each at the first offset in :data:`_LABEL_OFFSETS`
+    whose box overlaps no label placed before it (the last candidate when every one collides).
+    Returns the annotations in input order."""
+    renderer = ax.figure.canvas.get_renderer()
+    ax.autoscale_view()
+    placed, annotations = [], []
+    for x, y, text in zip(xs, ys, texts, strict=True):
+        for dx, dy in _LABEL_OFFSETS:
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                              ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                              va="bottom" if dy > 0 else "top" if dy < 0 else "center")
+            box = ann.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            if (dx, dy) != _LABEL_OFFSETS[-1]:
+                ann.remove()
+        placed.append(box)
+        annotations.append(ann)
+    return annotations
+
+
+def accuracy_vs_latency_figure(cells: pd.DataFrame):
+    """The figure of :func:`accuracy_vs_latency` (returned open, for tests of its layout)."""
     df = cells[cells["n_seeds"] > 0]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = "osD^vP*X"
     decoders = sorted(df["decoder"].unique())
     colours = {d: plt.cm.tab10(i % 10) for i, d in enumerate(decoders)}
+    latency = df["latency_ms_per_image"].astype(float) if len(df) else pd.Series(dtype=float)
+    if len(df) and (latency > 0).all() and latency.max() / latency.min() >= LOG_AXIS_RATIO:
+        ax.set_xscale("log")  # the latencies span a decade or more
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    xs, ys, labels = [], [], []
     for k, (_ds, grp) in enumerate(df.groupby("dataset", sort=True)):
         for _, r in grp.iterrows():
             err = None
@@ -78,23 +114,27 @@ def accuracy_vs_latency(cells: pd.DataFrame, path: Path) -> Path:
                 err = [[max(r["iou_img_mean"] - r["iou_ci_lo"], 0)], [max(r["iou_ci_hi"] - r["iou_img_mean"], 0)]]
             ax.errorbar(r["latency_ms_per_image"], r["iou_img_mean"], yerr=err, fmt=markers[k % len(markers)],
                         color=colours[r["decoder"]], ms=6, capsize=2)
-            ax.annotate(r["encoder"], (r["latency_ms_per_image"], r["iou_img_mean"]), fontsize=6,
-                        xytext=(3, 3), textcoords="offset points")
+            xs.append(r["latency_ms_per_image"])
+            ys.append(r["iou_img_mean"])
+            labels.append(str(r["encoder"]))
     for d, c in colours.items():
         ax.plot([], [], "s", color=c, label=d)
     for k, ds in enumerate(sorted(df["dataset"].unique())):
         ax.plot([], [], markers[k % len(markers)], color="grey", label=ds)
-    if len(df) and (df["latency_ms_per_image"] > 0).all():
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("inference latency per image (ms)")
     ax.set_ylabel("per-image mean IoU (95% CI)")
-    if len(df):
-        ax.legend(fontsize=7, loc="best")
+    if len(df):  # legend outside the axes, so it covers no point or label
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        place_labels(ax, xs, ys, labels)
     else:
         ax.text(0.5, 0.5, "no complete job", ha="center", va="center", transform=ax.transAxes)
-    return _save(fig, path)
+    return fig
+
+
+def accuracy_vs_latency(cells: pd.DataFrame, path: Path) -> Path:
+    """IoU (with its t interval) against inference latency per image; colour = decoder, marker = dataset,
+    text = encoder (placed so labels do not overlap); log latency axis when latencies span >= 10x."""
+    return _save(accuracy_vs_latency_figure(cells), path)
 
 
 def noise_ceiling(between: pd.Series, within: pd.Series, path: Path) -> Path:

@@ -15,6 +15,7 @@ from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
 from matseg_nb.report.answer import DatasetAnswer, build_answers, explain_sentence, qc_words
 from matseg_nb.report.collect import collect_all, read_json
+from matseg_nb.report.curves import learning_curves
 from matseg_nb.report.render import SECTIONS, render_html
 from matseg_nb.report.workspace import is_in_workspace, resolve_in_workspace
 from matseg_nb.runs import Sweep
@@ -58,6 +59,10 @@ def build_report(
     answers = build_answers(sweep, dirs["compare"], dirs["qc"], dirs["explain"],
                             panel_dir=html_path.parent / "report_files")
     facts["answers"] = [a.to_dict() for a in answers]
+    if facts["sections"]["compare"].get("status") == "ok":  # validation IoU per epoch, per dataset
+        facts["sections"]["compare"]["learning_curves"] = [
+            {**lc, "abs": lc["png"], "png": os.path.relpath(lc["png"], html_path.parent)}
+            for lc in learning_curves(sweep, html_path.parent / "report_files")]
     facts["failed_runs"] = sum(j["status"] != "complete" for j in facts["sections"]["environment"]["jobs"])
     qc_sec, ex_sec = facts["sections"]["qc"], facts["sections"]["explain"]
     if qc_sec.get("status") == "ok" and isinstance(qc_sec.get("qc"), dict):

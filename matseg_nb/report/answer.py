@@ -145,6 +145,20 @@ def qc_words(qc: dict[str, Any]) -> str:
             f"predictions on such samples would pass unnoticed.")
 
 
+def screening_words(qc_dir: Path) -> str:
+    """`` Screening: <verdict of the held-out batch>.`` from ``<qc_dir>/screening/qc.json`` ('' without it)."""
+    scr = _read_json(Path(qc_dir) / "screening" / "qc.json")
+    if not scr or not scr.get("screening"):
+        return ""
+    from matseg_nb.qc.results import ScreeningResult
+
+    try:
+        first = ScreeningResult.from_json(scr["screening"][0])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f" Screening the held-out images as new ones: {first.headline()}"
+
+
 def explain_sentence(ex: dict[str, Any]) -> str:
     """The faithfulness result of ``explain.json`` in one sentence."""
     faith = ex.get("faithfulness") or {}
@@ -284,9 +298,8 @@ def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir:
             datasets.append(_slug(ref))
     best_rows = {_slug(r.get("dataset")): r for r in _read_csv(compare_dir / "best_table.csv")}
     compare_ran = (compare_dir / "best_table.csv").exists()
-    qc = _read_json(qc_dir / "qc.json")
+    qc_all = _read_json(qc_dir / "qc.json")  # one QC for the sweep's best model (older layout)
     ex = _read_json(explain_dir / "explain.json")
-    qc_ds = _slug(qc.get("dataset")) if qc and qc.get("dataset") else None
     ex_run = None
     if ex and ex.get("run_dir"):
         from matseg_nb.runs import Run
@@ -296,11 +309,14 @@ def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir:
     for name in datasets:
         answer = DatasetAnswer(name)
         _comparison(answer, best_rows.get(name) if compare_ran else None)
+        qc_here = qc_dir / name if (qc_dir / name / "qc.json").is_file() else qc_dir  # qc/<dataset>/ per dataset
+        qc = _read_json(qc_here / "qc.json") if qc_here != qc_dir else qc_all
+        qc_ds = name if qc_here != qc_dir else _slug(qc.get("dataset")) if qc and qc.get("dataset") else None
         if qc is None:
             answer.missing.append("QC (qc/qc.json)")
         elif qc_ds == name:
             answer.qc_verdict = str(qc.get("verdict") or "unknown")
-            answer.qc_words = qc_words(qc)
+            answer.qc_words = qc_words(qc) + screening_words(qc_here)
         else:
             answer.qc_words = f"QC ran for {qc_ds} only (the sweep's best model), not for this dataset."
         ex_here = ex is not None and ex_run is not None and _slug(ex_run.dataset) == name
@@ -313,7 +329,7 @@ def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir:
             run = next((r for r in sweep.complete_runs() if _slug(r.dataset) == name), None)
         if run is not None and panel_dir is not None:
             png = Path(panel_dir) / f"figure2-{name}.png"
-            answer.missing += _panel(run, qc if qc_ds == name else None, qc_dir, ex if ex_here else None,
+            answer.missing += _panel(run, qc if qc_ds == name else None, qc_here, ex if ex_here else None,
                                      explain_dir, png)
             answer.panel_png = str(png)
         elif run is None:

@@ -276,6 +276,14 @@ def collect_qc(qc_dir: Path | None, root: Path) -> dict:
     """QC verdict, its signals (AUROC/F1/precision per OOD set), figures and flagged samples."""
     if qc_dir is None or not qc_dir.is_dir():
         return dict(NOT_RUN)
+    per_dataset = sorted(p.parent for p in qc_dir.glob("*/qc.json") if p.parent.name != "screening")
+    if not (qc_dir / "qc.json").is_file() and per_dataset:  # qc/<dataset>/: one QC per dataset's model
+        sections = {p.name: collect_qc(p, root) for p in per_dataset}
+        first = dict(sections[per_dataset[0].name])
+        first["datasets"] = {k: {"verdict": v.get("verdict", ""), "signals": v.get("signals", [])}
+                             for k, v in sections.items()}
+        first["figures"] = [f for v in sections.values() for f in v.get("figures", [])]
+        return first
     qc = read_json(qc_dir / "qc.json")
     if qc is None:
         jsons = _json_files(qc_dir)
