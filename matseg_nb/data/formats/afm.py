@@ -4,6 +4,8 @@ converts heights and pixel sizes to nanometres."""
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,22 +80,50 @@ def _loader(suffix: str):
     return load
 
 
+_CHANNEL_LIST = re.compile(r"not in \.\w+ channel list: (\[.*\])", re.DOTALL)
+
+
+def _listed_channels(err: Exception) -> list[str] | None:
+    """The channel names in AFMReader's "'X' not in .ibw channel list: [...]" error, None otherwise."""
+    match = _CHANNEL_LIST.search(str(err))
+    if match is None:
+        return None
+    try:
+        names = ast.literal_eval(match.group(1))
+    except (ValueError, SyntaxError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list | tuple) else None
+
+
+def _load_channel(load, path: Path, name: str, default: bool) -> tuple[np.ndarray, float]:
+    """One channel through AFMReader. A missing channel is a one-line error listing the file's
+    channels; the default ``Height`` falls back to the file's first height channel (Asylum names it
+    ``HeightTrace``, Bruker ``Height Sensor``)."""
+    try:
+        return load(path, channel=name)
+    except (KeyError, ValueError) as err:
+        listed = _listed_channels(err)
+        if listed is None and not isinstance(err, KeyError):
+            raise
+        if default and listed:
+            height = next((n for n in listed if n.lower().startswith("height")), None)
+            if height is not None and height != name:
+                return load(path, channel=height)
+        shown = ", ".join(listed) if listed else str(err).strip(chr(39))
+        raise UserError(f"{path}: expected channel {name}, found {shown or 'none'}") from None
+
+
 def read(path: Path, channels: Sequence[str] | None) -> ImageData:
     """(C, H, W) float32 in nm (heights; other channels in AFMReader's units), pixel size in nm."""
     suffix = path.suffix.lower()
     if suffix == ".gwy":
         return _read_gwy(path, channels)
-    _quiet()
     keep = list(channels or DEFAULT_CHANNELS)
     load = _loader(suffix)
+    _quiet()  # after the import: AFMReader's modules enable their logger when imported
     planes, sizes = [], []
     for name in keep:
-        try:
-            image, px_nm = load(path, channel=name)
-        except (KeyError, ValueError) as err:
-            if "not found" in str(err).lower() or isinstance(err, KeyError):
-                raise UserError(f"{path}: expected channel {name}, found {str(err).strip(chr(39))}") from None
-            raise
+        image, px_nm = _load_channel(load, path, name, default=channels is None)
         planes.append(np.asarray(image, dtype=np.float64))
         sizes.append(float(px_nm))
     shapes = {p.shape for p in planes}
