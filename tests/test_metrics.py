@@ -51,8 +51,9 @@ def test_wiou_hand():
     wiou1 = pw[1, 1] / (pw[1].sum() + pw[:, 1].sum() - pw[1, 1])
     wiou2 = pw[2, 2] / (pw[2].sum() + pw[:, 2].sum() - pw[2, 2])
     pc = M.per_class_scores(cm)
-    assert pc["wiou"][1] == pytest.approx(wiou1)
-    assert pc["wiou"][2] == pytest.approx(wiou2)
+    assert pc["wiou_class_freq"][1] == pytest.approx(wiou1)
+    assert pc["wiou_class_freq"][2] == pytest.approx(wiou2)
+    assert np.isnan(pc["wiou"]).all()  # Cho wIoU needs label maps, not counts
     assert pw[0, 1] == pytest.approx((w[0] + w[1]) / 2 * c[0, 1])
 
 
@@ -72,16 +73,49 @@ def test_class_frequency_wiou_all_foreground_does_not_beat_partial():
 
 
 def test_boundary_wiou_hand_example():
-    """docs/metrics.md example, sigma = 1: a far false positive costs more than a near one."""
+    """docs/metrics.md example (alpha = 1): Cho's weights emphasise the boundary, so a false positive next to
+    the object costs more than one further away."""
     target = np.array([[0, 0, 1, 1, 0, 0]])
-    w = M.boundary_weights(target == 1, sigma=1.0)
-    e1, e2 = 1 - math.exp(-1), 1 - math.exp(-2)
-    np.testing.assert_allclose(w, [[e2, e1, e1, e1, e1, e2]])
+    # class 1: distance 1 px, max 1 -> 1/1.01; class 0: distances 2 1 . . 1 2, max 2 -> 2/2.01, 1/2.01
+    d = np.array([[2 / 2.01, 1 / 2.01, 1 / 1.01, 1 / 1.01, 1 / 2.01, 2 / 2.01]])
+    np.testing.assert_allclose(M.boundary_distance_map(target, 2), d)
+    w = np.exp(-d)
+    np.testing.assert_allclose(M.boundary_weight_map(target, 2), w)
     near = np.array([[0, 1, 1, 1, 0, 0]])
     far = np.array([[1, 0, 1, 1, 0, 0]])
-    assert M.boundary_wiou(near, target, 2, sigma=1.0) == pytest.approx(2 / 3)
-    assert M.boundary_wiou(far, target, 2, sigma=1.0) == pytest.approx(2 * e1 / (2 * e1 + e2))
+    tp = 2 * w[0, 2]
+    assert M.boundary_wiou(near, target, 2) == pytest.approx(tp / (tp + w[0, 1]))  # 0.550
+    assert M.boundary_wiou(far, target, 2) == pytest.approx(tp / (tp + w[0, 0]))  # 0.668
+    assert M.boundary_wiou(near, target, 2) < M.boundary_wiou(far, target, 2)
     assert M.boundary_wiou(target, target, 2) == pytest.approx(1.0)
+    # alpha -> 0: every pixel weighs 1, plain IoU (3 px union, 2 px intersection)
+    assert M.boundary_wiou(near, target, 2, alpha=1e-9) == pytest.approx(2 / 3)
+
+
+def test_boundary_wiou_matches_reference_loop():
+    """Cho's reference code (github.com/engzenia/wIoU, evaluation_wiou.ipynb) as a per-pixel loop."""
+    from scipy.ndimage import distance_transform_edt
+
+    rng = np.random.default_rng(0)
+    target = np.zeros((24, 24), dtype=np.int64)
+    target[4:14, 3:12] = 1
+    target[15:22, 10:20] = 2
+    pred = np.where(rng.random(target.shape) < 0.15, rng.integers(0, 3, target.shape), target)
+    dist = np.zeros(target.shape)
+    for c in range(3):
+        d = distance_transform_edt(target == c)
+        dist += d / (d.max() + 0.01)
+    weight = np.exp(-1.0 * dist)
+    scores = []
+    for c in (1, 2):
+        gt, tp, fp = 0.0, 0.0, 0.0
+        for i in range(24):
+            for j in range(24):
+                gt += weight[i, j] * (target[i, j] == c)
+                tp += weight[i, j] * (target[i, j] == c and pred[i, j] == c)
+                fp += weight[i, j] * (target[i, j] != c and pred[i, j] == c)
+        scores.append(tp / (gt + fp))
+    assert M.boundary_wiou(pred, target, 3) == pytest.approx(np.mean(scores))
 
 
 def test_boundary_wiou_everything_foreground_and_10x_oversegmentation():
@@ -96,7 +130,39 @@ def test_boundary_wiou_everything_foreground_and_10x_oversegmentation():
     s_over = M.boundary_wiou(over, target, 2)
     s_all = M.boundary_wiou(everything, target, 2)
     assert s_all < s_over < s_partial
-    assert s_over < 0.15 and s_all < 0.05  # plain IoU: 0.10 and 0.025
+    assert s_partial == pytest.approx(0.5)  # symmetric object: the top half holds half the weight
+    assert s_over < 0.08 and s_all < 0.025  # plain IoU: 0.10 and 0.025
+
+
+def test_boundary_wiou_all_foreground_on_10_percent_foreground():
+    target = np.zeros((50, 50), dtype=np.int64)
+    target[:, :5] = 1  # 10% foreground
+    half = np.zeros_like(target)
+    half[:25, :5] = 1
+    s_all = M.boundary_wiou(np.ones_like(target), target, 2)
+    assert s_all < 0.1 < M.boundary_wiou(half, target, 2)  # the class-frequency wIoU (GT weights only) gave 0.5
+
+
+def test_evaluate_confusions_boundary_wiou_keys():
+    """``wiou`` in metrics.json / per_image.csv is Cho's; ``wiou_class_freq`` keeps the seed paper's Eq. 3."""
+    ta = np.zeros((8, 8), dtype=np.int64)
+    ta[2:6, 2:6] = 1
+    pa = np.zeros_like(ta)
+    pa[2:6, 2:4] = 1
+    tb = ta.copy()
+    pb = tb.copy()
+    cms = [M.confusion_matrix(pa, ta, 2), M.confusion_matrix(pb, tb, 2)]
+    wcms = [M.boundary_weighted_confusion(pa, ta, 2), M.boundary_weighted_confusion(pb, tb, 2)]
+    metrics, rows = M.evaluate_confusions(cms, ["bg", "fg"], ["a", "b"], weighted_cms=wcms)
+    row_a = next(r for r in rows if r["image"] == "a" and r["class_id"] == 1)
+    assert row_a["wiou"] == pytest.approx(M.boundary_wiou(pa, ta, 2))
+    assert metrics["per_image_mean"]["wiou"] == pytest.approx((M.boundary_wiou(pa, ta, 2) + 1.0) / 2)
+    pooled = wcms[0] + wcms[1]
+    assert metrics["dataset_level"]["wiou"] == pytest.approx(pooled[1, 1] / (pooled[1].sum() + pooled[:, 1].sum()
+                                                                              - pooled[1, 1]))
+    assert metrics["dataset_level"]["wiou_class_freq"] is not None
+    without, _ = M.evaluate_confusions(cms, ["bg", "fg"], ["a", "b"])
+    assert without["dataset_level"]["wiou"] is None  # no label maps: n/a, not a wrong number
 
 
 def test_empty_class_is_nan_and_excluded():
@@ -146,7 +212,7 @@ def test_against_sklearn(seed):
     w = M.class_weights(M.class_frequencies(cm))
     pixel_w = (w[target.ravel()] + w[pred.ravel()]) / 2
     sk_w = jaccard_score(target.ravel(), pred.ravel(), average=None, labels=range(k), sample_weight=pixel_w)
-    np.testing.assert_allclose(pc["wiou"], sk_w)
+    np.testing.assert_allclose(pc["wiou_class_freq"], sk_w)
 
 
 def test_against_torchmetrics():

@@ -1,6 +1,9 @@
 """Aggregate jobs into cells (dataset x encoder x decoder x encoder weights, seeds pooled) and pick the
 best pair per dataset ON VALIDATION (mean best-epoch validation IoU over seeds), then score it and the
-runner-up on test with a paired test: selection and scoring never use the same split."""
+runner-up on test with a paired test: selection and scoring never use the same split.
+
+Cross-validation cells (``protocol`` ``k-fold CV``) pool folds x seeds: the selection score is the mean
+out-of-fold IoU, with a Nadeau-Bengio corrected interval over folds; test scores average every fold model."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from matseg_nb.compare.runs import METRIC_KEYS, RunSet
-from matseg_nb.compare.stats import insufficient, paired_test, prob_a_beats_b, t_interval
+from matseg_nb.compare.stats import cv_interval, insufficient, paired_test, prob_a_beats_b, t_interval
 
 CELL_KEYS = ["dataset", "encoder", "decoder", "encoder_weights"]
 DAGGERS = ("†", "‡", "§", "¶")
@@ -34,11 +37,23 @@ def _status_text(statuses: pd.Series) -> str:
 
 
 def image_matrix(per_image: pd.DataFrame, job_ids: list[str], score: str = "iou") -> pd.DataFrame:
-    """(seed x image) matrix of ``score`` for the given jobs (NaN where an image is missing)."""
+    """(run x image) matrix of ``score`` for the given jobs (one row per job: seed, or seed x fold; NaN where
+    an image is missing)."""
     sub = per_image[per_image["job_id"].isin(job_ids)]
     if sub.empty:
         return pd.DataFrame()
-    return sub.pivot_table(index="seed", columns="image", values=score, aggfunc="mean")
+    return sub.pivot_table(index="job_id", columns="image", values=score, aggfunc="mean")
+
+
+def _interval_text(lo: float, n: int) -> str:
+    return insufficient(n) if math.isnan(lo) and n else "—" if not n else ""
+
+
+def runs_text(n_folds: int, n_seeds: int, n_runs: int) -> str:
+    """``3 folds x 1 seed`` for CV cells, the number of seeds otherwise."""
+    if n_folds:
+        return f"{n_folds} fold{'s' * (n_folds != 1)} x {n_seeds} seed{'s' * (n_seeds != 1)}"
+    return str(n_runs)
 
 
 def cell_table(rs: RunSet) -> pd.DataFrame:
@@ -49,19 +64,30 @@ def cell_table(rs: RunSet) -> pd.DataFrame:
     for key, grp in runs.groupby(CELL_KEYS, sort=True, dropna=False):
         done = grp[grp["status"] == "complete"]
         row = dict(zip(CELL_KEYS, key, strict=True))
+        folds = int(grp["folds"].max()) if "folds" in grp and grp["folds"].notna().any() else 0
+        n_folds = int(done.loc[done["fold"] >= 0, "fold"].nunique()) if folds else 0
         row.update(arch=grp["arch"].iloc[0], status=_status_text(grp["status"]), n_jobs=len(grp),
-                   n_seeds=len(done), seeds=" ".join(str(s) for s in sorted(done["seed"])))
+                   n_seeds=len(done), seeds=" ".join(str(s) for s in sorted(set(done["seed"]))),
+                   base_dataset=grp["base_dataset"].iloc[0] if "base_dataset" in grp else key[0],
+                   protocol=grp["protocol"].iloc[0] if "protocol" in grp else "holdout", folds=folds,
+                   n_folds=n_folds, runs=runs_text(n_folds, done["seed"].nunique(), len(done)))
         for m in METRIC_KEYS:
             row[m] = float(done[m].mean()) if len(done) else math.nan
         row["val_iou"] = float(done["val_iou"].mean()) if len(done) and done["val_iou"].notna().any() else math.nan
+        if folds:  # interval of the out-of-fold mean over folds (seeds averaged within a fold)
+            mat = done.pivot_table(index="seed", columns="fold", values="val_iou", aggfunc="mean")
+            _, lo, hi, n = cv_interval(mat.to_numpy(), folds) if not mat.empty else (math.nan,) * 3 + (0,)
+            row.update(val_ci_lo=lo, val_ci_hi=hi,
+                       val_interval=_interval_text(lo, n) or f"[{lo:.3f}, {hi:.3f}]")
+        else:
+            row.update(val_ci_lo=math.nan, val_ci_hi=math.nan, val_interval="—")
         row["iou_sd_seeds"] = float(done["iou"].std(ddof=1)) if len(done) > 1 else math.nan
         for m in ("iou", "dice"):
             mat = image_matrix(rs.per_image, list(done["job_id"]), m)
             mean, lo, hi, n = t_interval(mat.to_numpy()) if not mat.empty else (math.nan,) * 3 + (0,)
             row.update({f"{m}_img_mean": mean, f"{m}_ci_lo": lo, f"{m}_ci_hi": hi})
             if m == "iou":
-                row["iou_interval"] = (insufficient(n) if math.isnan(lo) and n
-                                       else "—" if not n else f"[{lo:.3f}, {hi:.3f}]")
+                row["iou_interval"] = _interval_text(lo, n) or f"[{lo:.3f}, {hi:.3f}]"
         row["n_test_images"] = int(done["n_test_images"].max()) if len(done) else 0
         row["epochs_run"] = float(done["epochs_run"].mean()) if len(done) else math.nan
         row["train_time_s"] = float(done["train_time_s"].mean()) if len(done) else math.nan
@@ -80,8 +106,10 @@ def _seed_mean_per_image(rs: RunSet, cell: pd.Series, runs: pd.DataFrame) -> pd.
     return mat.mean(axis=0) if not mat.empty else pd.Series(dtype=float)
 
 
-def _per_seed_iou(runs: pd.DataFrame, cell: pd.Series) -> pd.Series:
-    return runs.loc[_cell_mask(runs, cell)].groupby("seed")["iou"].mean()
+def _per_run_iou(runs: pd.DataFrame, cell: pd.Series) -> pd.Series:
+    """Test IoU per (seed, fold) run of a cell (fold -1 without CV): the units of P(A beats B)."""
+    keys = ["seed", "fold"] if "fold" in runs else ["seed"]
+    return runs.loc[_cell_mask(runs, cell)].groupby(keys)["iou"].mean()
 
 
 def selection_split(cells: pd.DataFrame) -> str:
@@ -114,15 +142,18 @@ def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd
                                                             "status", "n_seeds", "val_iou", "iou", "iou_ci_lo",
                                                             "iou_ci_hi", "iou_interval", "dice", "wiou",
                                                             "pixel_accuracy")}}
-        row.update(selected_on=split if split == "validation" else "test (no validation score: optimistic)",
-                   scored_on="test", cells_without_result=n_failed_cells)
+        protocol = str(best.get("protocol", "holdout"))
+        selected = ("test (no validation score: optimistic)" if split != "validation"
+                    else "validation" if protocol == "holdout" else f"out-of-fold validation ({protocol})")
+        row.update(selected_on=selected, scored_on="test", cells_without_result=n_failed_cells,
+                   protocol=protocol, runs=best.get("runs", ""), val_interval=best.get("val_interval", "—"))
         if len(ranked) > 1:
             second = ranked.iloc[1]
             a = _seed_mean_per_image(rs, best, rs.runs)
             b = _seed_mean_per_image(rs, second, rs.runs)
             common = a.index.intersection(b.index)
             res = paired_test(a[common].to_numpy(), b[common].to_numpy(), alpha=alpha)
-            sa, sb = _per_seed_iou(rs.runs, best), _per_seed_iou(rs.runs, second)
+            sa, sb = _per_run_iou(rs.runs, best), _per_run_iou(rs.runs, second)
             seeds = sa.index.intersection(sb.index)
             row.update(runner_up=second["arch"], runner_up_val_iou=second["val_iou"], runner_up_iou=second["iou"],
                        delta_iou=best["iou"] - second["iou"], test=res.method, n_images=res.n,

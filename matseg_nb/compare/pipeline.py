@@ -12,7 +12,7 @@ import pandas as pd
 from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.compare import plots
 from matseg_nb.compare.aggregate import arch_labels, best_table, cell_table
-from matseg_nb.compare.runs import load_runs
+from matseg_nb.compare.runs import load_runs, mixed_protocols
 from matseg_nb.compare.stats import context_verdict, rank_stability, seed_noise_ceiling
 from matseg_nb.compare.tables import fmt, to_markdown, write_table
 from matseg_nb.errors import UserError
@@ -28,11 +28,13 @@ def _ci(mean: float, interval: str) -> str:
 def _pretty_cells(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": cells["dataset"], "encoder": cells["encoder"], "decoder": cells["decoder"],
-        "weights": cells["encoder_weights"], "status": cells["status"], "seeds": cells["n_seeds"],
-        "val IoU (selects)": cells["val_iou"].map(fmt),
+        "weights": cells["encoder_weights"], "status": cells["status"], "protocol": cells["protocol"],
+        "runs": cells["runs"],
+        "val IoU (selects)": cells["val_iou"].map(fmt), "val 95% CI (folds)": cells["val_interval"],
         "test IoU": cells["iou"].map(fmt), "test IoU/img [95% t-CI]": [
             _ci(m, iv) for m, iv in zip(cells["iou_img_mean"], cells["iou_interval"], strict=True)],
-        "Dice": cells["dice"].map(fmt), "wIoU": cells["wiou"].map(fmt), "PA": cells["pixel_accuracy"].map(fmt),
+        "Dice": cells["dice"].map(fmt), "wIoU": cells["wiou"].map(fmt),
+        "wIoU (class freq.)": cells["wiou_class_freq"].map(fmt), "PA": cells["pixel_accuracy"].map(fmt),
         "epochs": cells["epochs_run"].map(lambda v: fmt(v, 1)),
         "train s": cells["train_time_s"].map(lambda v: fmt(v, 1)),
         "ms/img": cells["latency_ms_per_image"].map(lambda v: fmt(v, 1)),
@@ -47,8 +49,8 @@ def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": best["dataset"].astype(str) + best["flag"].fillna(""),
         "encoder": best["encoder"], "decoder": best["decoder"], "weights": best["encoder_weights"],
-        "seeds": best["n_seeds"], "selected on": best["selected_on"], "scored on": best["scored_on"],
-        "val IoU": best["val_iou"].map(fmt),
+        "runs": best["runs"], "selected on": best["selected_on"], "scored on": best["scored_on"],
+        "val IoU": best["val_iou"].map(fmt), "val 95% CI (folds)": best["val_interval"],
         "test IoU": best["iou"].map(fmt), "95% t-CI (IoU/img)": best["iou_interval"],
         "Dice": best["dice"].map(fmt), "runner-up": best["runner_up"],
         "runner-up val IoU": best["runner_up_val_iou"].map(fmt),
@@ -78,6 +80,7 @@ class ComparisonResult:
     mean_seed_tau: float | None
     rows: list[dict] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -95,9 +98,20 @@ class ComparisonResult:
             raise UserError(f"{path}: expected a comparison written by matseg compare, found {err}") from None
 
     def summary(self) -> str:
-        """Two lines: which split chose and scored, then the conclusion and the context verdict."""
+        """Which split chose and scored, the conclusion, the context verdict (and protocol notes)."""
+        notes = "".join(f"\nNote: {n}." for n in self.notes)
         return (f"Selected on {self.selected_on}, scored on {self.scored_on}. {self.conclusion}\n"
-                f"Rank stability: {self.context}.")
+                f"Rank stability: {self.context}.{notes}")
+
+
+def _selected_on(selected: pd.Series) -> str:
+    """One phrase for the whole comparison: the selection split(s) of its datasets."""
+    kinds = sorted(set(selected.dropna().astype(str)))
+    if not kinds:
+        return "validation"
+    if any(k.startswith("test") for k in kinds):
+        return "test (some datasets lack validation scores)"
+    return kinds[0] if len(kinds) == 1 else "per dataset: " + "; ".join(kinds)
 
 
 def _json_value(v):
@@ -125,17 +139,23 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     paths["runs_csv"] = atomic_write_text(out_dir / "runs.csv", rs.runs.to_csv(index=False))
     paths["failures_csv"] = atomic_write_text(out_dir / "failures.csv",
                                               rs.failures[FAILURE_COLUMNS].to_csv(index=False))
-    ci_note = ("val IoU = best-epoch validation IoU, mean over seeds (the selection score). test IoU = "
+    ci_note = ("val IoU = best-epoch validation IoU, mean over seeds (the selection score); for k-fold CV "
+               "cells the out-of-fold IoU (full images of each fold, scored by the model trained on the other "
+               "folds), mean over folds x seeds, with a 95% t interval over folds (Nadeau-Bengio corrected; "
+               "fewer than 3 folds: 'insufficient evidence'). test IoU = "
                "dataset-level (pooled pixels) test IoU, mean over seeds. IoU/img = mean per-image foreground "
                "test IoU (seed-averaged per image) with a 95% Student-t interval over images; fewer than 3 "
                "images: 'insufficient evidence'. weights = encoder weights ('none' = trained from scratch).")
     paths.update(write_table(cells, _pretty_cells(cells), out_dir, "complete_table",
                              caption="All encoder x decoder results per dataset.", note=ci_note))
-    test_note = (f"Selected on: validation (highest mean validation IoU over seeds); scored on: test. "
+    test_note = (f"Selected on: validation (highest mean validation IoU over seeds, or mean out-of-fold IoU "
+                 f"over folds x seeds for k-fold CV); scored on: test. "
                  f"p = two-sided exact paired sign-flip permutation test of per-image test IoU (best vs "
                  f"runner-up, seed-averaged), alpha = {alpha}; P(best > runner-up) over paired seeds. {note}")
     paths.update(write_table(best, _pretty_best(best), out_dir, "best_table",
                              caption="Best encoder x decoder per dataset.", note=test_note))
+    if rs.oof is not None and len(rs.oof):
+        paths["oof_per_image_csv"] = atomic_write_text(out_dir / "oof_per_image.csv", rs.oof.to_csv(index=False))
     paths["rank_stability_csv"] = atomic_write_text(out_dir / "rank_stability.csv", tau_table.to_csv(index=False))
     paths["noise_ceiling_csv"] = atomic_write_text(out_dir / "noise_ceiling.csv", ceiling.to_csv(index=False))
     paths["noise_ceiling_png"] = plots.noise_ceiling(tau_table["tau"], ceiling["tau"],
@@ -153,23 +173,25 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     summary = {
         "sweeps": [str(p) for p in sweep_dirs], "n_jobs": len(rs.runs), "n_complete": len(rs.complete),
         "n_failed_or_incomplete": len(rs.failures), "rank_stability": stability,
-        "selected_on": "validation" if (best.get("selected_on", pd.Series(dtype=str)) == "validation").all()
-        else "test (some datasets lack validation scores)", "scored_on": "test", "conclusion": note,
+        "selected_on": _selected_on(best.get("selected_on", pd.Series(dtype=str))),
+        "scored_on": "test", "conclusion": note, "notes": mixed_protocols(rs.runs),
         "files": {k: v.name for k, v in paths.items()},
     }
     paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
-    keep = ["dataset", "arch", "selected_on", "scored_on", "val_iou", "iou", "iou_interval", "runner_up",
+    keep = ["dataset", "arch", "protocol", "runs", "selected_on", "scored_on", "val_iou", "val_interval", "iou",
+            "iou_interval", "runner_up",
             "runner_up_val_iou", "runner_up_iou", "p_value", "verdict", "p_beats_runner_up", "winner"]
     result = ComparisonResult(
         selected_on=summary["selected_on"], scored_on="test", conclusion=note, context=context_text,
         mean_dataset_tau=stability["mean_kendall_tau"], mean_seed_tau=stability["mean_seed_tau"],
         rows=[{k: _json_value(r.get(k)) for k in keep} for r in best.to_dict("records")],
-        files={k: v.name for k, v in paths.items()})
+        files={k: v.name for k, v in paths.items()}, notes=summary["notes"])
     paths["comparison_json"] = atomic_write_json(out_dir / "comparison.json", result.to_json())
     tau_text = "undefined (fewer than 2 datasets sharing 2+ architectures)" if math.isnan(tau_mean) else f"{tau_mean:.3f}"
     md = [
         "# Sweep comparison", "",
         f"Jobs: {len(rs.runs)} ({len(rs.complete)} complete, {len(rs.failures)} failed or incomplete).", "",
+        *[f"Note: {n}." for n in summary["notes"]], "",
         "## Best per dataset", "", _pretty_best(best).pipe(to_markdown) if not best.empty else "(none)", note, "",
         "## All results", "", to_markdown(_pretty_cells(cells)), ci_note, "",
         "## How much context matters", "",

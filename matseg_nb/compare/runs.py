@@ -5,8 +5,15 @@ Two tables come out of :func:`load_runs`:
 - ``runs``: one row per job (complete, failed, incomplete or only listed in ``summary.json``/``sweep.json``)
   with columns :data:`RUN_COLUMNS`; metrics are NaN for jobs without a ``COMPLETE`` marker.
 - ``per_image``: one row per (complete job, test image): ``job_id, dataset, encoder, decoder,
-  encoder_weights, seed, image, iou, dice`` where iou/dice are the nanmean over foreground classes
+  encoder_weights, seed, fold, image, iou, dice`` where iou/dice are the nanmean over foreground classes
   (class_id >= 1, all classes when there is only one), the same convention as ``matseg_nb.metrics``.
+- ``oof``: the same for the out-of-fold images of cross-validation jobs (``oof_per_image.csv``).
+
+Cross-validation jobs (``metrics.json["cv"]``) carry ``fold`` (0..k-1) and ``folds`` (k); other jobs have
+fold -1, folds 0. ``protocol`` is ``holdout`` or ``k-fold CV``; ``val_iou`` is the selection score: the
+out-of-fold IoU (full images, the job's own fold) for CV jobs, the best-epoch validation IoU otherwise. When
+one dataset was run with several protocols, its rows are relabelled ``<dataset> [<protocol>]`` so that
+every comparison stays within one protocol (``base_dataset`` keeps the name).
 """
 
 from __future__ import annotations
@@ -22,20 +29,25 @@ import pandas as pd
 from matseg_nb.errors import UserError
 from matseg_nb.runs import Run, RunFileError, Sweep
 
-METRIC_KEYS = ("iou", "dice", "wiou", "pixel_accuracy")
+#: metrics.json["dataset_level"] keys; a key missing from an older run folder reads as NaN ("n/a")
+METRIC_KEYS = ("iou", "dice", "wiou", "wiou_class_freq", "pixel_accuracy")
 SCALAR_KEYS = ("epochs_run", "best_epoch", "train_time_s", "latency_s_per_image", "n_params")
 RUN_COLUMNS = [
-    "sweep", "job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "status", "error",
-    *METRIC_KEYS, "val_iou", *SCALAR_KEYS, "n_test_images", "run_dir",
+    "sweep", "job_id", "dataset", "base_dataset", "encoder", "decoder", "encoder_weights", "seed", "fold", "folds",
+    "protocol", "status", "error", *METRIC_KEYS, "val_iou", "best_epoch_val_iou", *SCALAR_KEYS, "n_test_images",
+    "run_dir",
 ]
+ID_COLUMNS = ["job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "fold"]
 
 
 @dataclass
 class RunSet:
-    """``runs`` (one row per job) and ``per_image`` (one row per complete job and test image)."""
+    """``runs`` (one row per job), ``per_image`` (one row per complete job and test image) and ``oof``
+    (one row per complete CV job and out-of-fold image)."""
 
     runs: pd.DataFrame
     per_image: pd.DataFrame
+    oof: pd.DataFrame | None = None
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -87,6 +99,12 @@ def _identity(job_dir: Path, job: dict, metrics: dict, listed: dict) -> dict:
         weights = job.get("encoder_weights") or weights
     ident["encoder_weights"] = _weights_label(weights)
     ident["seed"] = int(ident["seed"]) if ident["seed"] is not None else -1
+    cv = metrics.get("cv") if isinstance(metrics.get("cv"), dict) else {}
+    fold = cv.get("fold", job.get("fold", listed.get("fold")))
+    folds = cv.get("folds", job.get("folds", listed.get("folds")))
+    ident["fold"] = int(fold) if folds else -1
+    ident["folds"] = int(folds) if folds else 0
+    ident["protocol"] = f"{int(folds)}-fold CV" if folds else "holdout"
     return {k: ("?" if v is None else v) for k, v in ident.items()}
 
 
@@ -111,9 +129,9 @@ def _status(job_dir: Path, listed: dict) -> tuple[str, str]:
     return status, "no COMPLETE marker"
 
 
-def _per_image(job_dir: Path) -> pd.DataFrame:
-    """Foreground-mean IoU/Dice per test image from ``per_image.csv`` (empty frame if absent)."""
-    path = job_dir / "per_image.csv"
+def _per_image(job_dir: Path, name: str = "per_image.csv") -> pd.DataFrame:
+    """Foreground-mean IoU/Dice per image from ``per_image.csv`` (or ``oof_per_image.csv``; empty if absent)."""
+    path = job_dir / name
     if not path.exists():
         return pd.DataFrame(columns=["image", "iou", "dice"])
     df = pd.read_csv(path)
@@ -160,14 +178,20 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
         row.update({k: _num(level.get(k)) for k in METRIC_KEYS})
         row.update({k: _num(metrics.get(k)) for k in SCALAR_KEYS})
         best_val = metrics.get("best_val") if isinstance(metrics.get("best_val"), dict) else {}
-        row["val_iou"] = _num(best_val.get("val_iou", metrics.get("best_val_iou")))  # selection score
+        row["best_epoch_val_iou"] = _num(best_val.get("val_iou", metrics.get("best_val_iou")))
+        oof_level = (metrics.get("oof") or {}).get("dataset_level") or {} if isinstance(metrics.get("oof"), dict) else {}
+        # selection score: out-of-fold IoU for CV jobs, best-epoch validation IoU otherwise
+        row["val_iou"] = _num(oof_level.get("iou")) if row["folds"] else row["best_epoch_val_iou"]
         row.update(status=status, error=error, run_dir=str(job_dir))
         if status == "complete":
             img = _per_image(job_dir)
             row["n_test_images"] = len(img)
+            ids = {k: row[k] for k in ID_COLUMNS}
             if len(img):
-                frames.append(img.assign(**{k: row[k] for k in ("job_id", "dataset", "encoder", "decoder",
-                                                                "encoder_weights", "seed")}))
+                frames.append(img.assign(split="test", **ids))
+            oof = _per_image(job_dir, "oof_per_image.csv") if row["folds"] else pd.DataFrame()
+            if len(oof):
+                frames.append(oof.assign(split="oof", **ids))
         else:
             row["n_test_images"] = 0
         rows.append(row)
@@ -185,6 +209,25 @@ def load_runs(sweep_dirs: list[Path] | list[str]) -> RunSet:
         rows += r
         frames += f
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    cols = ["job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "image", "iou", "dice"]
-    per_image = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
-    return RunSet(runs=runs, per_image=per_image)
+    runs["base_dataset"] = runs["dataset"]
+    mixed = runs.groupby("dataset")["protocol"].nunique()
+    for ds in mixed[mixed > 1].index:  # compare each protocol separately, labelled
+        sel = runs["dataset"] == ds
+        runs.loc[sel, "dataset"] = ds + " [" + runs.loc[sel, "protocol"] + "]"
+    cols = [*ID_COLUMNS, "image", "iou", "dice"]
+    images = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*cols, "split"])
+    images["dataset"] = images["job_id"].map(dict(zip(runs["job_id"], runs["dataset"], strict=True)))
+    per_image = images[images["split"] == "test"][cols].reset_index(drop=True)
+    oof = images[images["split"] == "oof"][cols].reset_index(drop=True)
+    return RunSet(runs=runs, per_image=per_image, oof=oof)
+
+
+def mixed_protocols(runs: pd.DataFrame) -> list[str]:
+    """One line per dataset that was run under several protocols (compared separately)."""
+    out = []
+    for base, grp in runs.groupby("base_dataset", sort=True):
+        protocols = sorted(grp["protocol"].unique())
+        if len(protocols) > 1:
+            out.append(f"{base} was run with {' and '.join(protocols)}: compared separately as "
+                       + ", ".join(f"'{d}'" for d in sorted(grp["dataset"].unique())))
+    return out

@@ -6,6 +6,8 @@
 - :func:`t_interval`: Student-t interval of a mean over independent units (images, or folds); seeds are
   averaged within a unit first, so the interval is exact for normal unit means at any n >= 3 and declines
   ("insufficient evidence (n = 2)") below that. Measured coverage: tests/test_compare_stats.py.
+- :func:`cv_interval`: interval of a k-fold CV mean over folds with the Nadeau-Bengio (2003) variance
+  correction for overlapping training sets (``(1/k + n_val/n_train) s^2`` instead of ``s^2 / k``).
 - :func:`prob_a_beats_b`: P(A > B) over paired (seed, fold) runs (Bouthillier et al., MLSys 2021).
 - :func:`kendall_tau` / :func:`rank_stability`: Kendall's tau-b between two datasets' architecture scores.
 - :func:`seed_noise_ceiling`: tau between seeds of the same dataset (the ranking noise floor of "context").
@@ -57,6 +59,31 @@ def t_interval(scores: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     if n < MIN_INTERVAL_N:
         return mean, math.nan, math.nan, n
     half = float(sstats.t.ppf(0.5 + level / 2.0, n - 1) * units.std(ddof=1) / math.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def cv_interval(scores: np.ndarray, folds: int, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean and corrected Student-t interval of a (n_seeds, k) matrix of per-fold scores (NaN = missing).
+
+    Each fold's score is averaged over seeds; the k fold means share training images, so their spread
+    underestimates the variance of their mean. Nadeau & Bengio (Machine Learning 52:239-281, 2003) replace
+    ``s^2 / k`` by ``(1/k + n_val/n_train) s^2`` with ``n_val/n_train = 1/(k-1)`` for k-fold CV; the
+    interval is then exact when fold scores are equicorrelated normal with correlation 1/k
+    (tests/test_cv_compare.py). Returns ``(mean, lo, hi, n)``; lo/hi NaN below :data:`MIN_INTERVAL_N` folds.
+    """
+    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    if s.size == 0 or np.all(np.isnan(s)):
+        return math.nan, math.nan, math.nan, 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        units = np.nanmean(s, axis=0)
+    units = units[~np.isnan(units)]
+    n = int(units.size)
+    mean = float(units.mean())
+    if n < MIN_INTERVAL_N or folds < 2:
+        return mean, math.nan, math.nan, n
+    factor = 1.0 / n + 1.0 / (folds - 1)
+    half = float(sstats.t.ppf(0.5 + level / 2.0, n - 1) * math.sqrt(factor * units.var(ddof=1)))
     return mean, mean - half, mean + half, n
 
 
@@ -148,13 +175,17 @@ def kendall_tau(scores_a: dict[str, float], scores_b: dict[str, float]) -> tuple
 def rank_stability(cells: pd.DataFrame, score: str = "iou") -> tuple[pd.DataFrame, float]:
     """Kendall's tau between every pair of datasets' architecture rankings.
 
-    ``cells``: one row per (dataset, arch) with a ``score`` column. Returns the pairwise table
+    ``cells``: one row per (dataset, arch) with a ``score`` column (and optionally ``base_dataset``: two
+    protocols of the same dataset are not a pair of datasets and are skipped). Returns the pairwise table
     (dataset_a, dataset_b, n_common, tau) and the mean tau over defined pairs (NaN when none):
     1 = the same ranking everywhere (context does not matter), 0 = unrelated, -1 = reversed.
     """
     maps = {ds: dict(zip(g["arch"], g[score], strict=True)) for ds, g in cells.groupby("dataset", sort=True)}
+    base = dict(zip(cells["dataset"], cells["base_dataset"], strict=True)) if "base_dataset" in cells else {}
     rows = []
     for a, b in itertools.combinations(sorted(maps), 2):
+        if base and base.get(a) == base.get(b):
+            continue
         tau, n = kendall_tau(maps[a], maps[b])
         rows.append({"dataset_a": a, "dataset_b": b, "n_common": n, "tau": tau})
     table = pd.DataFrame(rows, columns=["dataset_a", "dataset_b", "n_common", "tau"])

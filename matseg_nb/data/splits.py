@@ -53,3 +53,29 @@ def assign_splits(groups: list[str], rule: SplitRule) -> dict[str, str]:
     for g in shuffled[cursor:]:
         out[g] = "train"
     return out
+
+
+#: recorded in CV job ids (hash) so that a change of the fold rule changes every CV id
+FOLD_RULE = "sklearn GroupKFold over sorted train+val groups"
+
+
+def assign_folds(groups: list[str], folds: int) -> dict[str, int]:
+    """Map each distinct group to a fold 0..folds-1 with scikit-learn's ``GroupKFold``.
+
+    ``groups``: one group key per image (repeats = images of one sample/spot). Whole groups go to one fold;
+    folds are balanced by image count (largest groups first). Deterministic for a given list. Raises
+    ValueError for fewer than 2 distinct groups or more folds than groups.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    keys = sorted(groups)
+    n_groups = len(set(keys))
+    if n_groups < 2:
+        raise ValueError(f"expected at least 2 image groups for cross-validation, found {n_groups}")
+    if not 2 <= folds <= n_groups:
+        raise ValueError(f"expected 2 to {n_groups} folds (the number of image groups), found {folds}")
+    out: dict[str, int] = {}
+    for fold, (_, val_idx) in enumerate(GroupKFold(n_splits=folds).split(np.zeros(len(keys)), groups=keys)):
+        for i in val_idx:
+            out[keys[i]] = fold
+    return out

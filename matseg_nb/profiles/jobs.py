@@ -1,10 +1,11 @@
 """The query parser phi: compile a profile into a deterministic list of jobs (paper, Section 2).
 
-Order: dataset (as listed) x encoder x decoder x seed. Each job id is
+Order: dataset (as listed) x encoder x decoder x seed (x fold). Each job id is
 ``<dataset slug>__<encoder>__<decoder>__s<seed>__<hash8>`` where ``hash8`` is the first 8 hex digits of
 the sha256 of the canonical JSON of the job's *effective configuration*: everything that can change its
-results (dataset content, encoder, decoder, encoder weights, seed, the whole training section) and nothing
-else (task metrics and execution settings are excluded).
+results (dataset content, encoder, decoder, encoder weights, seed, the whole training section, the fold)
+and nothing else (task metrics and execution settings are excluded). With ``evaluation.folds = k`` there
+is one job per fold, ``...__s<seed>__f<fold>of<k>__<hash8>`` (fold 0..k-1); ids without CV are unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from matseg_nb.data.splits import FOLD_RULE, assign_folds
 from matseg_nb.errors import UserError
 from matseg_nb.profiles.identity import dataset_identity, ref_problems, resolve_weights, weights_fingerprint
 from matseg_nb.profiles.schema import ExecutionConfig, Modality, Profile, TaskConfig, TrainingConfig
@@ -50,6 +52,8 @@ class Job(BaseModel):
     encoder_weights_sha256: str | None = None
     min_encoder_key_match: float = 0.95
     training: TrainingConfig
+    fold: int | None = Field(default=None, ge=0, description="cross-validation fold validated on (0..folds-1)")
+    folds: int | None = Field(default=None, ge=2, description="k of k-fold cross-validation; None = fixed splits")
     task: TaskConfig
     execution: ExecutionConfig
 
@@ -66,6 +70,7 @@ class Job(BaseModel):
             "encoder_weights": self.encoder_weights_sha256 or self.encoder_weights,
             "seed": self.seed,
             "training": self.training.model_dump(mode="json"),
+            **({"cv": {"fold": self.fold, "folds": self.folds, "rule": FOLD_RULE}} if self.folds else {}),
         }
 
     def config_hash(self) -> str:
@@ -73,11 +78,18 @@ class Job(BaseModel):
         return hashlib.sha256(canonical_json(self.effective_config()).encode("ascii")).hexdigest()
 
     def expected_id(self) -> str:
-        return f"{self.dataset_slug}__{self.encoder}__{self.decoder}__s{self.seed}__{self.config_hash()[:8]}"
+        fold = f"__f{self.fold}of{self.folds}" if self.folds else ""
+        return f"{self.dataset_slug}__{self.encoder}__{self.decoder}__s{self.seed}{fold}__{self.config_hash()[:8]}"
 
     def to_dict(self) -> dict:
         """JSON-safe dict; :meth:`from_dict` restores an equal job."""
         return self.model_dump(mode="json", by_alias=True)
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> Job:
+        if (self.fold is None) != (self.folds is None) or (self.folds and not 0 <= self.fold < self.folds):
+            raise ValueError(f"expected fold 0..folds-1 with folds, found fold {self.fold}, folds {self.folds}")
+        return self
 
     @classmethod
     def from_dict(cls, data: dict) -> Job:
@@ -88,7 +100,8 @@ class Job(BaseModel):
         return job
 
 
-def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed: int, ident, weights: str) -> Job:
+def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed: int, ident, weights: str,
+           fold: int | None = None) -> Job:
     entry = profile.dataset[entry_index]
     fields = dict(
         job_id="",
@@ -107,6 +120,8 @@ def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed:
         encoder_weights_sha256=weights_fingerprint(weights),
         min_encoder_key_match=profile.model.min_encoder_key_match,
         training=profile.training,
+        fold=fold,
+        folds=profile.evaluation.folds if fold is not None else None,
         task=profile.task,
         execution=profile.execution,
     )
@@ -142,12 +157,40 @@ def compile_jobs(profile: Profile, base_dir: str | Path | None = None) -> list[J
             problems.append(f"dataset[{i}].ref: expected a dataset not listed before, found the same content "
                             f"as dataset[{seen[ident.sha256]}]")
         seen.setdefault(ident.sha256, i)
+    folds = profile.evaluation.folds
+    if folds:
+        for i, ident in enumerate(identities):
+            problem = cv_problem(ident.ref, folds, base)
+            if problem:
+                problems.append(f"evaluation.folds: {problem} (dataset[{i}] {ident.ref})")
     if problems:
         raise UserError(*[prefix + p for p in problems])
+    fold_ids: list[int | None] = list(range(folds)) if folds else [None]
     return [
-        _build(profile, i, encoder, decoder, seed, ident, weights)
+        _build(profile, i, encoder, decoder, seed, ident, weights, fold)
         for i, ident in enumerate(identities)
         for encoder in profile.model.encoders
         for decoder in profile.model.decoders
         for seed in profile.seeds
+        for fold in fold_ids
     ]
+
+
+def cv_groups(dataset) -> list[str]:
+    """Group key of every annotated train+val image of a ``matseg_nb.data`` dataset: the CV pool."""
+    return [s.group for s in dataset.samples() if s.split in ("train", "val") and s.mask is not None]
+
+
+def cv_problem(ref: str, folds: int, base: Path | None = None) -> str | None:
+    """Why ``folds``-fold CV over the image groups of ``ref``'s train+val is impossible, or None."""
+    from matseg_nb.data import open_dataset
+
+    try:
+        ds = open_dataset(ref, base)
+    except UserError as err:
+        return f"expected a readable dataset to cross-validate, found: {err}"
+    try:
+        assign_folds(cv_groups(ds), folds)
+    except ValueError as err:
+        return f"{err} in train+val"
+    return None

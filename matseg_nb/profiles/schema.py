@@ -251,6 +251,20 @@ class TrainingConfig(_Section):
         return self
 
 
+# ------------------------------------------------------------------------------------------- evaluation
+
+
+class EvaluationConfig(_Section):
+    """How each architecture is validated. Changes results, so ``folds`` is part of CV job ids."""
+
+    folds: int | None = Field(
+        default=None, ge=2,
+        description="k-fold cross-validation over image groups of train+val pooled (images of one sample/spot "
+        "stay in one fold): each fold is one job that trains on the other folds and validates on its own; the "
+        "test split is only scored. null = the dataset's fixed train/val/test split",
+    )
+
+
 # -------------------------------------------------------------------------------------------- execution
 
 
@@ -311,6 +325,7 @@ class Profile(_Section):
     task: TaskConfig
     model: ModelConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
@@ -344,8 +359,9 @@ class Profile(_Section):
         return v
 
     def grid_size(self) -> int:
-        """Number of jobs: datasets x encoders x decoders x seeds."""
-        return len(self.dataset) * len(self.model.encoders) * len(self.model.decoders) * len(self.seeds)
+        """Number of jobs: datasets x encoders x decoders x seeds (x folds with cross-validation)."""
+        folds = self.evaluation.folds or 1
+        return len(self.dataset) * len(self.model.encoders) * len(self.model.decoders) * len(self.seeds) * folds
 
     def to_dict(self) -> dict:
         """JSON-safe dict (by alias), loadable again with :func:`matseg_nb.profiles.profile_from_dict`."""

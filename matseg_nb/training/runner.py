@@ -1,7 +1,9 @@
 """``run_job``: train one job with Lightning, evaluate on the test split, write the run folder.
 
 Run folder (docs/ARCHITECTURE.md): job.json, history.csv, metrics.json, per_image.csv, model/,
-predictions/<stem>.png, plus logs/ (Lightning's CSVLogger). Every file is written atomically. The
+predictions/<stem>.png, plus logs/ (Lightning's CSVLogger). A cross-validation job (``folds`` set) trains
+on the other folds of train+val, validates (early stopping, best checkpoint) on its own fold, and also
+writes oof_per_image.csv (out-of-fold scores of its fold's images) and metrics.json["cv"/"oof"]. Every file is written atomically. The
 ``COMPLETE`` marker is NOT written here (the sweep writes it after papermill saved the notebook).
 """
 
@@ -27,18 +29,19 @@ import pandas as pd
 import torch
 
 from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from matseg_nb.data.splits import FOLD_RULE, assign_folds
 from matseg_nb.errors import UserError
-from matseg_nb.metrics import evaluate_confusions
+from matseg_nb.metrics import SUMMARY_KEYS, boundary_weighted_confusion, evaluate_confusions
 from matseg_nb.models import build_model, n_params, save_model
 from matseg_nb.models.tiling import with_input_scale
-from matseg_nb.training.data import SegDataModule, load_split
+from matseg_nb.training.data import SegDataModule, Split, load_split
 from matseg_nb.training.evaluate import predict_split
 from matseg_nb.training.module import SegModule
 from matseg_nb.training.spec import job_dict
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "lr", "epoch_time_s"]
 PER_IMAGE_COLUMNS = ["image", "class_id", "class_name", "iou", "dice", "pixel_accuracy", "wiou",
-                     "gt_fraction", "pred_fraction"]
+                     "wiou_class_freq", "gt_fraction", "pred_fraction"]
 MONITOR_MODE = {"val_iou": "max", "val_dice": "max", "val_loss": "min"}
 
 
@@ -104,6 +107,43 @@ def _finite(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
+def _load_samples(ds, samples: list, normalization: str) -> Split:
+    from matseg_nb.data import normalize_image
+
+    return Split([normalize_image(ds.load_image(s), normalization) for s in samples],
+                 [ds.load_mask(s).astype(np.int64) for s in samples], [s.name for s in samples])
+
+
+def cv_split(ds, fold: int, folds: int, normalization: str = "percentile") -> tuple[Split, Split, dict]:
+    """(train, val, info) of fold ``fold`` of ``folds``-fold CV over the image groups of train+val pooled.
+
+    ``info``: fold, folds, rule, train_groups, val_groups. UserError names ``evaluation.folds`` when the
+    pool has fewer groups than folds (or a single group).
+    """
+    pool = [s for s in ds.samples() if s.split in ("train", "val") and s.mask is not None]
+    try:
+        assignment = assign_folds([s.group for s in pool], folds)
+    except ValueError as err:
+        raise UserError(f"evaluation.folds: {err} in train+val of {ds.name}") from None
+    train = [s for s in pool if assignment[s.group] != fold]
+    val = [s for s in pool if assignment[s.group] == fold]
+    info = {"fold": fold, "folds": folds, "rule": FOLD_RULE,
+            "train_groups": sorted({s.group for s in train}), "val_groups": sorted({s.group for s in val})}
+    return _load_samples(ds, train, normalization), _load_samples(ds, val, normalization), info
+
+
+def _evaluate(predictor, split: Split, num_classes: int, class_names: list[str], cfg: dict):
+    """(predictions, metrics, per-image rows, latency) of ``split`` at full resolution (tiled)."""
+    if not len(split):
+        empty = {k: None for k in SUMMARY_KEYS}
+        return [], {"dataset_level": dict(empty), "per_image_mean": dict(empty), "per_class": {},
+                    "n_images": 0}, [], float("nan")
+    preds, cms, latency = predict_split(predictor, split, num_classes, cfg["tile_size"], cfg["tile_overlap"])
+    wcms = [boundary_weighted_confusion(p, m, num_classes) for p, m in zip(preds, split.masks, strict=True)]
+    metrics, rows = evaluate_confusions(cms, class_names, split.names, weighted_cms=wcms)
+    return preds, metrics, rows, latency
+
+
 def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) -> dict:
     """Train and test one job, writing ``run_dir`` (see module docstring); returns metrics.json's content.
 
@@ -126,8 +166,13 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
 
     ds = open_dataset(spec["dataset"])
     norm = cfg.get("normalization", "percentile")
-    train, val, test = (load_split(ds, s, norm) for s in ("train", "val", "test"))
-    if not len(train) or not len(test):
+    cv_info = None
+    if spec.get("folds"):
+        train, val, cv_info = cv_split(ds, int(spec["fold"]), int(spec["folds"]), norm)
+        test = load_split(ds, "test", norm)
+    else:
+        train, val, test = (load_split(ds, s, norm) for s in ("train", "val", "test"))
+    if not len(train) or (not len(test) and cv_info is None):
         raise UserError(f"{spec['dataset']}: expected train and test samples with masks, found "
                         f"{len(train)} train, {len(test)} test")
     class_names = [c.name for c in ds.classes]
@@ -149,6 +194,7 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
         "normalization": norm,
         "encoder_weights_report": weights_report,
         "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
+        "cv": cv_info,
     }
     atomic_write_json(run_dir / "job.json", meta)
 
@@ -197,16 +243,20 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
 
     model = module.model.eval()
     predictor = with_input_scale(model, cfg.get("input_scale", 1.0))  # full-resolution in and out
-    preds, cms, latency = predict_split(predictor, test, ds.num_classes, cfg["tile_size"], cfg["tile_overlap"])
+    preds, metrics, rows, latency = _evaluate(predictor, test, ds.num_classes, class_names, cfg)
     for name, pred in zip(test.names, preds, strict=True):
         atomic_write_bytes(run_dir / "predictions" / f"{name}.png", _png(pred))
-    metrics, rows = evaluate_confusions(cms, class_names, test.names)
     atomic_write_text(run_dir / "per_image.csv", _csv(rows, PER_IMAGE_COLUMNS))
+    if cv_info is not None:  # out-of-fold: the fold's own images, scored by the model that never trained on them
+        _, oof, oof_rows, _ = _evaluate(predictor, val, ds.num_classes, class_names, cfg)
+        atomic_write_text(run_dir / "oof_per_image.csv", _csv(oof_rows, PER_IMAGE_COLUMNS))
+        metrics["cv"] = {**cv_info, "n_train": len(train), "n_val": len(val)}
+        metrics["oof"] = {k: oof[k] for k in ("dataset_level", "per_image_mean", "n_images")}
     save_model(model.to("cpu").to(memory_format=torch.contiguous_format), run_dir / "model")
     best_row = module.history[best_epoch] if module.history else {}
     metrics.update({
         "job_id": spec["job_id"], "dataset": spec["dataset"], "encoder": spec["encoder"], "decoder": spec["decoder"],
-        "seed": seed, "split": "test",
+        "seed": seed, "split": "test", "fold": spec.get("fold"), "folds": spec.get("folds"),
         "epochs_run": len(module.history), "best_epoch": best_epoch,
         "best_val": {k: _finite(best_row.get(k)) for k in ("val_iou", "val_dice", "val_loss")},
         "monitor": monitor, "train_time_s": round(train_time, 3),

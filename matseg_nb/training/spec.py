@@ -55,6 +55,7 @@ def as_job(job: Any):
                     encoder=str(job["encoder"]), decoder=str(job["decoder"]), seed=int(job.get("seed", 0)),
                     encoder_weights=weights, encoder_weights_sha256=weights_fingerprint(weights),
                     min_encoder_key_match=float(job.get("min_encoder_key_match", 0.95)), training=training,
+                    fold=job.get("fold"), folds=job.get("folds"),
                     task=TaskConfig.model_validate(job.get("task") or {"objective": "ad-hoc training run"}),
                     execution=ExecutionConfig.model_validate(job.get("execution") or {}))
     except ValidationError as exc:
