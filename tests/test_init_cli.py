@@ -20,6 +20,7 @@ def test_init_cpu_and_gpu_profiles(tmp_path, capsys, monkeypatch, data_env):  # 
     assert {j.encoder for j in jobs} == {"resnet18", "tu-seresnext26d_32x4d"} and jobs[0].encoder_weights == "none"
     doc = json.loads((root / "profile.json").read_text())
     assert doc["dataset"][0]["ref"] == "." and doc["training"]["crop_size"] == 64  # fits the 64 px high images
+    assert doc["execution"]["executor"] == "dask" and doc["execution"]["threads_per_worker"] == 1
     assert run_cli([*argv, "--device", "gpu"], monkeypatch) == 2
     assert "profile.json: expected no existing profile, found one" in capsys.readouterr().err
     assert run_cli([*argv, "--device", "gpu", "--force"], monkeypatch) == 0

@@ -3,7 +3,8 @@
 The profile holds the paper's six encoder x decoder pairs, sized for this machine: on a GPU the
 paper's pairs (resnet50, se_resnext101_32x4d x Unet, DeepLabV3, DeepLabV3Plus) with ImageNet
 weights and paper training settings; on a CPU the demo-scale stand-ins of the same two encoder
-families (resnet18, tu-seresnext26d_32x4d) from random weights with the demo's short schedule.
+families (resnet18, tu-seresnext26d_32x4d) from random weights with the demo's short schedule (10 epochs x
+8 steps of 4 crops of 128 px), two jobs at a time with one thread each (Dask, as ``make demo``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 from pathlib import Path
 
 DECODERS = ["Unet", "DeepLabV3", "DeepLabV3Plus"]
@@ -20,6 +22,9 @@ GPU_TRAINING = {"batch_size": 16, "lr": 1e-4, "max_epochs": 200, "steps_per_epoc
                 "tile_size": 512, "num_workers": 4}
 CPU_TRAINING = {"batch_size": 4, "lr": 1e-3, "max_epochs": 10, "steps_per_epoch": 8, "crop_size": 128,
                 "val_crop_size": 256, "foreground_crop_fraction": 0.5, "tile_size": 1024, "num_workers": 0}
+#: on a CPU, jobs run side by side with one torch thread each, as in profiles/demo-cpu.json: small batches
+#: of 128 px crops use a second thread poorly (docs/training.md has the step times)
+CPU_WORKERS = max(1, min(2, os.cpu_count() or 1))
 COMMON_TRAINING = {"optimizer": "adam", "weight_decay": 0.0, "scheduler": "cosine", "early_stopping_patience": 20,
                    "monitor": "val_iou", "val_every": 1, "tile_overlap": 64, "loss": "ce+dice",
                    "augmentations": {"hflip": True, "vflip": True, "rot90": True, "brightness": 0.1,
@@ -85,7 +90,7 @@ def build_profile(folder: Path, out: Path, *, modality: str, material_class: str
         "training": training,
         "seeds": [0],
         "execution": ({"executor": "local", "devices": "cuda", "workers": 1, "threads_per_worker": 4} if gpu
-                      else {"executor": "local", "devices": "cpu", "workers": 1, "threads_per_worker": 2}),
+                      else {"executor": "dask", "devices": "cpu", "workers": CPU_WORKERS, "threads_per_worker": 1}),
     }
 
 
