@@ -25,8 +25,9 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     assert not EXTERNAL_REF.search(html), "external src/href found"
     assert not CSS_URL.search(html)
     assert "<link" not in html and "<script" not in html.replace("&lt;script", "")
-    # panel, compare heatmap, QC ROC, explanation; in the details: annotation, heatmap.png, data preview
-    assert html.count('src="data:image/png;base64,') == 7
+    # panel, compare heatmap, learning curves, QC ROC, explanation; in the details: annotation, heatmap.png,
+    # data preview
+    assert html.count('src="data:image/png;base64,') == 8
     assert "img_007.tif" in html
     assert "ValueError: boom &lt;script&gt;" in html  # escaped, not injected
     assert "not run" not in html
