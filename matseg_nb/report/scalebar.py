@@ -54,9 +54,10 @@ def add_scale_bar(ax, pixel_size_um: float | None, width_px: int | None = None, 
     from matplotlib import font_manager
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-    bar = AnchoredSizeBar(ax.transData, length_um / pixel_size_um, label, location, pad=0.4, color=color,
-                          frameon=False, size_vertical=max(1.0, width_px / 150),
+    bar = AnchoredSizeBar(ax.transData, length_um / pixel_size_um, label, location, pad=0.3, color=color,
+                          frameon=True, size_vertical=max(1.0, width_px / 150),
                           fontproperties=font_manager.FontProperties(size=8))
+    bar.patch.set(facecolor="black", edgecolor="none", alpha=0.5)  # readable on bright or noisy images
     bar.set_gid("scale-bar")
     ax.add_artist(bar)
     return length_um, label
