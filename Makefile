@@ -25,10 +25,11 @@ system-deps:
 demo: install
 	$(VENV)/bin/matseg demo $(PROFILE) --out $(OUT)
 
-## the whole suite (slow, browser and gui tests included), under a virtual X display
+## the whole suite (slow, browser and gui tests included), under a virtual X display, on 2 workers
+## (pytest-xdist, one test file per worker: the slow files wait on kernels, Slurm and Chromium)
 test: install system-deps
 	$(VENV)/bin/ruff check matseg_nb tests benchmarks
-	xvfb-run -a -s "-screen 0 1280x1024x24" $(VENV)/bin/pytest
+	xvfb-run -a -s "-screen 0 1280x1024x24" $(VENV)/bin/pytest -n 2 --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check matseg_nb tests benchmarks
