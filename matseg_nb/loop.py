@@ -102,17 +102,22 @@ class QCSettings:
 
 @dataclass(frozen=True)
 class ExplainSettings:
-    """Arguments of ``matseg_nb.explain.explain_image`` for the loop: occlusion ``kernel``, ``window`` and
-    ``stride`` in pixels, centre ``crop`` in pixels (keeps a CPU run within minutes)."""
+    """Arguments of ``matseg_nb.explain.explain_image`` for the loop: occlusion ``kernel``; ``window`` and
+    ``stride`` in pixels, or None: chosen on this machine (``matseg_nb.explain.pipeline.choose_grid``) so
+    that heatmap + faithfulness fit ``budget_minutes``; centre ``crop`` in pixels, None: the whole image
+    at full resolution; A = the ground truth's class boundaries, ``boundary_width`` px wide."""
 
     kernel: str = "blur"
-    window: int = 16
-    stride: int = 8
-    crop: int = 128
+    window: int | None = None
+    stride: int | None = None
+    crop: int | None = None
     n_draws: int = 20  # draws per faithfulness baseline (20 is the fewest that can reach p <= 0.05)
+    budget_minutes: float = 3.0
+    boundary_width: int = 3
 
     def explain_kwargs(self) -> dict[str, Any]:
-        return {"kernel": self.kernel, "window": self.window, "stride": self.stride, "n_draws": self.n_draws}
+        return {"kernel": self.kernel, "window": self.window, "stride": self.stride, "n_draws": self.n_draws,
+                "budget_minutes": self.budget_minutes}
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,8 @@ def format_qc(summary: dict, verdict: str) -> str:
 
 def explain_input(ctx: DemoContext, crop: int | None = None) -> dict | None:
     """What the explain stage explains: the first test image of the best model's dataset, as model input
-    cropped to its centre ``crop`` px (default ``ctx.settings.explain.crop``), with its ground truth.
+    cropped to its centre ``crop`` px (default ``ctx.settings.explain.crop``; None: the whole image at full
+    resolution), with its ground truth.
     Returns {run, sample, model, meta, image (C, S, S), gt (S, S), crop_yx_size [y0, x0, S]}; None without a
     complete run."""
     from matseg_nb.data import open_dataset
@@ -244,7 +245,10 @@ def explain_input(ctx: DemoContext, crop: int | None = None) -> dict | None:
     img = load_model_input(sample.image, meta)
     gt = ds.load_mask(sample)
     h, w = gt.shape
-    size = min(crop, h, w)
+    size = min(crop or max(h, w), h, w)
+    if size == h == w or crop is None:
+        return {"run": run, "sample": sample, "model": model, "meta": meta, "image": img, "gt": gt,
+                "crop_yx_size": None}
     y0, x0 = (h - size) // 2, (w - size) // 2
     return {"run": run, "sample": sample, "model": model, "meta": meta, "image": img[:, y0:y0 + size, x0:x0 + size],
             "gt": gt[y0:y0 + size, x0:x0 + size], "crop_yx_size": [y0, x0, size]}
@@ -266,15 +270,24 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
     if inp is None:
         ctx.log("  no complete run: explanation skipped")
         return
-    run, sample, (y0, x0, size) = inp["run"], inp["sample"], inp["crop_yx_size"]
+    run, sample, crop_yx = inp["run"], inp["sample"], inp["crop_yx_size"]
+    settings = ctx.settings.explain
     out = ctx.out / "explain"
-    mask_png = Path(mask) if mask else save_boundary_annotation(inp["gt"], out / "annotation.png", sample.image)
-    summary = explain_image(run, sample.image, mask_png, out, kernel=ctx.settings.explain.kernel, window=window,
-                            stride=stride, n_draws=ctx.settings.explain.n_draws, model=inp["model"], image=inp["image"],
-                            meta={**inp["meta"], "crop": [y0, x0, size]})
-    ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": [y0, x0, size],
-                              "faithful": summary.faithfulness.faithful, "summary": summary.summary()}
-    ctx.log(f"  heatmap for {sample.image.name} (centre crop {size} px at y={y0}, x={x0}) of {run.name}")
+    width = settings.boundary_width
+    mask_png = Path(mask) if mask else save_boundary_annotation(inp["gt"], out / "annotation.png", sample.image, width)
+    source = None if mask else f"ground-truth class boundaries ({width} px) of the test image, not an expert drawing"
+    summary = explain_image(run, sample.image, mask_png, out, kernel=settings.kernel, window=window,
+                            stride=stride, n_draws=settings.n_draws, model=inp["model"], image=inp["image"],
+                            meta={**inp["meta"], **({"crop": crop_yx} if crop_yx else {})}, mask_source=source,
+                            budget_minutes=settings.budget_minutes)
+    h = summary.heatmap
+    ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": crop_yx,
+                              "window": h["window"], "stride": h["stride"], "seconds": h["seconds"],
+                              "partial": summary.partial, "faithful": summary.faithfulness.faithful,
+                              "summary": summary.summary()}
+    where = (f"centre crop {crop_yx[2]} px at y={crop_yx[0]}, x={crop_yx[1]}" if crop_yx
+             else f"whole image, {inp['image'].shape[-2]}x{inp['image'].shape[-1]} px")
+    ctx.log(f"  heatmap for {sample.image.name} ({where}) of {run.name}")
     ctx.log(f"  {summary.summary()}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 H_UNIT = "change of probability mass inside A"
@@ -26,7 +28,10 @@ def explanation_figure(image, mask, hmap, faith=None, title: str = "", predictio
 
     disp = _display(image)
     a = np.asarray(mask) > 0
-    fig, axes = plt.subplots(1, 5, figsize=(24, 5.2))
+    # 2 x 3 panels of about 6 in each: a whole 512-1024 px image stays readable (at 110 dpi ~ 1 screen px
+    # per image px for 512 px images)
+    fig, grid = plt.subplots(2, 3, figsize=(19, 12.5))
+    axes = grid.ravel()
     cmap = "gray" if disp.ndim == 2 else None
     for ax in axes[:4]:
         ax.imshow(disp, cmap=cmap)
@@ -37,10 +42,10 @@ def explanation_figure(image, mask, hmap, faith=None, title: str = "", predictio
                        vmin=0, vmax=9)
     axes[1].set_title("prediction Z (argmax class) over the image")
     axes[2].imshow(np.ma.masked_where(~a, np.ones(a.shape)), cmap="autumn", alpha=0.8, interpolation="nearest")
-    axes[2].set_title(f"{mask_label} ({int(a.sum())} px)")
+    axes[2].set_title(f"{mask_label} ({int(a.sum())} px)", wrap=True)
     im = axes[3].imshow(hmap, cmap="inferno", alpha=0.7)
-    axes[3].contour(a, levels=[0.5], colors="cyan", linewidths=0.6)
-    fig.colorbar(im, ax=axes[3], fraction=0.046, label=f"H ({H_UNIT})")
+    axes[3].contour(a, levels=[0.5], colors="cyan", linewidths=0.5)
+    fig.colorbar(im, ax=axes[3], fraction=0.046, pad=0.02, label=f"H ({H_UNIT})")
     axes[3].set_title("influence heatmap H (A outlined)")
     ax = axes[4]
     if faith is not None:
@@ -51,9 +56,12 @@ def explanation_figure(image, mask, hmap, faith=None, title: str = "", predictio
         ax.set_title(("faithful" if faith.faithful else "not shown faithful") + f" at level {faith.level:g}")
         ax.set_xlabel(f"pixels replaced by {faith.perturbation} (% of image)")
         ax.set_ylabel("change of probability mass per A pixel")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
+        axes[5].text(0.0, 1.0, textwrap.fill(faith.summary(), 60), va="top", ha="left", fontsize=10,
+                     transform=axes[5].transAxes)
     else:
         ax.axis("off")
+    axes[5].axis("off")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -191,6 +191,7 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
 
         bar = tqdm(total=len(todo), desc="heatmap", unit="loc")
     n_fwd, partial = 1, False
+    setup_seconds = time.perf_counter() - t0  # Z, the AMP floor and the encoder cache, before any location
     for start in range(0, len(todo), batch):
         if start and max_minutes is not None and time.perf_counter() - t0 > 60.0 * float(max_minutes):
             partial = True
@@ -224,7 +225,7 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     res = _finish(grid, done, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
                   max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
                   channels_last=fn.channels_last, box_decoder=fn.used_box_decoder, incremental=incremental,
-                  locations_planned=len(todo), **extra, **({"note": "; ".join(notes)} if notes else {}))
+                  locations_planned=len(todo), setup_seconds=setup_seconds, **extra, **({"note": "; ".join(notes)} if notes else {}))
     res.partial = partial
     return res
 

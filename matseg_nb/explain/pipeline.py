@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,88 @@ def load_model_input(image_path: str | Path, meta: dict) -> np.ndarray:
     return img
 
 
+#: (window, stride) px pairs a time budget chooses from, finest first (``choose_grid``)
+GRID_CANDIDATES: tuple[tuple[int, int], ...] = ((32, 16), (32, 32), (64, 32), (64, 64), (128, 128))
+
+
+def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_faith_passes: int,
+                candidates=GRID_CANDIDATES, kernel: str = "blur", kernel_params: dict | None = None,
+                region=None, max_batch: int | None = None, log=print) -> tuple[int, int, dict]:
+    """The finest (window, stride) of ``candidates`` whose heatmap fits ``budget_s`` seconds on this machine
+    together with the faithfulness test (``n_faith_passes`` whole-image forward passes).
+
+    Measured, not guessed: one forward pass of ``image`` (C, H, W) times the test; for each candidate
+    (finest first) a heatmap of up to 4 evenly spread locations gives the seconds per location, and the
+    first whose full grid fits the rest of the budget is taken (the coarsest when none does; the caller
+    then caps it with ``max_minutes``). Returns (window, stride, plan) with the estimates in seconds."""
+    import torch
+
+    from matseg_nb.explain.grid import grid_locations
+
+    x = torch.as_tensor(np.asarray(image, np.float32))[None]
+    times = []
+    for _ in range(2):  # the first pass also pays one-off set-up
+        t = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t)
+    forward_s = min(times)
+    faith_s = n_faith_passes * forward_s
+    heat_budget = max(float(budget_s) - faith_s, 0.25 * float(budget_s))
+    tried = []
+    h, w = image.shape[-2:]
+    fits = [(win, st) for win, st in candidates if win <= min(h, w)] or [(min(h, w), min(h, w))]
+    for win, st in fits:
+        ys, xs = grid_locations((h, w), win, st)
+        n = len(ys) * len(xs)
+        pick = np.linspace(0, n - 1, num=min(4, n)).round().astype(int)
+        locs = [(int(k) // len(xs), int(k) % len(xs)) for k in pick]
+        res = heatmap(fn, image, mask, kernel=kernel, window=win, stride=st, kernel_params=kernel_params,
+                      region=region, locations=locs, max_batch=max_batch)
+        per = max(res.seconds - res.extra["setup_seconds"], 1e-6) / max(1, int(res.valid.sum()))
+        n_run = int(region_count(region, (h, w), win, st)) if region is not None else n
+        est = res.extra["setup_seconds"] + n_run * per
+        tried.append({"window": win, "stride": st, "locations": n_run, "seconds_per_location": round(per, 4),
+                      "heatmap_estimate_s": round(est, 1)})
+        if est <= heat_budget:
+            break
+    chosen = tried[-1]
+    plan = {"budget_s": float(budget_s), "forward_s": round(forward_s, 3), "faithfulness_passes": int(n_faith_passes),
+            "faithfulness_estimate_s": round(faith_s, 1), "heatmap_budget_s": round(heat_budget, 1),
+            "fits": chosen["heatmap_estimate_s"] <= heat_budget, "tried": tried}
+    if log:
+        log(f"grid for a {budget_s / 60:g}-min budget: window {chosen['window']} px, stride {chosen['stride']} px "
+            f"({chosen['locations']} locations, about {chosen['heatmap_estimate_s']:.0f} s; faithfulness about "
+            f"{faith_s:.0f} s = {n_faith_passes} passes of {forward_s:.2f} s)")
+    return chosen["window"], chosen["stride"], plan
+
+
+def region_count(region, shape, window: int, stride: int) -> int:
+    """Number of grid locations whose window touches ``region`` (H, W)."""
+    from matseg_nb.explain.grid import region_grid_mask
+
+    return int(region_grid_mask(np.asarray(region) > 0, window, stride).sum())
+
+
+def dataset_note(image_path, meta: dict) -> str:
+    """A note when ``image_path`` is not an image of the run's dataset (``meta["dataset"]``), "" otherwise or
+    when the dataset cannot be opened here. The explanation still runs: it then shows how the model reacts
+    to an image it was not trained on, which ``matseg qc RUN --new IMAGE`` can screen first."""
+    ref = meta.get("dataset")
+    if not ref or image_path is None:
+        return ""
+    try:
+        from matseg_nb.data import open_dataset
+
+        ds = open_dataset(ref)
+        files = {Path(s.image).resolve() for split in ("train", "val", "test") for s in ds.samples(split)}
+    except Exception:  # noqa: BLE001 - the dataset may live elsewhere; no note rather than a wrong one
+        return ""
+    if Path(image_path).resolve() in files:
+        return ""
+    return (f"{Path(image_path).name} is not an image of the run's dataset {ds.name}: H shows how the model "
+            f"reacts to an image it was not trained on (screen it first with matseg qc RUN --new IMAGE)")
+
+
 @dataclass
 class ExplanationResult:
     """One explanation: where it came from, the heatmap's settings/timing (``heatmap``:
@@ -74,6 +157,7 @@ class ExplanationResult:
     outputs: dict
     region_dilation: int | None = None
     notes: list[str] = field(default_factory=list)
+    grid_plan: dict | None = None  # how a time budget chose window/stride (``choose_grid``), else None
 
     @property
     def partial(self) -> bool:
@@ -102,12 +186,13 @@ class ExplanationResult:
         return cls(**d)
 
 
-def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", window: int = 16,
-                  stride: int = 4, kernel_params: dict | None = None, region_dilation: int | None = None,
+def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", window: int | None = 16,
+                  stride: int | None = 4, kernel_params: dict | None = None, region_dilation: int | None = None,
                   device: str = "cpu", max_batch: int | None = None, fractions=DEFAULT_FRACTIONS,
                   n_draws: int = 20, level: float = 0.05, amp: bool = False, max_minutes: float | None = None,
                   progress: bool = True, log=print, mask_source: str | None = None,
-                  model=None, image: np.ndarray | None = None, meta: dict | None = None) -> ExplanationResult:
+                  model=None, image: np.ndarray | None = None, meta: dict | None = None,
+                  budget_minutes: float | None = None, grid_candidates=GRID_CANDIDATES) -> ExplanationResult:
     """Write ``heatmap.npy`` (H, W), ``heatmap_grid.npy``, ``heatmap.png``, ``faithfulness.json``,
     ``explanation.png`` and ``explain.json`` under ``out_dir``; returns :class:`ExplanationResult`.
 
@@ -115,6 +200,9 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     ``level``: the faithfulness test (:func:`faithfulness`); ``amp``: autocast instead of float32;
     ``max_minutes``: stop the heatmap early (partial map, marked so); ``log``: progress lines
     (``None``: silent). ``model``/``image``/``meta`` skip loading from the run folder.
+    ``budget_minutes`` with ``window``/``stride`` None: :func:`choose_grid` picks them from
+    ``grid_candidates`` so that heatmap + faithfulness fit the budget on this machine, and the heatmap is
+    capped at its share (partial, marked so, if the estimate was short); the plan is in ``grid_plan``.
     """
     out = Path(out_dir)
     if model is None:
@@ -131,6 +219,8 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
                        if mask_meta.get("tool") == "gt-boundary" else f"mask {Path(str(mask_png)).name}")
     if a.all():
         notes.append("A is the whole image: H measures influence on the whole prediction")
+    if image is None and (other := dataset_note(image_path, meta)):
+        notes.append(other)
     region = None
     if region_dilation:
         from scipy import ndimage
@@ -139,6 +229,16 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     fn, path_note = prediction_fn(model, tuple(img.shape[-2:]), meta, device=device, amp=amp)
     if path_note:
         notes.append(path_note)
+    plan = None
+    if window is None or stride is None:
+        if budget_minutes is None:
+            raise UserError("window/stride: expected both in px, or budget_minutes to choose them, found neither")
+        n_passes = (1 + 3 * int(n_draws)) * len(set(fractions))
+        window, stride, plan = choose_grid(fn, img, a, 60.0 * float(budget_minutes), n_passes, grid_candidates,
+                                           kernel, kernel_params, region, max_batch, log)
+        cap = 1.25 * plan["heatmap_budget_s"] / 60.0
+        max_minutes = cap if max_minutes is None else min(float(max_minutes), cap)
+        notes.append(f"window {window} px / stride {stride} px chosen to fit the {budget_minutes:g}-min budget")
     res = heatmap(fn, img, a, kernel=kernel, window=window, stride=stride, region=region,
                   kernel_params=kernel_params, max_batch=max_batch, progress=progress, log=log,
                   max_minutes=max_minutes)
@@ -169,7 +269,7 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     result = ExplanationResult(
         run_dir=str(run_dir), image=str(image_path), mask=str(mask_png), mask_source=mask_source,
         mask_meta=mask_meta, heatmap=res.meta(), faithfulness=faith, region_dilation=region_dilation,
-        notes=notes, outputs={"heatmap_npy": "heatmap.npy", "heatmap_grid_npy": "heatmap_grid.npy",
+        notes=notes, grid_plan=plan, outputs={"heatmap_npy": "heatmap.npy", "heatmap_grid_npy": "heatmap_grid.npy",
                               "heatmap_png": "heatmap.png", "faithfulness": "faithfulness.json",
                               "figure": "explanation.png"})
     atomic_write_json(out / "explain.json", result.to_json())
