@@ -24,7 +24,7 @@ CHAIN = ["01_configure", "02_train_sweep", "03_compare", "04_qc", "05_explain", 
 pytestmark = pytest.mark.slow
 
 #: keys whose values vary between two runs of the same loop (wall-clock, measured speed, file locations)
-VARYING_KEY = re.compile(r"(time|seconds|duration|latency|_s$|_ms|path|dir$|file|created|host|html|json$|eta)", re.I)
+VARYING_KEY = re.compile(r"(time|seconds|duration|latency|_s$|_ms|path|dir$|file|created|generated|host|html|json$|eta)", re.I)
 
 
 def tiny_chain_profile() -> dict:

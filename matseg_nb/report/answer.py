@@ -124,7 +124,19 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
 
 
 def qc_words(qc: dict[str, Any]) -> str:
-    """The QC answer in words from ``qc.json`` (verdict, readiness threshold, AUROC per OOD set)."""
+    """The QC answer in words from ``qc.json``: the detector validation's verdict and reason when it has one
+    (``matseg_nb.qc.results.ValidationResult``), else the verdict with the lowest AUROC per OOD set."""
+    if isinstance(qc.get("validation"), dict):
+        from matseg_nb.qc.results import ValidationResult
+
+        try:
+            val = ValidationResult.from_json(qc["validation"])
+        except (KeyError, TypeError, ValueError):
+            val = None
+        if val is not None:
+            lead = {"ready": "Ready for new samples of the kinds tested",
+                    "not ready": "Not ready"}.get(val.verdict, f"QC cannot tell yet ({val.verdict})")
+            return f"{lead}: {val.reason}."
     thr = _float(qc.get("readiness_threshold")) or 0.95
     primary = qc.get("primary_detector")
     worst: tuple[float, str] | None = None
@@ -141,6 +153,8 @@ def qc_words(qc: dict[str, Any]) -> str:
     if verdict == "ready":
         return (f"Ready for new samples of the kinds tested: QC flags every tested shift (lowest image AUROC "
                 f"{sig(auroc, 2)} on {name}, threshold {sig(thr, 2)}).")
+    if auroc >= thr:  # every set is flagged, yet the verdict is not "ready": say the verdict, claim nothing else
+        return f"QC verdict {verdict} (lowest image AUROC {sig(auroc, 2)} on {name}, threshold {sig(thr, 2)})."
     return (f"Not ready: QC does not reliably flag {name} (image AUROC {sig(auroc, 2)} < {sig(thr, 2)}); "
             f"predictions on such samples would pass unnoticed.")
 
@@ -162,6 +176,13 @@ def screening_words(qc_dir: Path) -> str:
 def explain_sentence(ex: dict[str, Any]) -> str:
     """The faithfulness result of ``explain.json`` in one sentence."""
     faith = ex.get("faithfulness") or {}
+    if "faithful" in faith and "baselines" in faith:  # matseg_nb.explain.faithfulness.FaithfulnessResult
+        from matseg_nb.explain.faithfulness import FaithfulnessResult
+
+        try:
+            return FaithfulnessResult.from_json(faith).summary()
+        except (KeyError, TypeError, ValueError):
+            return str(faith.get("summary") or "The heatmap's faithfulness result cannot be read.")
     ratio = _float(faith.get("ratio_top_random"))
     beats = faith.get("top_beats_random")
     if ratio is None and beats is None:

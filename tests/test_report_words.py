@@ -1,0 +1,39 @@
+"""The report's QC and explanation sentences say what the typed results say, and nothing they do not."""
+
+from __future__ import annotations
+
+from matseg_nb.report.answer import explain_sentence, qc_words
+
+
+def _validation(verdict: str, reason: str) -> dict:
+    return {"verdict": verdict, "reason": reason, "readiness_threshold": 0.95, "heldout": "split:test",
+            "reference": "train", "checks": [], "detectors": ["ocsvm"]}
+
+
+def test_validation_verdicts_are_worded_as_given():
+    assert qc_words({"verdict": "ready", "validation": _validation("ready", "lower bound 0.97 >= 0.95")}) \
+        == "Ready for new samples of the kinds tested: lower bound 0.97 >= 0.95."
+    assert qc_words({"validation": _validation("not ready", "blur AUROC lower bound 0.6 < 0.95")}) \
+        .startswith("Not ready: blur AUROC")
+    words = qc_words({"verdict": "insufficient evidence",
+                      "validation": _validation("insufficient evidence", "no harmful shift was tested")})
+    assert words.startswith("QC cannot tell yet") and "Not ready" not in words and "Ready" not in words
+
+
+def test_a_perfect_auroc_is_never_called_unreliable():
+    qc = {"verdict": "not ready", "readiness_threshold": 0.95,
+          "levels": {"input": {"ood": {"shift:noise:strong": {"gmm": {"image": {"auroc": 1.0}}}}}}}
+    words = qc_words(qc)
+    assert "does not reliably flag" not in words and "not ready" in words
+    qc["levels"]["input"]["ood"]["shift:noise:strong"]["gmm"]["image"]["auroc"] = 0.6
+    assert "does not reliably flag shift:noise:strong" in qc_words(qc)
+
+
+def test_faithfulness_result_gives_its_own_summary():
+    faith = {"faithful": False, "level": 0.05, "n_draws": 5, "fractions": [0.02, 0.2], "perturbation": "noise",
+             "perturbation_params": {}, "heatmap_kernel": "blur", "a_pixels": 100, "image_pixels": 4096,
+             "top_curve": [0.1, 0.2], "top_score": 0.15,
+             "baselines": {"random_pixels": {"name": "random_pixels", "scores": [0.1] * 5, "p_value": 0.667,
+                                             "mean_curve": [0.1, 0.1]}}}
+    text = explain_sentence({"faithfulness": faith})
+    assert "not shown faithful" in text and "Faithful:" not in text
