@@ -31,6 +31,8 @@ def handler(args: argparse.Namespace) -> int:
     print(f"mean Kendall tau between datasets' rankings: {'n/a' if tau is None else f'{tau:.3f}'}")
     print(f"rank stability: {summary['rank_stability']['verdict']}")
     print(f"selected on {summary['selected_on']}, scored on {summary['scored_on']}: {summary['conclusion']}")
+    for note in summary.get("notes", []):  # e.g. one dataset under CV and holdout: compared separately
+        print(f"note: {note}")
     print(paths["best_table_md"].read_text().strip())
     print(f"wrote {len(paths)} files to {args.out} (summary.md collects them)")
     return 0

@@ -51,7 +51,9 @@ def summarize(profile: Profile, jobs: list[Job] | None = None) -> str:
     n_jobs = len(jobs) if jobs is not None else profile.grid_size()
     lines += [
         f"grid: {_plural(len(profile.dataset), 'dataset')} x {_plural(len(m.encoders), 'encoder')} x "
-        f"{_plural(len(m.decoders), 'decoder')} x {_plural(len(profile.seeds), 'seed')} = {_plural(n_jobs, 'job')}",
+        f"{_plural(len(m.decoders), 'decoder')} x {_plural(len(profile.seeds), 'seed')}"
+        f"{f' x {profile.evaluation.folds} folds (cross-validation)' if profile.evaluation.folds else ''}"
+        f" = {_plural(n_jobs, 'job')}",
         f"  encoders: {', '.join(m.encoders)} (weights: {m.encoder_weights})",
         f"  decoders: {', '.join(m.decoders)}",
         f"  seeds:    {', '.join(map(str, profile.seeds))}",
