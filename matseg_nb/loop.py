@@ -75,28 +75,45 @@ class LoopLayout:
         return cls(Path(sweep_dir).parent)
 
 
-#: imaging shifts applied to the held-out images as the OOD side of QC (two strengths each)
+#: every imaging shift at both strengths (``matseg qc --shift all`` uses all of ``shifts.SHIFTS``)
 QC_SHIFTS: tuple[str, ...] = tuple(f"{kind}:{strength}"
                                    for kind in ("noise", "blur", "contrast", "brightness", "rescale", "bitdepth_down")
                                    for strength in ("mild", "strong"))
+#: the demo's validation shifts: one strong version of each kind that changes what the model sees
+#: (noise, blur, magnification) plus brightness, which percentile normalisation removes (a harmless
+#: shift that must not count against the detector); each costs one feature pass and one prediction
+#: per held-out image
+DEMO_QC_SHIFTS: tuple[str, ...] = ("noise:strong", "blur:strong", "rescale:strong", "brightness:strong")
 
 
 @dataclass(frozen=True)
 class QCSettings:
-    """Arguments of ``matseg_nb.qc.run.run_qc`` for the loop (sizes in pixels)."""
+    """QC settings of the loop (sizes in pixels): ``run_qc_kwargs()`` for ``matseg_nb.qc.run.run_qc``
+    (detector validation); ``screening_shift`` (the held-out images' shifted copy screened as new images)
+    and ``other_split`` (the split of the other datasets screened and used as OOD sets) for
+    ``matseg_nb.qc.dataset_qc.qc_dataset``. Predictions for the IoU change of a shift: one pass per
+    image up to ``predict_tile`` px, on the centre ``iou_crop`` px square of larger images."""
 
     reference_split: str = "train"
     heldout_split: str = "test"
-    shifts: tuple[str, ...] = QC_SHIFTS
-    level: str = "both"
+    shifts: tuple[str, ...] = DEMO_QC_SHIFTS
+    level: str = "input"
     extractors: tuple[str, ...] = ("encoder", "texture")
+    detectors: tuple[str, ...] = ("gmm", "ocsvm")
     tile_size: int = 128
     tiles_per_image: int = 16
+    predict_tile: int = 512
+    iou_crop: int | None = 512
+    screening_shift: str = "noise:strong"
+    other_split: str = "test"
 
     def run_qc_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``run_qc`` (lists where it takes lists)."""
         d = asdict(self)
         d["shifts"] = list(self.shifts)
+        d["detectors"] = tuple(self.detectors)
+        for screening_only in ("screening_shift", "other_split"):
+            d.pop(screening_only)
         return d
 
 

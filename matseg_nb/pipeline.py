@@ -188,41 +188,32 @@ DEMO_SHIFTS = list(DEMO_SETTINGS.qc.shifts)
 
 
 def stage_qc(ctx: DemoContext) -> None:
-    """Forte-style QC of the sweep's best model: the profile's other datasets and imaging shifts as OOD."""
-    from matseg_nb.qc.run import run_qc
-
-    name, run = _qc_dataset(ctx)
-    if run is None:
-        ctx.log("  no complete run: QC skipped")
-        return
+    """Both QC questions for each dataset's validation-selected model (``best_run(sweep, dataset)``):
+    screening its held-out images, their ``screening_shift`` copy and the other datasets' images as new
+    images, and validating the detector on the shifts and the other datasets. Settings:
+    ``DEMO_SETTINGS.qc``; output ``qc/<dataset>/`` (``matseg_nb.qc.dataset_qc``)."""
     from matseg_nb.data import open_dataset
+    from matseg_nb.qc.dataset_qc import qc_dataset
 
-    names = [open_dataset(e.ref, base_dir=ctx.profile.base_dir).name for e in ctx.profile.dataset]
-    others = [n for n in names if n != name]  # the profile's other datasets are the OOD side, with the shifts
-    result = run_qc(run, test=others, out_dir=ctx.out / "qc", **DEMO_SETTINGS.qc.run_qc_kwargs())
-    ctx.results["qc"] = {"run": str(run), "out": str(ctx.out / "qc")}
-    ctx.log(format_qc(result.summary if hasattr(result, "summary") else {}, getattr(result, "verdict", "?")))
-    from matseg_nb.qc.screening import screen_run
+    refs = {open_dataset(e.ref, base_dir=ctx.profile.base_dir).name: e.ref for e in ctx.profile.dataset}
+    ctx.results["qc"] = {}
+    for name, ref in refs.items():
+        run = best_run(ctx.out / "sweep", name) or best_run(ctx.out / "sweep", ref)
+        if run is None:
+            ctx.log(f"  {name}: no complete run, QC skipped")
+            continue
+        others = [n for n in refs if n != name]
+        res = qc_dataset(run, others, ctx.out / "qc" / name, ctx.settings.qc)
+        ctx.results["qc"][name] = {"run": str(run), "out": str(ctx.out / "qc" / name),
+                                   "verdict": res.validation.verdict, "seconds": round(res.seconds["total"], 1)}
+        ctx.log(format_qc(res))
 
-    qs = DEMO_SETTINGS.qc
-    screened = screen_run(run, [f"split:{qs.heldout_split}", *(f"{o}:{qs.heldout_split}" for o in others)],
-                          ctx.out / "qc" / "screening", extractors=tuple(qs.extractors), tile_size=qs.tile_size,
-                          tiles_per_image=qs.tiles_per_image, shifts=list(qs.shifts[:1]))
-    ctx.results["qc"]["screening"] = str(ctx.out / "qc" / "screening" / "qc.json")
-    ctx.log("\n".join(r.summary().splitlines()[0] for r in screened))
 
-
-def format_qc(summary: dict, verdict: str) -> str:
-    """A short table: AUROC per OOD set and detector at image level, then the verdict."""
-    lines = [f"  QC verdict: {verdict} (detector validation: {(summary.get('validation') or {}).get('reason', 'n/a')})"]
-    for level, info in (summary.get("levels") or {}).items():
-        for ood_set, per_detector in (info.get("ood") or {}).items():
-            cells = []
-            for det, res in per_detector.items():
-                auroc = (res.get("image") or {}).get("auroc")
-                cells.append(f"{det} {auroc:.3f}" if isinstance(auroc, float) else f"{det} n/a")
-            lines.append(f"  {level:<10} {ood_set:<28} AUROC(image) " + ", ".join(cells))
-    return "\n".join(lines)
+def format_qc(res) -> str:
+    """The QC answers of one dataset in words (a ``matseg_nb.qc.dataset_qc.DatasetQC``): per screened
+    batch the verdict, flagged k of n and p; the validation table (AUROC with 95% interval per detector,
+    harmful/harmless) and its verdict."""
+    return "\n".join("  " + ln for ln in res.summary().splitlines()) + f"\n  (QC took {res.seconds['total']:.0f} s)"
 
 
 def explain_input(ctx: DemoContext, crop: int | None = None) -> dict | None:

@@ -52,11 +52,18 @@ def test_best_run_ignores_incomplete_and_other_datasets(tmp_path):
     assert best_run(tmp_path, "nope") is None
 
 
-def test_format_qc_lists_every_set_and_detector():
-    summary = {"readiness_threshold": 0.95, "levels": {"input": {"ood": {
-        "shift:noise:strong": {"gmm": {"image": {"auroc": 1.0}}, "kde": {"image": {"auroc": 0.5}}}}}}}
-    text = format_qc(summary, "not ready")
-    assert "not ready" in text and "shift:noise:strong" in text and "gmm 1.000" in text and "kde 0.500" in text
+def test_format_qc_gives_batch_verdicts_and_validation_in_words():
+    from matseg_nb.qc.dataset_qc import DatasetQC
+    from matseg_nb.qc.results import ImageScreen, ScreeningResult, ShiftCheck, ValidationResult
+
+    scr = ScreeningResult("split:test@noise:strong", [ImageScreen("a", 0.02, 0.01, True, "flagged: ...")], 0.05, 1,
+                          1, "too few images to tell", "rank-sum", None, 0.05, "train", "val", "ocsvm", 4)
+    checks = [ShiftCheck("shift:noise:strong", d, 1.0, 0.83, 1.0, 4, 4, "harmful", -0.2) for d in ("gmm", "ocsvm")]
+    val = ValidationResult("insufficient evidence", "fewer than 10 images", 0.95, "split:test", "train", checks,
+                           ["gmm", "ocsvm"])
+    text = format_qc(DatasetQC("nasa-super1", "/x/run", [scr], val, {"total": 12.0}))
+    assert "too few images to tell (1 of 1 images flagged" in text and "insufficient evidence" in text
+    assert "gmm    AUROC 1.000 [0.830, 1.000]  harmful" in text and "ocsvm" in text and "12 s" in text
 
 
 def test_demo_cli_rejects_a_bad_profile(tmp_path, capsys):

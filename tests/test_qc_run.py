@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,18 +43,6 @@ def test_cli_qc_bad_input_exits_2(tmp_path, capsys):
     assert "noise:huge" in capsys.readouterr().err
     assert main(["qc", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     assert np.isfinite(1.0)
-
-
-def test_qc_notebook_runs(tmp_path):
-    import papermill as pm
-
-    ds = folder_dataset(tmp_path / "ds", n_train=4, n_test=2)
-    out = tmp_path / "qc"
-    nb = Path(__file__).resolve().parents[1] / "notebooks" / "04_qc.ipynb"
-    pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
-                        parameters={"dataset": str(ds), "test": [], "shifts": ["noise:strong"], "tiles_per_image": 4,
-                                    "out_dir": str(out)})
-    assert (out / "qc.json").is_file() and (out / "scores.csv").is_file()
 
 
 def test_cli_screen_new_lone_image_and_validate_without_gmm(tmp_path, capsys):

@@ -80,6 +80,6 @@ def test_layout_and_settings(tmp_path):
     assert layout.sweep == tmp_path / "demo" / "sweep" and layout.qc.name == "qc"
     assert LoopLayout.from_sweep(layout.sweep) == layout
     kw = DEMO_SETTINGS.qc.run_qc_kwargs()
-    assert isinstance(kw["shifts"], list) and len(kw["shifts"]) == 12
+    assert isinstance(kw["shifts"], list) and kw["shifts"] == list(DEMO_SETTINGS.qc.shifts)
     assert DEMO_SETTINGS.with_qc(tiles_per_image=4).qc.tiles_per_image == 4
     assert DEMO_SETTINGS.qc.tiles_per_image == 16  # frozen: the shared settings do not change

@@ -53,10 +53,22 @@ class ScreeningResult:
         d["images"] = [ImageScreen(**i) for i in d.get("images", [])]
         return cls(**d)
 
+    def headline(self) -> str:
+        """The batch answer in one line: verdict, flagged k of n, the batch test's p-value, the sets used."""
+        p = "" if self.batch_p_value is None else f", batch p={self.batch_p_value:.2g}"
+        return (f"{self.batch}: {self.batch_verdict} ({self.n_flagged} of {self.n_screened} images flagged "
+                f"at alpha={self.alpha:g}{p}; calibration {self.calibration}, reference {self.reference})")
+
+    def to_frame(self):
+        """pandas table, one row per image: batch, image, p-value, flagged, reason, note (no raw scores)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"batch": self.batch, "image": i.name, "p_value": i.p_value, "flagged": i.flagged,
+                              "reason": i.reason, "note": i.note} for i in self.images],
+                            columns=["batch", "image", "p_value", "flagged", "reason", "note"])
+
     def summary(self) -> str:
-        p = "" if self.batch_p_value is None else f", p={self.batch_p_value:.2g}"
-        lines = [f"{self.batch}: {self.batch_verdict} ({self.n_flagged} of {self.n_screened} images flagged "
-                 f"at alpha={self.alpha:g}{p}; calibration {self.calibration}, reference {self.reference})"]
+        lines = [self.headline()]
         lines += [f"  {i.name}: {i.reason}" + (f" [{i.note}]" if i.note else "") for i in self.images]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -97,6 +109,13 @@ class ValidationResult:
         d = dict(data)
         d["checks"] = [ShiftCheck(**c) for c in d.get("checks", [])]
         return cls(**d)
+
+    def to_frame(self):
+        """pandas table, one row per (set, detector): AUROC, 95% interval, images per side, harm, IoU change."""
+        import pandas as pd
+
+        cols = ["set", "detector", "auroc", "low", "high", "n_id", "n_ood", "harm", "iou_change"]
+        return pd.DataFrame([asdict(c) for c in self.checks], columns=cols)
 
     def summary(self) -> str:
         lines = [f"detector validation: {self.verdict} ({self.reason})"]

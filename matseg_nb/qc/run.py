@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,13 @@ class _Scored:
     image: dict[str, np.ndarray]  # detector -> (n_images,)
 
 
-def _predict(items: list[ImageItem], ctx: FeatureContext, tile: int) -> None:
+def _predict(items: list[ImageItem], ctx: FeatureContext, tile: int, probs: bool = True,
+             crop: int | None = None) -> None:
+    """Set ``pred`` (and ``probs`` when ``probs``) of every item not predicted yet; an image up to
+    ``tile`` px on a side gets one forward pass (no tiles), the same for every set compared.
+
+    ``crop`` (only without ``probs``): predict the centre ``crop`` px square of larger images; its box
+    (top, left, size) goes to ``meta["pred_box"]`` and ``pred`` has the crop's shape (see :func:`_pred_view`)."""
     import torch
 
     from matseg_nb.data import normalize_image
@@ -53,10 +60,29 @@ def _predict(items: list[ImageItem], ctx: FeatureContext, tile: int) -> None:
 
     with torch.no_grad():
         for it in items:
-            if it.probs is None:
-                x = torch.as_tensor(normalize_image(it.image, ctx.normalization))
-                it.probs = predict_tiled(ctx.model, x, ctx.num_classes, tile=tile).numpy()
-                it.pred = it.probs.argmax(0).astype(np.int64)
+            if it.probs is None and (probs or it.pred is None):
+                img = it.image
+                h, w = img.shape[-2:]
+                if crop and not probs and max(h, w) > crop:
+                    size = min(crop, h, w)
+                    box = ((h - size) // 2, (w - size) // 2, size)
+                    it.meta["pred_box"] = box
+                    img = img[..., box[0]:box[0] + size, box[1]:box[1] + size]
+                x = torch.as_tensor(normalize_image(img, ctx.normalization))
+                p = predict_tiled(ctx.model, x, ctx.num_classes, tile=tile).numpy()
+                it.pred = p.argmax(0).astype(np.int64)
+                it.probs = p if probs else None
+
+
+def _pred_view(it: ImageItem) -> ImageItem:
+    """The item restricted to the region its ``pred`` covers (itself unless :func:`_predict` cropped)."""
+    box = it.meta.get("pred_box")
+    if box is None:
+        return it
+    t, left, size = box
+    sl = (slice(t, t + size), slice(left, left + size))
+    return ImageItem(it.image[(..., *sl)], it.name, pred=it.pred, mask=None if it.mask is None else it.mask[sl],
+                     meta=it.meta)
 
 
 def _image_iou(pred: np.ndarray, mask: np.ndarray, k: int) -> float:
@@ -65,12 +91,36 @@ def _image_iou(pred: np.ndarray, mask: np.ndarray, k: int) -> float:
     return float(summarize(confusion_matrix(pred, mask, k))["iou"])
 
 
-class _Extractor:
-    """Tiles every image with deterministic boxes and runs a set of extractors on them."""
+def image_fingerprint(image: np.ndarray) -> int:
+    """CRC-32 of an image's shape and bytes: seeds its crops and keys the feature cache, so an image
+    gets the same crops (and features) whatever batch, position or call it is scored in."""
+    a = np.ascontiguousarray(image)
+    return zlib.crc32(a.tobytes(), zlib.crc32(repr((a.shape, str(a.dtype))).encode()))
 
-    def __init__(self, names: tuple[str, ...], ctx: FeatureContext, tile_size: int, tiles: int, seed: int) -> None:
+
+class _Extractor:
+    """Tiles every image with boxes seeded by ``seed`` and the image's content and runs a set of
+    extractors on them; ``cache`` (shared by a :class:`QCSession`) keeps each image's features."""
+
+    def __init__(self, names: tuple[str, ...], ctx: FeatureContext, tile_size: int, tiles: int, seed: int,
+                 cache: dict | None = None) -> None:
         self.fns = {n: make_extractor(n, ctx) for n in names}
         self.tile_size, self.tiles, self.seed = tile_size, tiles, seed
+        self.cache = {} if cache is None else cache
+
+    def one(self, it: ImageItem) -> dict[str, np.ndarray]:
+        """{extractor: (tiles, F)} of one image (cached by content, crop settings and extractor)."""
+        fp = image_fingerprint(it.image)
+        h, w = it.image.shape[-2:]
+        boxes = None
+        out = {}
+        for n, fn in self.fns.items():
+            key = (n, fp, self.tile_size, self.tiles, self.seed)
+            if key not in self.cache:
+                boxes = boxes or tile_boxes(h, w, self.tile_size, self.tiles, self.seed * 2**32 + fp)
+                self.cache[key] = fn(it, boxes)
+            out[n] = self.cache[key]
+        return out
 
     def __call__(self, items: list[ImageItem], desc: str = "QC features") -> tuple[dict[str, np.ndarray], np.ndarray]:
         from tqdm.auto import tqdm
@@ -78,12 +128,53 @@ class _Extractor:
         blocks: dict[str, list[np.ndarray]] = {n: [] for n in self.fns}
         groups = []
         for i, it in enumerate(tqdm(items, desc=desc, unit="image", leave=False, disable=len(items) < 2)):
-            h, w = it.image.shape[-2:]
-            boxes = tile_boxes(h, w, self.tile_size, self.tiles, self.seed + i)
-            for n, fn in self.fns.items():
-                blocks[n].append(fn(it, boxes))
-            groups += [i] * len(boxes)
+            feats = self.one(it)
+            for n in self.fns:
+                blocks[n].append(feats[n])
+            groups += [i] * len(feats[next(iter(self.fns))])
         return {n: np.concatenate(b) for n, b in blocks.items()}, np.asarray(groups)
+
+
+@dataclass
+class QCSession:
+    """One run loaded once for every QC call (screening, validation): its model, dataset, split
+    images and a feature cache, so each image's features are extracted once per session."""
+
+    run_dir: Path | None
+    model: object
+    meta: dict
+    ds: object
+    ctx: FeatureContext
+    splits: dict[str, list[ImageItem]] = field(default_factory=dict)
+    features: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, run_dir: str | Path | None, dataset: str | None = None) -> QCSession:
+        """Load the run's model (``run_dir`` None: model-free, ``dataset`` required) and open its dataset."""
+        from matseg_nb.data import open_dataset
+
+        model, meta = None, {}
+        if run_dir is not None:
+            from matseg_nb.models import load_run_model
+
+            model, meta = load_run_model(run_dir)
+        ds_ref = dataset or meta.get("dataset")
+        if not ds_ref:
+            raise UserError("qc: expected a run folder with job.json or a dataset, found neither")
+        ds = open_dataset(ds_ref)
+        ctx = FeatureContext(model=model, normalization=meta.get("normalization") or "percentile",
+                             num_classes=ds.num_classes)
+        return cls(None if run_dir is None else Path(run_dir), model, {**meta, "dataset": meta.get("dataset") or ds_ref},
+                   ds, ctx)
+
+    def items(self, split: str) -> list[ImageItem]:
+        """The images of ``split`` of the run's dataset (loaded once; [] when the split is empty)."""
+        if split not in self.splits:
+            self.splits[split] = dataset_items(self.ds, split) if self.ds.split_counts().get(split) else []
+        return self.splits[split]
+
+    def extractor(self, names: tuple[str, ...], tile_size: int, tiles: int, seed: int) -> _Extractor:
+        return _Extractor(tuple(names), self.ctx, tile_size, tiles, seed, cache=self.features)
 
 
 def _score_set(model: QCModel, ext: _Extractor, items: list[ImageItem]) -> _Scored:
@@ -182,6 +273,10 @@ def run_qc(
     readiness_threshold: float | None = None,
     gallery_rows: int = 4,
     seed: int = 0,
+    session: QCSession | None = None,
+    predict_tile: int = 1024,
+    iou_crop: int | None = None,
+    extra_ood: list[ImageSet] | tuple[ImageSet, ...] = (),
 ) -> QCResult:
     """Forte-style QC of a trained model's deployment data; see module docstring for outputs.
 
@@ -189,42 +284,35 @@ def run_qc(
     test: candidate OOD sources (``split:<name>``, dataset refs ``name[:split]``, image files/folders);
     shifts: specs like ``noise:strong`` applied to the held-out split as further OOD sets.
     Units: scores are per tile (``tile_size`` px crops, ``tiles_per_image`` per image, seeded) and
-    per image (mean of its tiles' typicality).
+    per image (mean of its tiles' typicality). ``session``: a :class:`QCSession` of the same run to
+    share its model and features with other QC calls; ``extra_ood``: OOD sets already loaded. ``predict_tile``: images up to this many px on a
+    side are predicted in one pass (held-out and shifted copies alike, for the IoU change); ``iou_crop``:
+    at the input level, per-image IoU on the centre ``iou_crop`` px square only (larger images; faster).
     """
-    from matseg_nb.data import open_dataset
-
     if level not in LEVELS:
         raise UserError(f"--level: expected one of {sorted(LEVELS)}, found {level!r}")
     shifts = list(shifts or [])
     for s in shifts:
         parse_shift(s)
-    model, meta = None, {}
-    if run_dir is not None:
-        from matseg_nb.models import load_run_model
-
-        model, meta = load_run_model(run_dir)
-    ds_ref = dataset or meta.get("dataset")
-    if not ds_ref:
-        raise UserError("run_qc: expected a run folder with job.json or a dataset, found neither")
-    ds = open_dataset(ds_ref)
-    ctx = FeatureContext(model=model, normalization=meta.get("normalization") or "percentile",
-                         num_classes=ds.num_classes)
+    session = session or QCSession.open(run_dir, dataset)
+    model, meta, ds, ctx = session.model, session.meta, session.ds, session.ctx
+    ds_ref = meta["dataset"]
     thr_ready = readiness_threshold if readiness_threshold is not None else float(
         (meta.get("task") or {}).get("readiness_threshold", 0.95))
     if "prediction" in LEVELS[level] and model is None:
         raise UserError("--level prediction: expected a run folder with a model, found none")
 
-    reference = dataset_items(ds, reference_split)
-    heldout = ImageSet(f"split:{heldout_split}", dataset_items(ds, heldout_split), False, same_labels=True)
+    reference = session.items(reference_split)
+    heldout = ImageSet(f"split:{heldout_split}", session.items(heldout_split), False, same_labels=True)
     if len(reference) < 2 or not heldout.items:
         raise UserError(f"{ds_ref}: expected >= 2 '{reference_split}' and >= 1 '{heldout_split}' images, found "
                         f"{len(reference)} and {len(heldout.items)}")
-    ood_sets = [resolve_source(t, ds) for t in test] + [shifted_set(heldout, s, seed) for s in shifts]
+    ood_sets = [*extra_ood, *(resolve_source(t, ds) for t in test), *(shifted_set(heldout, s, seed) for s in shifts)]
     if model is not None:  # predictions: for prediction-level features, per-image IoU and the gallery
         need_all = "prediction" in LEVELS[level]
         sets = [reference] if need_all else []
         for st in [*sets, heldout.items, *[o.items for o in ood_sets if need_all or o.same_labels]]:
-            _predict(st, ctx, max(tile_size, 256))
+            _predict(st, ctx, max(tile_size, predict_tile), probs=need_all, crop=None if need_all else iou_crop)
 
     if not detectors:
         raise UserError("--detectors: expected at least one of gmm, ocsvm, kde, found none")
@@ -238,7 +326,7 @@ def run_qc(
     curves: dict = {}
     per_image_typ: dict[str, dict[str, np.ndarray]] = {}
     for lv in LEVELS[level]:
-        ext = _Extractor(level_names[lv], ctx, tile_size, tiles_per_image, seed)
+        ext = session.extractor(level_names[lv], tile_size, tiles_per_image, seed)
         blocks, groups = ext(reference)
         qc = fit_qc(blocks, groups, k, detectors, percentile=percentile, seed=seed)
         sc_id = _score_set(qc, ext, heldout.items)
@@ -310,8 +398,8 @@ def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: 
     from scipy.stats import spearmanr
 
     sets = [st for st in (heldout, *ood_sets) if st.same_labels]  # IoU only where classes match the run's
-    ious = {(st.name, it.name): _image_iou(it.pred, it.mask, k) for st in sets for it in st.items
-            if it.pred is not None and it.mask is not None}
+    views = {(st.name, it.name): _pred_view(it) for st in sets for it in st.items}
+    ious = {key: _image_iou(v.pred, v.mask, k) for key, v in views.items() if v.pred is not None and v.mask is not None}
     if not ious:
         return
     for r in rows:
@@ -330,7 +418,7 @@ def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: 
     cands = [(typ[lv][st.name][i], st.name, it) for st in sets for i, it in enumerate(st.items)
              if (st.name, it.name) in ious]
     cands.sort(key=lambda c: c[0])
-    chosen = [(it, s, ious[(name, it.name)]) for s, name, it in cands[:n_rows]]
+    chosen = [(views[(name, it.name)], s, ious[(name, it.name)]) for s, name, it in cands[:n_rows]]
     if chosen:
         atomic_write_bytes(out_dir / "gallery.png", _gallery_png(chosen, k))
         summary["gallery"] = {"level": lv, "images": [f"{it.name}" for it, _, _ in chosen]}

@@ -113,37 +113,35 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
                reference_split: str = "train", calibration_split: str = "val",
                extractors: tuple[str, ...] = ("encoder", "texture"), detector: str = "ocsvm", k: int = 5,
                tile_size: int = 128, tiles_per_image: int = 32, shifts: list[str] | None = None,
-               seed: int = 0) -> list[ScreeningResult]:
+               seed: int = 0, session=None, sources: list[tuple[str, list[ImageItem]]] | None = None
+               ) -> list[ScreeningResult]:
     """Screen each ``new`` source (and each shifted copy ``source@shift`` in ``shifts``) against a run.
 
+    ``session``: a :class:`matseg_nb.qc.run.QCSession` of ``run_dir`` (model and features shared with
+    other QC calls); ``sources``: further (name, images) batches already in memory.
     Writes ``out_dir/qc.json`` {"screening": [ScreeningResult.to_json(), ...], ...}. Returns the results."""
     from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.data import open_dataset
-    from matseg_nb.models import load_run_model
     from matseg_nb.qc.core import fit_qc
-    from matseg_nb.qc.features import FeatureContext
-    from matseg_nb.qc.run import _Extractor, _jsonable
-    from matseg_nb.qc.sources import ImageSet, dataset_items, shifted_set
+    from matseg_nb.qc.run import QCSession, _jsonable
+    from matseg_nb.qc.sources import ImageSet, shifted_set
 
-    if not new:
+    if not new and not sources:
         raise UserError("--new: expected at least one image file, folder or dataset ref, found none")
-    model, meta = load_run_model(run_dir)
-    ds = open_dataset(meta.get("dataset"))
-    ctx = FeatureContext(model=model, normalization=meta.get("normalization") or "percentile",
-                         num_classes=ds.num_classes)
-    reference = dataset_items(ds, reference_split)
+    session = session or QCSession.open(run_dir)
+    ds, meta = session.ds, session.meta
+    reference = session.items(reference_split)
     cal_name = calibration_split
-    cal_items = dataset_items(ds, calibration_split) if ds.split_counts().get(calibration_split) else []
+    cal_items = session.items(calibration_split)
     notes_global = []
     if not cal_items:
         cal_name = "test"
-        cal_items = dataset_items(ds, "test") if ds.split_counts().get("test") else []
+        cal_items = session.items("test")
         notes_global.append(f"no '{calibration_split}' split: the test split is the calibration set")
     if len(reference) < 2 or not cal_items:
         raise UserError(f"qc --new: expected >= 2 '{reference_split}' images and a validation or test split in "
                         f"{meta.get('dataset')}, found {len(reference)} and {len(cal_items)}")
     channels = reference[0].image.shape[0]
-    ext = _Extractor(tuple(extractors), ctx, tile_size, tiles_per_image, seed)
+    ext = session.extractor(tuple(extractors), tile_size, tiles_per_image, seed)
     blocks, groups = ext(reference, desc="QC features: reference")
     qc = fit_qc(blocks, groups, k, (detector,), seed=seed)
     nn_cols = [i for i, n in enumerate(qc.feature_names()) if n.endswith("log_nn_ratio")]
@@ -157,14 +155,14 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
     cb, cg = ext(cal_items, desc="QC features: calibration")
     calibration = Calibration(typicality(cb, cg), cg)
     results = []
-    sources: list[tuple[str, list[ImageItem], dict[str, str]]] = []
+    batches: list[tuple[str, list[ImageItem], dict[str, str]]] = [(n, its, {}) for n, its in sources or []]
     for ref in new:
         items, notes = load_new_images(ref, channels, ds)
-        sources.append((ref, items, notes))
+        batches.append((ref, items, notes))
         for spec in shifts or []:
             sh = shifted_set(ImageSet(ref, items, True), spec, seed)
-            sources.append((f"{ref}@{spec}", sh.items, {}))
-    for name, items, notes in sources:
+            batches.append((f"{ref}@{spec}", sh.items, {}))
+    for name, items, notes in batches:
         tile_scores = []
         if items:
             b, g = ext(items, desc=f"QC scoring: {name}")
