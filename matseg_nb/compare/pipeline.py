@@ -151,7 +151,8 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     test_note = (f"Selected on: validation (highest mean validation IoU over seeds, or mean out-of-fold IoU "
                  f"over folds x seeds for k-fold CV); scored on: test. "
                  f"p = two-sided exact paired sign-flip permutation test of per-image test IoU (best vs "
-                 f"runner-up, seed-averaged), alpha = {alpha}; P(best > runner-up) over paired seeds. {note}")
+                 f"runner-up, seed-averaged), alpha = {alpha}; P(best > runner-up) over paired runs (seed, or seed x "
+                 f"fold). {note}")
     paths.update(write_table(best, _pretty_best(best), out_dir, "best_table",
                              caption="Best encoder x decoder per dataset.", note=test_note))
     if rs.oof is not None and len(rs.oof):
