@@ -357,7 +357,8 @@ def _flagged_from_scores(path: Path, detector: str | None) -> list[dict]:
         return []
     keep = [r for r in rows if str(r.get("flag", "")).lower() in ("true", "1")
             and (detector is None or r.get("detector") in (None, "", detector))]
-    return [{k: v for k, v in r.items() if k in ("level", "set", "image", "detector", "typicality", "threshold", "iou")}
+    # raw detector scores (log-likelihoods) stay in scores.csv: people read the flag, not the number
+    return [{k: v for k, v in r.items() if k in ("level", "set", "image", "detector", "iou")}
             for r in keep]
 
 
