@@ -202,7 +202,9 @@ def stage_qc(ctx: DemoContext) -> None:
         if run is None:
             ctx.log(f"  {name}: no complete run, QC skipped")
             continue
-        others = [n for n in refs if n != name]
+        base = Path(ctx.profile.base_dir or ".")
+        others = [str((base / r).resolve()) if (base / r).exists() else r
+                  for n, r in refs.items() if n != name]  # folder refs are relative to the profile
         res = qc_dataset(run, others, ctx.out / "qc" / name, ctx.settings.qc)
         ctx.results["qc"][name] = {"run": str(run), "out": str(ctx.out / "qc" / name),
                                    "verdict": res.validation.verdict, "seconds": round(res.seconds["total"], 1)}
@@ -230,7 +232,9 @@ def explain_input(ctx: DemoContext, crop: int | None = None) -> dict | None:
     name, run = _qc_dataset(ctx)
     if run is None:
         return None
-    ds = open_dataset(name, base_dir=ctx.profile.base_dir)
+    from matseg_nb.runs import Run
+
+    ds = open_dataset(Run(run).job()["dataset"], base_dir=ctx.profile.base_dir)  # a folder's name is no ref
     sample = ds.samples("test")[0]
     model, meta = load_run_model(run)
     img = load_model_input(sample.image, meta)

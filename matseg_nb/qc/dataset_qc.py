@@ -62,7 +62,8 @@ class DatasetQC:
     def summary(self) -> str:
         """Screening verdicts (one line per batch), then the validation table and verdict, in words."""
         lines = [f"QC of {self.dataset} ({Path(self.run_dir).name})", "  screening new images:"]
-        lines += [f"    {r.headline()}" for r in self.screening]
+        for r in self.screening:
+            lines += [f"    {r.headline()}", *(f"      note: {n}" for n in r.notes)]
         lines += ["  " + ln for ln in self.validation.summary().splitlines()]
         return "\n".join(lines)
 
