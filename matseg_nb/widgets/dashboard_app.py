@@ -225,9 +225,9 @@ class DashboardState:
             raise UserError(f"{self.relative(run)}: expected a complete job to check, found none")
         best = max(jobs, key=lambda j: _test_iou(j))
         out = run / "qc"
-        from matseg_nb.loop import DEMO_SETTINGS
+        from matseg_nb.loop import stage_settings
 
-        run_qc(best, out_dir=out, **DEMO_SETTINGS.qc.run_qc_kwargs())
+        run_qc(best, out_dir=out, **stage_settings().qc.run_qc_kwargs())
         return out
 
     def explain(self, job_dir: Path, image_path: Path, mask_png: Path, out: Path) -> dict:
