@@ -88,3 +88,17 @@ def test_class_weights_are_validated_in_the_profile(tmp_path):
         job_dict(tiny_job(folder, class_weights=[1.0, 0.0, 2.0]))
     with pytest.raises(UserError, match="input_scale"):
         job_dict(tiny_job(folder, input_scale=2.0))
+
+
+def test_explanation_forward_uses_the_scaled_model():
+    """The heatmap's probability function predicts through the wrapper (no shortcut into the inner model)."""
+    from matseg_nb.explain.forward import ProbFn
+
+    torch.manual_seed(0)
+    net = with_input_scale(_unet(), 0.5)
+    fn = ProbFn(net, device="cpu")
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        expected = net(x).softmax(1)
+    assert not fn.box_decoder and not fn.incremental
+    torch.testing.assert_close(fn(x), expected, atol=1e-5, rtol=1e-4)
