@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from matseg_nb.jsonio import JsonRecord
 from matseg_nb.runs import Sweep
 
 
@@ -87,7 +88,7 @@ DEMO_QC_SHIFTS: tuple[str, ...] = ("noise:strong", "blur:strong", "rescale:stron
 
 
 @dataclass(frozen=True)
-class QCSettings:
+class QCSettings(JsonRecord):
     """QC settings of the loop (sizes in pixels): ``run_qc_kwargs()`` for ``matseg_nb.qc.run.run_qc``
     (detector validation); ``screening_shift`` (the held-out images' shifted copy screened as new images)
     and ``other_split`` (the split of the other datasets screened and used as OOD sets) for
@@ -118,7 +119,7 @@ class QCSettings:
 
 
 @dataclass(frozen=True)
-class ExplainSettings:
+class ExplainSettings(JsonRecord):
     """Arguments of ``matseg_nb.explain.explain_image`` for the loop: occlusion ``kernel``; ``window`` and
     ``stride`` in pixels, or None: chosen on this machine (``matseg_nb.explain.pipeline.choose_grid``) so
     that heatmap + faithfulness fit ``budget_minutes``; centre ``crop`` in pixels, None: the whole image
@@ -138,14 +139,11 @@ class ExplainSettings:
 
 
 @dataclass(frozen=True)
-class StageSettings:
-    """The named settings of every analysis stage of the loop."""
+class StageSettings(JsonRecord):
+    """The named settings of every analysis stage of the loop (``to_dict``/``from_dict``: JSON round trip)."""
 
     qc: QCSettings = field(default_factory=QCSettings)
     explain: ExplainSettings = field(default_factory=ExplainSettings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def with_qc(self, **changes: Any) -> StageSettings:
         return replace(self, qc=replace(self.qc, **changes))

@@ -58,3 +58,17 @@ def test_context_carries_the_named_settings(tmp_path, monkeypatch):
     monkeypatch.setenv(SETTINGS_ENV, "tiny")
     assert loop_context("profiles/p.json", "r").settings is TINY_SETTINGS
     assert loop_context("profiles/p.json", "r", settings=DEMO_SETTINGS).settings is DEMO_SETTINGS
+
+
+def test_settings_and_answers_round_trip_through_json():
+    import json
+
+    from matseg_nb.loop import StageSettings
+    from matseg_nb.report import DatasetAnswer
+
+    for settings in (DEMO_SETTINGS, TINY_SETTINGS):
+        back = StageSettings.from_dict(json.loads(json.dumps(settings.to_dict())))
+        assert back == settings and isinstance(back.qc.shifts, tuple)
+    answer = DatasetAnswer("ds", recommended="a", interval=(0.25, 0.5), missing=["QC (qc/qc.json)"])
+    assert DatasetAnswer.from_dict(json.loads(json.dumps(answer.to_dict()))) == answer
+    assert DatasetAnswer.from_dict({"dataset": "ds", "added_later": 1}) == DatasetAnswer("ds")  # newer files load

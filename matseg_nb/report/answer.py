@@ -13,10 +13,11 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matseg_nb.jsonio import JsonRecord
 from matseg_nb.runs import RunFileError, Sweep
 
 
@@ -28,8 +29,9 @@ def sig(value: float | None, digits: int = 3) -> str:
 
 
 @dataclass
-class DatasetAnswer:
-    """What the report says first about one dataset. IoU values are fractions in [0, 1]."""
+class DatasetAnswer(JsonRecord):
+    """What the report says first about one dataset (``to_dict``/``from_dict``: :class:`matseg_nb.jsonio.JsonRecord`).
+    IoU values are fractions in [0, 1]."""
 
     dataset: str
     recommended: str | None = None
@@ -44,17 +46,6 @@ class DatasetAnswer:
     explain_words: str = "No explanation was computed for this dataset."
     panel_png: str | None = None
     missing: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["interval"] = list(self.interval) if self.interval else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DatasetAnswer:
-        d = dict(d)
-        d["interval"] = tuple(d["interval"]) if d.get("interval") else None
-        return cls(**d)
 
     def summary(self) -> str:
         """One paragraph: the recommendation, how sure, the QC answer."""

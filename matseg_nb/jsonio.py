@@ -1,0 +1,58 @@
+"""One JSON round trip for the package's typed results and settings (dataclasses).
+
+``class Foo(JsonRecord)`` on a dataclass gives ``to_dict()`` (JSON-ready: tuples become lists, nested
+dataclasses become dicts) and ``from_dict(data)`` (the inverse: lists become tuples where the field is a
+tuple, nested ``JsonRecord`` fields are rebuilt, unknown keys are ignored so older readers accept newer
+files, missing keys take the field's default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """``value`` (from JSON) as the field type ``hint`` asks: tuple, nested JsonRecord, or as is."""
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if arg is not type(None):
+                converted = _typed(arg, value)
+                if converted is not value:
+                    return converted
+        return value
+    if isinstance(hint, type) and issubclass(hint, JsonRecord) and isinstance(value, dict):
+        return hint.from_dict(value)
+    if (origin is tuple or hint is tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+class JsonRecord:
+    """Mixin for dataclasses: :meth:`to_dict` / :meth:`from_dict` JSON round trip."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values (tuples as lists, nested dataclasses as dicts)."""
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """The record from :meth:`to_dict` output; unknown keys are ignored, missing ones take defaults."""
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: _typed(hints.get(k), v) for k, v in data.items() if k in names})
