@@ -103,6 +103,8 @@ def test_bad_inputs_are_one_line_errors_or_notes(tmp_path):
     iio.imwrite(good / "ok.png", blob_image(rng)[0])
     (good / "broken.png").write_bytes(b"not a png")
     iio.imwrite(good / "rgb.png", np.stack([blob_image(rng)[0]] * 3, -1)[..., :3] + np.uint8([0, 1, 2]))
-    items, notes = load_new_images(str(good), channels=1)
-    assert [i.name for i in items] == ["ok"] and items[0].meta["full_scale"] == 255.0
+    iio.imwrite(good / "deep.png", blob_image(rng)[0].astype(np.uint16) * 257)
+    items, notes = load_new_images(str(good), channels=1, dtype="uint8")
+    assert [i.name for i in items] == ["deep", "ok"] and items[1].meta["full_scale"] == 255.0
+    assert items[0].meta["full_scale"] == 65535.0 and "uint16 file, training images are uint8" in notes["deep"]
     assert notes["broken"].startswith("unreadable") and "channel" in notes["rgb"]

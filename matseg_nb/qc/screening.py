@@ -78,9 +78,11 @@ def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names
                            calibration_name, detector, int(calibration.image_scores.size), extra)
 
 
-def load_new_images(ref: str, channels: int | None, default_ds=None) -> tuple[list[ImageItem], dict[str, str]]:
-    """Images of one --new source (file, folder, dataset ref, split:<name>) and per-file notes for files
-    that cannot be screened (unreadable, other channel count). A folder with no images is a UserError."""
+def load_new_images(ref: str, channels: int | None, default_ds=None, dtype: str | None = None
+                    ) -> tuple[list[ImageItem], dict[str, str]]:
+    """Images of one --new source (file, folder, dataset ref, split:<name>) and per-file notes: files that
+    cannot be screened (unreadable, other channel count) are left out; a file of another bit depth than
+    the training images (``dtype``) is screened with a note. A folder with no images is a UserError."""
     from matseg_nb.data import read_image
     from matseg_nb.data.readers import read_array
     from matseg_nb.qc.sources import IMAGE_EXT, _files, resolve_source
@@ -103,10 +105,23 @@ def load_new_images(ref: str, channels: int | None, default_ds=None) -> tuple[li
             notes[f.stem] = f"expected {channels} channel(s) like the training images, found {img.shape[0]}"
             continue
         meta = {"dtype": str(raw.dtype)}
+        if dtype is not None and str(raw.dtype) != dtype:
+            notes[f.stem] = (f"{raw.dtype} file, training images are {dtype}: intensities compared as fractions "
+                             "of each file's full scale")
         if str(raw.dtype) in DTYPE_FULL_SCALE:
             meta["full_scale"] = DTYPE_FULL_SCALE[str(raw.dtype)]
         items.append(ImageItem(img, f.stem, meta=meta))
     return items, notes
+
+
+def _file_dtype(ds, split: str) -> str | None:
+    """The pixel dtype of the first file of ``split`` (None when it cannot be read)."""
+    from matseg_nb.data.readers import read_array
+
+    try:
+        return str(read_array(ds.samples(split)[0].image).dtype)
+    except Exception:  # noqa: BLE001 - no dtype note rather than no screening
+        return None
 
 
 def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: float = 0.05,
@@ -141,6 +156,7 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
         raise UserError(f"qc --new: expected >= 2 '{reference_split}' images and a validation or test split in "
                         f"{meta.get('dataset')}, found {len(reference)} and {len(cal_items)}")
     channels = reference[0].image.shape[0]
+    train_dtype = _file_dtype(ds, reference_split)
     ext = session.extractor(tuple(extractors), tile_size, tiles_per_image, seed)
     blocks, groups = ext(reference, desc="QC features: reference")
     qc = fit_qc(blocks, groups, k, (detector,), seed=seed)
@@ -157,7 +173,7 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
     results = []
     batches: list[tuple[str, list[ImageItem], dict[str, str]]] = [(n, its, {}) for n, its in sources or []]
     for ref in new:
-        items, notes = load_new_images(ref, channels, ds)
+        items, notes = load_new_images(ref, channels, ds, train_dtype)
         batches.append((ref, items, notes))
         for spec in shifts or []:
             sh = shifted_set(ImageSet(ref, items, True), spec, seed)
