@@ -140,3 +140,15 @@ def test_corrected_fold_interval_coverage(folds):
         naive += m - half * s <= 0.7 <= m + half * s
     assert abs(hit / sims - 0.95) <= 0.02
     assert naive / sims < 0.90
+
+
+def test_pending_cv_job_keeps_its_protocol(tmp_path):
+    """A fold listed in summary.json but not started yet is read from its id: no false 'mixed protocols'."""
+    sweep = cv_sweep(tmp_path, seeds=(0,))
+    jobs = [{"job_id": d.name, "status": "complete"} for d in sorted(sweep.iterdir()) if d.is_dir()]
+    pending = f"{DATASET}__resnet18__Unet__s1__f0of3__0000abcd"
+    (sweep / "summary.json").write_text(json.dumps({"jobs": [*jobs, {"job_id": pending, "status": "pending"}]}))
+    rs = load_runs([sweep])
+    row = rs.runs[rs.runs["job_id"] == pending].iloc[0]
+    assert (row["status"], row["protocol"], row["fold"]) == ("pending", "3-fold CV", 0)
+    assert set(rs.runs["dataset"]) == {DATASET}

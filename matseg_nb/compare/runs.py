@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +68,13 @@ def _read_json(path: Path) -> dict:
 
 
 def parse_job_id(job_id: str) -> dict:
-    """``<dataset>__<encoder>__<decoder>__s<seed>__<hash8>`` -> dict (missing parts are None)."""
+    """``<dataset>__<encoder>__<decoder>__s<seed>[__f<fold>of<k>]__<hash8>`` -> dict (missing parts are None)."""
     parts = job_id.split("__")
-    out: dict = {"dataset": None, "encoder": None, "decoder": None, "seed": None}
+    out: dict = {"dataset": None, "encoder": None, "decoder": None, "seed": None, "fold": None, "folds": None}
+    for part in parts[4:-1]:
+        cv = re.fullmatch(r"f(\d+)of(\d+)", part)
+        if cv:
+            out.update(fold=int(cv.group(1)), folds=int(cv.group(2)))
     if len(parts) >= 4:
         out.update(dataset=parts[0], encoder=parts[1], decoder=parts[2])
         seed = parts[3][1:] if parts[3].startswith("s") else parts[3]
@@ -89,6 +94,7 @@ def _weights_label(value) -> str:
 
 def _identity(job_dir: Path, job: dict, metrics: dict, listed: dict) -> dict:
     ident = parse_job_id(job_dir.name)
+    from_id = {"fold": ident.pop("fold"), "folds": ident.pop("folds")}
     for key in ("dataset", "encoder", "decoder", "seed"):
         for src in (job, listed):
             if src.get(key) is not None:
@@ -100,8 +106,8 @@ def _identity(job_dir: Path, job: dict, metrics: dict, listed: dict) -> dict:
     ident["encoder_weights"] = _weights_label(weights)
     ident["seed"] = int(ident["seed"]) if ident["seed"] is not None else -1
     cv = metrics.get("cv") if isinstance(metrics.get("cv"), dict) else {}
-    fold = cv.get("fold", job.get("fold", listed.get("fold")))
-    folds = cv.get("folds", job.get("folds", listed.get("folds")))
+    fold = cv.get("fold", job.get("fold", listed.get("fold", from_id["fold"])))
+    folds = cv.get("folds", job.get("folds", listed.get("folds", from_id["folds"])))
     ident["fold"] = int(fold) if folds else -1
     ident["folds"] = int(folds) if folds else 0
     ident["protocol"] = f"{int(folds)}-fold CV" if folds else "holdout"
