@@ -274,7 +274,7 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
     summary = explain_image(run, sample.image, mask_png, out, kernel=settings.kernel, window=window,
                             stride=stride, n_draws=settings.n_draws, model=inp["model"], image=inp["image"],
                             meta={**inp["meta"], **({"crop": crop_yx} if crop_yx else {})}, mask_source=source,
-                            budget_minutes=settings.budget_minutes)
+                            budget_minutes=settings.budget_minutes, fractions=settings.fractions)
     h = summary.heatmap
     ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": crop_yx,
                               "window": h["window"], "stride": h["stride"], "seconds": h["seconds"],
