@@ -35,7 +35,8 @@ def test_demo_is_cpu_sized_and_paper_uses_paper_settings(repo_root):
     assert (demo.training.batch_size, demo.training.crop_size, demo.training.lr) == (4, 128, 1e-3)
     assert demo.training.val_every == 1 and demo.training.tile_size == 1024
     assert "stand-in" in demo.description.lower() and paper.training.foreground_crop_fraction == 0.0
-    assert demo.training.val_crop_size == 256 and paper.training.val_crop_size is None
+    assert demo.training.val_crop_size == 768 and paper.training.val_crop_size is None
+    assert demo.training.input_scale == 0.5 and paper.training.input_scale == 1.0
     t = paper.training
     assert paper.model.encoder_weights == "imagenet"
     assert (t.batch_size, t.lr, t.optimizer, t.scheduler, t.max_epochs, t.crop_size) == (16, 1e-4, "adam", "cosine", 200, 512)

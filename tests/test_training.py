@@ -93,8 +93,8 @@ def test_nan_loss_raises(folder, tmp_path, monkeypatch):
 
     real = module._losses
 
-    def nan_losses(k):
-        return {name: (lambda logits, y, f=f: f(logits, y) * float("nan")) for name, f in real(k).items()}
+    def nan_losses(k, class_weights=None):
+        return {name: (lambda logits, y, f=f: f(logits, y) * float("nan")) for name, f in real(k, class_weights).items()}
 
     monkeypatch.setattr(module, "_losses", nan_losses)
     with pytest.raises(NonFiniteLossError, match="nan"):
