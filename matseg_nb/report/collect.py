@@ -328,6 +328,8 @@ def qc_signals(qc: Any) -> list[dict]:
     rows = []
     if not isinstance(qc, dict):
         return rows
+    if isinstance(qc.get("validation"), dict) and qc["validation"].get("checks"):  # typed detector validation
+        return _validation_rows(qc["validation"])
     primary = qc.get("primary_detector")
     for level, lv in (qc.get("levels") or {}).items():
         if not isinstance(lv, dict):
@@ -346,6 +348,21 @@ def qc_signals(qc: Any) -> list[dict]:
             row["verdict"] = str((lv.get("verdicts") or {}).get(set_name, ""))
             rows.append(row)
     return rows
+
+
+def _validation_rows(validation: dict) -> list[dict]:
+    """One row per (set, detector) of ``qc.json["validation"]``: AUROC with its 95% interval, images per
+    side, and whether the shift hurts the model (``matseg_nb.qc.results.ValidationResult``)."""
+    from matseg_nb.qc.results import ValidationResult
+
+    try:
+        checks = ValidationResult.from_json(validation).checks
+    except (TypeError, KeyError, ValueError):
+        return []
+    return [{"OOD set": c.set, "detector": c.detector,
+             "AUROC [95% interval]": "n/a" if c.auroc is None else f"{c.auroc:.3f} [{c.low:.3f}, {c.high:.3f}]",
+             "images (held-out / set)": f"{c.n_id} / {c.n_ood}", "harm": c.harm,
+             "IoU change": "" if c.iou_change is None else f"{c.iou_change:+.3f}"} for c in checks]
 
 
 def _flagged_from_scores(path: Path, detector: str | None) -> list[dict]:
