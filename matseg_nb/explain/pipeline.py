@@ -243,6 +243,11 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
                   kernel_params=kernel_params, max_batch=max_batch, progress=progress, log=log,
                   max_minutes=max_minutes)
     exact = fn if not fn.amp else prediction_fn(model, tuple(img.shape[-2:]), meta, device=device)[0]
+    if log:  # --max-minutes bounds the heatmap only: say what the test will cost before it starts
+        n_passes = (1 + 3 * int(n_draws)) * len(set(fractions))
+        fwd = plan["forward_s"] if plan else res.extra["setup_seconds"] / (2 if res.extra.get("incremental") else 1)
+        log(f"faithfulness: {n_passes} whole-image forward passes, about {n_passes * fwd:.0f} s "
+            f"({fwd:.2f} s per pass; --draws sets the draws per baseline)")
     faith = faithfulness(exact, img, a, res.map, window=window, heatmap_kernel=kernel, fractions=fractions,
                          n_draws=n_draws, level=level, max_batch=max_batch or 8, progress=progress)
     if res.partial:
