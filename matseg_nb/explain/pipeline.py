@@ -88,8 +88,8 @@ def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_fait
     heat_budget = max(float(budget_s) - faith_s, 0.25 * float(budget_s))
     tried = []
     h, w = image.shape[-2:]
-    fits = [(win, st) for win, st in candidates if win <= min(h, w)] or [(min(h, w), min(h, w))]
-    for win, st in fits:
+    usable = [(win, st) for win, st in candidates if win <= min(h, w)] or [(min(h, w), min(h, w))]
+    for win, st in usable:
         ys, xs = grid_locations((h, w), win, st)
         n = len(ys) * len(xs)
         pick = np.linspace(0, n - 1, num=min(4, n)).round().astype(int)
@@ -101,12 +101,13 @@ def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_fait
         est = res.extra["setup_seconds"] + n_run * per
         tried.append({"window": win, "stride": st, "locations": n_run, "seconds_per_location": round(per, 4),
                       "heatmap_estimate_s": round(est, 1)})
-        if est <= heat_budget:
+        fits = est <= heat_budget
+        if fits:
             break
     chosen = tried[-1]
     plan = {"budget_s": float(budget_s), "forward_s": round(forward_s, 3), "faithfulness_passes": int(n_faith_passes),
             "faithfulness_estimate_s": round(faith_s, 1), "heatmap_budget_s": round(heat_budget, 1),
-            "fits": chosen["heatmap_estimate_s"] <= heat_budget, "tried": tried}
+            "fits": bool(fits), "tried": tried}
     if log:
         log(f"grid for a {budget_s / 60:g}-min budget: window {chosen['window']} px, stride {chosen['stride']} px "
             f"({chosen['locations']} locations, about {chosen['heatmap_estimate_s']:.0f} s; faithfulness about "
