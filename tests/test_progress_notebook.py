@@ -5,6 +5,7 @@ widget state reached its total, next to the heatmap's size line."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -12,9 +13,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-CELL = f"""
-import sys
-sys.path.insert(0, {str(TESTS)!r})
+CELL = """
 from _explain_helpers import box_mask, rand_image, tiny_model
 from matseg_nb.explain import heatmap
 res = heatmap(tiny_model("Unet"), rand_image(1, 48, 40), box_mask(), window=8, stride=8, max_batch=4,
@@ -29,6 +28,8 @@ def test_heatmap_shows_a_widget_progress_bar_under_papermill(tmp_path, monkeypat
     # qtpy (imported by the napari pytest plugin) sets QT_API, which makes tqdm.auto assume a Qt console;
     # a Jupyter or Voila kernel started by a user has no such variable
     monkeypatch.delenv("QT_API", raising=False)
+    # the kernel imports the tests' helpers through its environment, as the umask test does
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])
     src, out = tmp_path / "progress.ipynb", tmp_path / "executed.ipynb"
     nbformat.write(nb, src)
