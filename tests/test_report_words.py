@@ -37,3 +37,19 @@ def test_faithfulness_result_gives_its_own_summary():
                                              "mean_curve": [0.1, 0.1]}}}
     text = explain_sentence({"faithfulness": faith})
     assert "not shown faithful" in text and "Faithful:" not in text
+
+
+def test_a_validation_pick_that_loses_on_test_is_not_worded_as_a_win():
+    from matseg_nb.report.answer import DatasetAnswer, _comparison
+
+    answer = DatasetAnswer(dataset="nasa-ebc1")
+    _comparison(answer, {"arch": "resnet18+DeepLabV3Plus", "iou": "0.172", "runner_up": "resnet18+Unet",
+                         "runner_up_iou": "0.182", "verdict": "insufficient evidence (n = 3)", "p_value": "",
+                         "n_images": "3", "selected_on": "validation"})
+    text = answer.summary()
+    assert "chosen on validation" in text and "not separable from the runner-up" in text
+    assert "runner-up scores higher on test" in text and "better than" not in text
+    _comparison(won := DatasetAnswer(dataset="d"), {"arch": "a", "iou": "0.8", "runner_up": "b",
+                                                    "runner_up_iou": "0.5", "verdict": "significant",
+                                                    "p_value": "0.01", "n_images": "8", "selected_on": "test"})
+    assert won.evidence == "better than the runner-up" and "chosen on test" in won.summary()

@@ -41,6 +41,7 @@ class DatasetAnswer(JsonRecord):
     runner_up_iou: float | None = None
     evidence: str = "insufficient evidence"
     evidence_detail: str = ""
+    selected_on: str = "validation"
     qc_verdict: str | None = None
     qc_words: str = "QC did not run for this dataset."
     explain_words: str = "No explanation was computed for this dataset."
@@ -53,8 +54,9 @@ class DatasetAnswer(JsonRecord):
             head = f"{self.dataset}: no architecture can be recommended ({self.evidence_detail or self.evidence})."
         else:
             ci = f", 95 % CI [{sig(self.interval[0])}, {sig(self.interval[1])}]" if self.interval else ""
-            head = (f"{self.dataset}: {self.recommended} (test IoU {sig(self.recommended_iou)}{ci}); runner-up "
-                    f"{self.runner_up or '-'} ({sig(self.runner_up_iou)}); {self.evidence}.")
+            head = (f"{self.dataset}: {self.recommended}, chosen on {self.selected_on} (test IoU "
+                    f"{sig(self.recommended_iou)}{ci}); runner-up {self.runner_up or '-'} ({sig(self.runner_up_iou)}); "
+                    f"{self.evidence}.")
         return f"{head} {self.qc_words}"
 
 
@@ -95,6 +97,7 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
         answer.evidence_detail = row.get("status") or "no complete architecture"
         return
     answer.recommended = row["arch"]
+    answer.selected_on = (row.get("selected_on") or "validation").strip()
     answer.recommended_iou = _float(row.get("iou"))
     lo, hi = _float(row.get("iou_ci_lo")), _float(row.get("iou_ci_hi"))
     answer.interval = (lo, hi) if lo is not None and hi is not None else None
@@ -111,6 +114,8 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
         answer.evidence = "insufficient evidence (only one architecture has a result)"
     else:
         answer.evidence = "insufficient evidence: not separable from the runner-up"
+        if (answer.runner_up_iou or 0.0) > (answer.recommended_iou or 0.0):
+            answer.evidence += " (the runner-up scores higher on test, within noise)"
         answer.evidence_detail = f"paired test on {n} test images{'' if p is None else f', p = {sig(p, 2)}'} ({verdict})"
 
 
