@@ -97,20 +97,6 @@ def test_cli_max_minutes_writes_a_partial_map(run_and_image, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_notebook_runs_under_papermill_with_a_saved_mask(run_and_image, tmp_path, repo_root):
-    papermill = pytest.importorskip("papermill")
-    run, img, root = run_and_image
-    out = tmp_path / "nb_out"
-    papermill.execute_notebook(
-        str(repo_root / "notebooks" / "05_explain.ipynb"), str(tmp_path / "executed.ipynb"),
-        parameters={"run_dir": str(run), "image": str(img), "mask": str(root / "A.png"), "kernel": "constant",
-                    "window": 16, "stride": 16, "out_dir": str(out)},
-        cwd=str(repo_root / "notebooks"), kernel_name="python3", progress_bar=False)
-    assert np.load(out / "heatmap.npy").shape == (64, 48)
-    assert json.loads((out / "explain.json").read_text())["heatmap"]["kernel"] == "constant"
-
-
-@pytest.mark.slow
 def test_explain_with_gt_boundary_on_a_nasa_test_image(tmp_path, nasa_root):
     from matseg_nb.explain import explain_with_gt_boundary, load_annotation_meta
 
