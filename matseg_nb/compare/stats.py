@@ -38,6 +38,18 @@ def insufficient(n: int) -> str:
     return f"insufficient evidence (n = {n})"
 
 
+def unit_means(scores: np.ndarray) -> np.ndarray:
+    """Each unit's (column's) mean over seeds (rows) of a (n_seeds, n_units) score matrix, units without any
+    score dropped; a 1-D input is one seed. Shape (n_units_scored,)."""
+    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    if s.size == 0:
+        return np.empty(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        units = np.nanmean(s, axis=0)
+    return units[~np.isnan(units)]
+
+
 def t_interval(scores: np.ndarray, level: float = 0.95) -> tuple[float, float, float, int]:
     """Mean and Student-t interval of a (n_seeds, n_units) score matrix (NaN = missing).
 
@@ -47,14 +59,10 @@ def t_interval(scores: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     reported separately, as the seed SD and P(A beats B)). A 1-D input
     is one seed. Returns ``(mean, lo, hi, n)``; lo/hi are NaN when n < :data:`MIN_INTERVAL_N` (declined).
     """
-    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    if s.size == 0 or np.all(np.isnan(s)):
-        return math.nan, math.nan, math.nan, 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        units = np.nanmean(s, axis=0)
-    units = units[~np.isnan(units)]
+    units = unit_means(scores)
     n = int(units.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
     mean = float(units.mean())
     if n < MIN_INTERVAL_N:
         return mean, math.nan, math.nan, n
@@ -71,14 +79,10 @@ def cv_interval(scores: np.ndarray, folds: int, level: float = 0.95) -> tuple[fl
     interval is then exact when fold scores are equicorrelated normal with correlation 1/k
     (tests/test_cv_compare.py). Returns ``(mean, lo, hi, n)``; lo/hi NaN below :data:`MIN_INTERVAL_N` folds.
     """
-    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    if s.size == 0 or np.all(np.isnan(s)):
-        return math.nan, math.nan, math.nan, 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        units = np.nanmean(s, axis=0)
-    units = units[~np.isnan(units)]
+    units = unit_means(scores)
     n = int(units.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
     mean = float(units.mean())
     if n < MIN_INTERVAL_N or folds < 2:
         return mean, math.nan, math.nan, n
