@@ -108,3 +108,15 @@ def test_bad_inputs_are_one_line_errors_or_notes(tmp_path):
     assert [i.name for i in items] == ["deep", "ok"] and items[1].meta["full_scale"] == 255.0
     assert items[0].meta["full_scale"] == 65535.0 and "uint16 file, training images are uint8" in notes["deep"]
     assert notes["broken"].startswith("unreadable") and "channel" in notes["rgb"]
+
+
+def test_in_distribution_from_few_calibration_images_is_worded_as_weak():
+    rng = np.random.default_rng(1)
+    names = [f"a{i}" for i in range(4)]
+    few = screen_scores(Calibration(rng.normal(size=3 * 16), np.repeat(np.arange(3), 16)),
+                        [rng.normal(size=16) for _ in names], names)
+    many = screen_scores(Calibration(rng.normal(size=20 * 16), np.repeat(np.arange(20), 16)),
+                         [rng.normal(size=16) for _ in names], names)
+    assert few.batch_verdict == many.batch_verdict == "in distribution"
+    assert "weak: no shift detected against only 3 calibration images" in few.headline()
+    assert "weak" not in many.headline()

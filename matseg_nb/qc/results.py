@@ -25,6 +25,11 @@ class ImageScreen:
     note: str = ""
 
 
+#: below this many calibration images an "in distribution" batch answer is stated as weak: the exact rank-sum
+#: test then rejects only when nearly every new image is less typical than every calibration image
+WEAK_CALIBRATION_IMAGES = 5
+
+
 @dataclass
 class ScreeningResult:
     """Answer to "are these new images like the validation images?" for one batch."""
@@ -56,7 +61,11 @@ class ScreeningResult:
     def headline(self) -> str:
         """The batch answer in one line: verdict, flagged k of n, the batch test's p-value, the sets used."""
         p = "" if self.batch_p_value is None else f", batch p={self.batch_p_value:.2g}"
-        return (f"{self.batch}: {self.batch_verdict} ({self.n_flagged} of {self.n_screened} images flagged "
+        verdict = self.batch_verdict
+        if verdict == "in distribution" and self.n_calibration_images < WEAK_CALIBRATION_IMAGES:
+            verdict += (f" (weak: no shift detected against only {self.n_calibration_images} calibration images, "
+                        "which can miss all but strong shifts)")
+        return (f"{self.batch}: {verdict} ({self.n_flagged} of {self.n_screened} images flagged "
                 f"at alpha={self.alpha:g}{p}; calibration {self.calibration}, reference {self.reference})")
 
     def to_frame(self):
