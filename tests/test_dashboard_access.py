@@ -12,7 +12,6 @@ import json
 import os
 import re
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -21,17 +20,12 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from _dashboard_helpers import free_port, stop_server
 
 from matseg_nb.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 RENDER_S = 300  # Voilà executes the dashboard notebook (imports torch) before it answers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, headers: dict | None = None, timeout: float = 30):
@@ -86,11 +80,7 @@ def dashboard(tmp_path):
                 time.sleep(0.5)
         yield port, token, ws
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
 
 
 def refused(status: int, headers: dict) -> bool:

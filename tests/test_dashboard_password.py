@@ -12,7 +12,6 @@ import http.client
 import os
 import re
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -21,16 +20,11 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from _dashboard_helpers import free_port, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
 KERNEL = "/api/kernels/00000000-0000-4000-8000-000000000000"  # Voilà serves /api/kernels/<id> only
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, headers: dict | None = None, body: str | None = None):
@@ -82,11 +76,7 @@ def password_dashboard(tmp_path):
         assert b"asks for the password" in out and b"?token=" not in out, out.decode()
         yield port
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
 
 
 def refused(status: int, headers: list[tuple[str, str]]) -> bool:
