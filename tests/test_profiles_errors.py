@@ -71,6 +71,18 @@ def test_unknown_decoder(tmp_path, capsys):
     assert "DeepLabV3Plus" in match.group(0)
 
 
+@pytest.mark.parametrize("options, expected", [
+    ({"Unet": {"output_stride": 16}}, "expected arguments of smp.Unet ("),
+    ({"Unet": {"classes": 5}}, "expected arguments of smp.Unet ("),
+    ({"FPN": {"decoder_dropout": 0.1}}, "expected a key from model.decoders (Unet, DeepLabV3Plus)"),
+])
+def test_bad_decoder_options(tmp_path, capsys, options, expected):
+    path = write_profile(tmp_path, tiny_profile_dict(model={"decoder_options": options}))
+    match = _single_problem(capsys, path)
+    assert match["path"] == "model.decoder_options"
+    assert expected in match.group(0)
+
+
 @pytest.mark.parametrize("section, value, path", [
     ("model", {"encoders": []}, "model.encoders"),
     ("model", {"decoders": []}, "model.decoders"),

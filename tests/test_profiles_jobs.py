@@ -146,3 +146,15 @@ def test_effective_config_excludes_task_and_execution():
     eff = job.effective_config()
     assert set(eff) == {"hash_version", "dataset", "encoder", "decoder", "encoder_weights", "seed", "training"}
     assert eff["training"]["crop_size"] == 64 and eff["dataset"]["kind"] == "manifest"
+
+
+def test_decoder_options_change_only_that_decoders_ids():
+    base = _ids(tiny_profile_dict())
+    options = {"model": {"decoder_options": {"deeplabv3plus": {"decoder_atrous_rates": [6, 12, 18]}}}}
+    after = _ids(tiny_profile_dict(**options))
+    unet, dlv3p = (i for i in zip(base, after, strict=True))
+    assert unet[0] == unet[1], "Unet has no options: its id must not change"
+    assert dlv3p[0] != dlv3p[1] and dlv3p[0].rsplit("__", 1)[0] == dlv3p[1].rsplit("__", 1)[0]
+    job = compile_jobs(profile_from_dict(tiny_profile_dict(**options)))[1]
+    assert job.decoder == "DeepLabV3Plus" and job.decoder_options == {"decoder_atrous_rates": [6, 12, 18]}
+    assert Job.from_dict(json.loads(json.dumps(job.to_dict()))) == job

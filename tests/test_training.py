@@ -154,3 +154,13 @@ def test_foreground_crops_centre_on_rare_classes():
     assert {int(c.max()) for c in crops} == {1, 2}  # classes drawn uniformly, not by pixel count
     uniform = CropDataset(split, 32, 64, {"rot90": False}, foreground_fraction=0.0)
     assert sum(bool((uniform[i][1] > 0).any()) for i in range(64)) < 16
+
+
+def test_decoder_options_reach_the_saved_model(folder, tmp_path):
+    spec = {**tiny_job(folder, decoder="DeepLabV3", max_epochs=1), "decoder_options": {"encoder_output_stride": 16}}
+    run_job(spec, tmp_path / "os16", threads=1, echo=None)
+    config = json.loads((tmp_path / "os16" / "model" / "config.json").read_text())
+    assert config["_model_class"] == "DeepLabV3" and config["encoder_output_stride"] == 16
+    assert json.loads((tmp_path / "os16" / "job.json").read_text())["decoder_options"] == {"encoder_output_stride": 16}
+    model, _ = load_run_model(tmp_path / "os16")
+    assert model.encoder.output_stride == 16

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from matseg_nb.data.splits import FOLD_RULE, assign_folds
 from matseg_nb.errors import UserError
@@ -51,6 +51,8 @@ class Job(BaseModel):
     encoder_weights: str = Field(description="'imagenet' | 'none' | absolute path of a weights file")
     encoder_weights_sha256: str | None = None
     min_encoder_key_match: float = 0.95
+    decoder_options: dict[str, JsonValue] = Field(
+        default_factory=dict, description="extra smp constructor arguments (model.decoder_options[decoder])")
     training: TrainingConfig
     fold: int | None = Field(default=None, ge=0, description="cross-validation fold validated on (0..folds-1)")
     folds: int | None = Field(default=None, ge=2, description="k of k-fold cross-validation; None = fixed splits")
@@ -69,6 +71,7 @@ class Job(BaseModel):
             "decoder": self.decoder,
             "encoder_weights": self.encoder_weights_sha256 or self.encoder_weights,
             "seed": self.seed,
+            **({"decoder_options": self.decoder_options} if self.decoder_options else {}),
             "training": self.training.model_dump(mode="json"),
             **({"cv": {"fold": self.fold, "folds": self.folds, "rule": FOLD_RULE}} if self.folds else {}),
         }
@@ -119,6 +122,7 @@ def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed:
         encoder_weights=weights,
         encoder_weights_sha256=weights_fingerprint(weights),
         min_encoder_key_match=profile.model.min_encoder_key_match,
+        decoder_options=dict(profile.model.decoder_options.get(decoder, {})),
         training=profile.training,
         fold=fold,
         folds=profile.evaluation.folds if fold is not None else None,

@@ -96,3 +96,19 @@ def check_encoder(name: str) -> str:
         f"expected an smp encoder name (smp.encoders.get_encoder_names()) or 'tu-<timm model>', "
         f"found {name!r}{_close(name, sorted(smp_encoders()))}"
     )
+
+
+#: smp constructor arguments a profile may not set through ``model.decoder_options`` (the grid sets them)
+RESERVED_DECODER_ARGUMENTS = ("encoder_name", "encoder_weights", "in_channels", "classes")
+
+
+def decoder_parameters(decoder: str) -> list[str]:
+    """Constructor arguments of smp's ``decoder`` class that ``model.decoder_options`` may set."""
+    import inspect
+
+    import segmentation_models_pytorch as smp
+
+    signature = inspect.signature(getattr(smp, normalise_decoder(decoder)).__init__)
+    return [name for name, par in signature.parameters.items()
+            if name != "self" and name not in RESERVED_DECODER_ARGUMENTS
+            and par.kind not in (par.VAR_KEYWORD, par.VAR_POSITIONAL)]

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     JsonValue,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -154,6 +155,27 @@ class ModelConfig(_Section):
         default=0.95, gt=0.0, le=1.0,
         description="fraction of encoder keys a local weights file must match, else the job fails",
     )
+    decoder_options: dict[DecoderName, dict[str, JsonValue]] = Field(
+        default_factory=dict,
+        description="extra smp constructor arguments per decoder of `decoders`, e.g. "
+        '{"DeepLabV3": {"encoder_output_stride": 16}}; part of each job\'s id',
+    )
+
+    @field_validator("decoder_options")
+    @classmethod
+    def _known_decoder_options(cls, value: dict, info: ValidationInfo) -> dict:
+        from matseg_nb.profiles.registry import decoder_parameters
+
+        decoders = info.data.get("decoders") or []
+        for decoder, options in value.items():
+            if decoder not in decoders:
+                raise ValueError(f"expected a key from model.decoders ({', '.join(decoders)}), found {decoder!r}")
+            allowed = decoder_parameters(decoder)
+            unknown = sorted(set(options) - set(allowed))
+            if unknown:
+                raise ValueError(f"expected arguments of smp.{decoder} ({', '.join(allowed)}), "
+                                 f"found {unknown[0]!r}")
+        return value
 
     @field_validator("encoders")
     @classmethod

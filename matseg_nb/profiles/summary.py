@@ -56,6 +56,7 @@ def summarize(profile: Profile, jobs: list[Job] | None = None) -> str:
         f" = {_plural(n_jobs, 'job')}",
         f"  encoders: {', '.join(m.encoders)} (weights: {m.encoder_weights})",
         f"  decoders: {', '.join(m.decoders)}",
+        *[f"    {d} options: {', '.join(f'{k}={v}' for k, v in opts.items())}" for d, opts in m.decoder_options.items()],
         f"  seeds:    {', '.join(map(str, profile.seeds))}",
         "training:",
         _training_line(profile),

@@ -177,7 +177,8 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
                         f"{len(train)} train, {len(test)} test")
     class_names = [c.name for c in ds.classes]
     model, weights_report = build_model(spec["encoder"], spec["decoder"], ds.in_channels, ds.num_classes,
-                                        spec.get("encoder_weights", "none"), spec.get("min_encoder_key_match", 0.95))
+                                        spec.get("encoder_weights", "none"), spec.get("min_encoder_key_match", 0.95),
+                                        **(spec.get("decoder_options") or {}))
     meta = {
         **spec,
         "job": spec,

@@ -54,7 +54,8 @@ def as_job(job: Any):
                     modality=job.get("modality", "other"), material_class=str(job.get("material_class", "other")),
                     encoder=str(job["encoder"]), decoder=str(job["decoder"]), seed=int(job.get("seed", 0)),
                     encoder_weights=weights, encoder_weights_sha256=weights_fingerprint(weights),
-                    min_encoder_key_match=float(job.get("min_encoder_key_match", 0.95)), training=training,
+                    min_encoder_key_match=float(job.get("min_encoder_key_match", 0.95)),
+                    decoder_options=dict(job.get("decoder_options") or {}), training=training,
                     fold=job.get("fold"), folds=job.get("folds"),
                     task=TaskConfig.model_validate(job.get("task") or {"objective": "ad-hoc training run"}),
                     execution=ExecutionConfig.model_validate(job.get("execution") or {}))
