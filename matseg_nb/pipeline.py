@@ -13,7 +13,6 @@ Stages are rerunnable: the sweep resumes, the others overwrite their folder atom
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,27 +151,15 @@ def stage_compare(ctx: DemoContext) -> None:
 
 
 def best_run(sweep_dir: Path, dataset: str | None = None) -> Path | None:
-    """The complete run folder with the highest best-epoch VALIDATION IoU (optionally of one dataset);
-    test IoU only when no run has a validation score. Selection never looks at the test split otherwise."""
-    from matseg_nb.runs import RunFileError, Sweep
+    """The folder of ``Sweep.best_run``: the complete run with the highest validation IoU (of ``dataset``)."""
+    from matseg_nb.runs import Sweep
 
-    sweep = Sweep(sweep_dir)
-    best, best_val = None, -math.inf
-    for run in sweep.complete_runs():
-        try:
-            names = (run.dataset, Path(str(run.dataset)).name, run.job().get("dataset_slug"))
-            val = run.best_val_iou()
-        except RunFileError:  # corrupted run files: not a candidate
-            continue
-        if (dataset is None or dataset in names) and val is not None and val > best_val:
-            best, best_val = run, val
-    if best is None:
-        best = sweep.best_run(dataset)
+    best = Sweep(sweep_dir).best_run(dataset)
     return None if best is None else best.path
 
 
 def _qc_dataset(ctx: DemoContext) -> tuple[str, Path | None]:
-    """The best run of the whole sweep (highest test IoU) and its dataset's name: QC and explanations use it."""
+    """The validation-selected run of the whole sweep and its dataset's name (``best_run``)."""
     from matseg_nb.runs import Run
 
     run = best_run(ctx.out / "sweep")

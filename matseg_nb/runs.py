@@ -7,6 +7,8 @@ A run folder (one per job, named by its job id) holds::
     metrics.json    test metrics: dataset_level {iou, dice, wiou, pixel_accuracy, ...}, per_image_mean,
                     per_class, and scalars (epochs_run, best_epoch, best_val, train_time_s, ...)
     per_image.csv   one row per (test image, class): image, class_id, class_name, iou, dice, ...
+    oof_per_image.csv  the same for the out-of-fold images of a cross-validation job
+    progress.json   the live epoch while training (the dashboard's status rows)
     model/          the saved model (``matseg_nb.models.save_model``)
     predictions/    <image stem>.png, the predicted class ids of each test image
     COMPLETE        written last by the sweep (``matseg_nb.sweep.marker``): the folder is finished
@@ -36,6 +38,8 @@ JOB_FILE = "job.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 PER_IMAGE_FILE = "per_image.csv"
+OOF_PER_IMAGE_FILE = "oof_per_image.csv"
+PROGRESS_FILE = "progress.json"
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
 SWEEP_FILE = "sweep.json"
@@ -132,12 +136,21 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
         raise RunFileError(f"{path}: expected a CSV table, found unreadable text ({exc})") from None
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: '' for None/NaN, 6 significant digits for real numbers, the value otherwise."""
+    if value is None:
+        return ""
+    if isinstance(value, float) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") == "f"):
+        return "" if math.isnan(float(value)) else f"{float(value):.6g}"
+    return value
+
+
 def _csv_text(rows: Iterable[Mapping[str, Any]], columns: list[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
     return buf.getvalue()
 
 
@@ -239,19 +252,21 @@ class Run:
         values = [v for v in values if v is not None]
         return max(values) if values else None
 
-    def per_image_rows(self) -> list[dict[str, Any]]:
-        """per_image.csv rows (image, class_id, class_name, iou, dice, ...) with numbers parsed."""
+    def per_image_rows(self, oof: bool = False) -> list[dict[str, Any]]:
+        """per_image.csv (``oof``: oof_per_image.csv) rows (image, class_id, class_name, iou, dice, ...) with
+        numbers parsed; [] when absent."""
         out = []
-        for row in _csv_rows(self.path / PER_IMAGE_FILE):
+        for row in _csv_rows(self.path / (OOF_PER_IMAGE_FILE if oof else PER_IMAGE_FILE)):
             out.append({k: (v if k in ("image", "class_name") else _number(v)) for k, v in row.items()})
         return out
 
-    def per_image_foreground(self) -> dict[str, dict[str, float | None]]:
-        """Per test image: nanmean of iou/dice over foreground classes (class_id >= 1; all classes
-        when only one class is listed), the convention of ``matseg_nb.metrics``."""
-        rows = self.per_image_rows()
+    def per_image_foreground(self, oof: bool = False) -> dict[str, dict[str, float | None]]:
+        """Per test image (``oof``: per out-of-fold image): nanmean of iou/dice over foreground classes
+        (class_id >= 1; all classes when only one class is listed), the convention of ``matseg_nb.metrics``."""
+        rows = self.per_image_rows(oof)
         if rows and not {"image", "class_id", "iou"} <= set(rows[0]):
-            raise RunFileError(f"{self.path / PER_IMAGE_FILE}: expected columns image, class_id, iou, ..., "
+            raise RunFileError(f"{self.path / (OOF_PER_IMAGE_FILE if oof else PER_IMAGE_FILE)}: expected columns "
+                               f"image, class_id, iou, ..., "
                                f"found {sorted(rows[0])}")
         classes = {r["class_id"] for r in rows}
         fg = [r for r in rows if (r["class_id"] or 0) >= 1] if len(classes) > 1 else rows
@@ -290,8 +305,8 @@ class Run:
         data = metrics.to_dict() if isinstance(metrics, RunMetrics) else dict(metrics)
         return _write_json(self.path / METRICS_FILE, data)
 
-    def write_per_image(self, rows: Iterable[Mapping[str, Any]], columns: list[str]) -> Path:
-        path = self.path / PER_IMAGE_FILE
+    def write_per_image(self, rows: Iterable[Mapping[str, Any]], columns: list[str], oof: bool = False) -> Path:
+        path = self.path / (OOF_PER_IMAGE_FILE if oof else PER_IMAGE_FILE)
         atomic_write_text(path, _csv_text(rows, columns))
         return path
 
@@ -420,16 +435,19 @@ class Sweep:
         return [j.run for j in self.jobs() if j.status == "complete"]
 
     def best_run(self, dataset: str | None = None) -> Run | None:
-        """The complete run with the highest test IoU (of ``dataset``: its reference or folder name)."""
-        best, best_iou = None, -math.inf
+        """The complete run (of ``dataset``: its reference, folder name or slug) with the highest best-epoch
+        VALIDATION IoU; the highest test IoU only when no candidate has a validation score (runs without
+        validation). The test split never chooses otherwise."""
+        candidates: list[tuple[Run, float | None, float | None]] = []
         for run in self.complete_runs():
             try:
                 names = (run.dataset, Path(str(run.dataset)).name, run.job().get("dataset_slug"))
-            except RunFileError:  # corrupted job.json: not a candidate
+                if dataset is not None and dataset not in names:
+                    continue
+                run.metrics()  # unreadable test metrics: not a candidate
+                candidates.append((run, run.best_val_iou(), run.test_iou()))
+            except RunFileError:  # corrupted run files: not a candidate
                 continue
-            if dataset is not None and dataset not in names:
-                continue
-            iou = run.test_iou()
-            if iou is not None and iou > best_iou:
-                best, best_iou = run, iou
-        return best
+        by_val = [(val, run) for run, val, _ in candidates if val is not None]
+        scored = by_val or [(test, run) for run, _, test in candidates if test is not None]
+        return max(scored, key=lambda pair: pair[0])[1] if scored else None

@@ -111,12 +111,12 @@ def write_fake_run(sweep: Path, job_id: str, *, dataset: str = "nasa-super1", en
                    ious: list[float] | None = None, dice: float | None = None, weights: str = "none",
                    latency_s: float = 0.01, n_params: int = 1_000_000, train_time_s: float = 12.5,
                    error: tuple[str, str] = ("RuntimeError", "CUDA out of memory"),
-                   extra_job: dict | None = None) -> Path:
+                   extra_job: dict | None = None, val_iou: float = 0.5) -> Path:
     """Write one run folder through ``matseg_nb.runs.Run``; returns it.
 
     ``status``: complete (job.json, history.csv, per_image.csv, metrics.json, COMPLETE), failed
     (job.json + error.json with ``error`` = (type, message)) or incomplete (job.json only). ``ious``: foreground IoU per test image
-    (default one image at 0.8); the dataset-level IoU is their mean.
+    (default one image at 0.8); the dataset-level IoU is their mean. ``val_iou``: the best-epoch validation IoU.
     """
     from matseg_nb.runs import Run
 
@@ -129,7 +129,7 @@ def write_fake_run(sweep: Path, job_id: str, *, dataset: str = "nasa-super1", en
     if status != "complete":
         return run.path
     ious = [0.8] if ious is None else [float(v) for v in ious]
-    run.write_history([{"epoch": 0, "val_iou": 0.25}, {"epoch": 1, "val_iou": 0.5}], ["epoch", "val_iou"])
+    run.write_history([{"epoch": 0, "val_iou": val_iou / 2}, {"epoch": 1, "val_iou": val_iou}], ["epoch", "val_iou"])
     rows = []
     for i, v in enumerate(ious):
         rows.append({"image": f"img{i:03d}", "class_id": 0, "class_name": "background", "iou": 0.99, "dice": 0.99})
@@ -139,7 +139,7 @@ def write_fake_run(sweep: Path, job_id: str, *, dataset: str = "nasa-super1", en
     run.write_metrics({"dataset_level": {"iou": mean, "dice": dice if dice is not None else 2 * mean / (1 + mean),
                                          "wiou": mean, "pixel_accuracy": 0.95},
                        "per_image_mean": {"iou": mean}, "epochs_run": 2, "best_epoch": 1,
-                       "best_val": {"val_iou": 0.5}, "train_time_s": train_time_s, "latency_s_per_image": latency_s,
+                       "best_val": {"val_iou": val_iou}, "train_time_s": train_time_s, "latency_s_per_image": latency_s,
                        "n_params": n_params, "encoder_weights": weights, "n_images": len(ious)})
     run.mark_complete("2026-01-01T00:00:00+00:00", 1.0)
     return run.path

@@ -18,13 +18,11 @@ every comparison stays within one protocol (``base_dataset`` keeps the name).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from matseg_nb.errors import UserError
@@ -59,12 +57,12 @@ class RunSet:
         return self.runs[self.runs["status"] != "complete"]
 
 
-def _read_json(path: Path) -> dict:
+def _provenance(job_dir: Path) -> dict:
+    """job.json of a run folder (``Run.provenance``); {} when absent or unreadable (the row still loads)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return Run(job_dir).provenance()
+    except RunFileError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def parse_job_id(job_id: str) -> dict:
@@ -135,20 +133,12 @@ def _status(job_dir: Path, listed: dict) -> tuple[str, str]:
     return status, "no COMPLETE marker"
 
 
-def _per_image(job_dir: Path, name: str = "per_image.csv") -> pd.DataFrame:
-    """Foreground-mean IoU/Dice per image from ``per_image.csv`` (or ``oof_per_image.csv``; empty if absent)."""
-    path = job_dir / name
-    if not path.exists():
-        return pd.DataFrame(columns=["image", "iou", "dice"])
-    df = pd.read_csv(path)
-    missing = {"image", "class_id", "iou"} - set(df.columns)
-    if missing:
-        raise UserError(f"{path}: expected columns image, class_id, iou, ..., found {sorted(df.columns)}")
-    if "dice" not in df.columns:
-        df["dice"] = np.nan
-    fg = df[df["class_id"] >= 1] if df["class_id"].nunique() > 1 else df
-    out = fg.groupby("image", sort=True)[["iou", "dice"]].mean().reset_index()
-    return out
+def _per_image(job_dir: Path, oof: bool = False) -> pd.DataFrame:
+    """Foreground-mean IoU/Dice per test image (``oof``: per out-of-fold image) of one run folder
+    (``Run.per_image_foreground``); empty when the file is absent."""
+    per_image = Run(job_dir).per_image_foreground(oof)
+    rows = [{"image": image, "iou": v["iou"], "dice": v["dice"]} for image, v in per_image.items()]
+    return pd.DataFrame(rows, columns=["image", "iou", "dice"]).astype({"iou": float, "dice": float})
 
 
 def _listed_jobs(sweep: Path) -> dict[str, dict]:
@@ -170,7 +160,7 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
     rows, frames = [], []
     for name in names:
         job_dir = sweep / name
-        job = _read_json(job_dir / "job.json")
+        job = _provenance(job_dir)
         status, error = _status(job_dir, listed.get(name, {}))
         metrics = {}
         if status == "complete":
@@ -195,7 +185,7 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
             ids = {k: row[k] for k in ID_COLUMNS}
             if len(img):
                 frames.append(img.assign(split="test", **ids))
-            oof = _per_image(job_dir, "oof_per_image.csv") if row["folds"] else pd.DataFrame()
+            oof = _per_image(job_dir, oof=True) if row["folds"] else pd.DataFrame()
             if len(oof):
                 frames.append(oof.assign(split="oof", **ids))
         else:

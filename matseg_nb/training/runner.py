@@ -3,8 +3,9 @@
 Run folder (docs/ARCHITECTURE.md): job.json, history.csv, metrics.json, per_image.csv, model/,
 predictions/<stem>.png, plus logs/ (Lightning's CSVLogger). A cross-validation job (``folds`` set) trains
 on the other folds of train+val, validates (early stopping, best checkpoint) on its own fold, and also
-writes oof_per_image.csv (out-of-fold scores of its fold's images) and metrics.json["cv"/"oof"]. Every file is written atomically. The
-``COMPLETE`` marker is NOT written here (the sweep writes it after papermill saved the notebook).
+writes oof_per_image.csv (out-of-fold scores of its fold's images) and metrics.json["cv"/"oof"]. Every file is
+written through ``matseg_nb.runs.Run`` (the one reader and writer of run folders), atomically. The ``COMPLETE``
+marker is NOT written here (the sweep writes it after papermill saved the notebook).
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 
-from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from matseg_nb.data.splits import FOLD_RULE, assign_folds
 from matseg_nb.errors import UserError
 from matseg_nb.metrics import SUMMARY_KEYS, boundary_weighted_confusion, evaluate_confusions
 from matseg_nb.models import build_model, n_params, save_model
 from matseg_nb.models.tiling import with_input_scale
+from matseg_nb.runs import PROGRESS_FILE, Run
 from matseg_nb.training.data import SegDataModule, Split, load_split
 from matseg_nb.training.evaluate import predict_split
 from matseg_nb.training.module import SegModule
@@ -89,10 +89,6 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*number of training batches.*")
     warnings.filterwarnings("ignore", message=r".*LightningModule.*log.*")
     warnings.filterwarnings("ignore", message=r".*`isinstance\(treespec, LeafSpec\)`.*")
-
-
-def _csv(rows: list[dict], columns: list[str]) -> str:
-    return pd.DataFrame(rows, columns=columns).to_csv(index=False, float_format="%.6g")
 
 
 def _png(mask: np.ndarray) -> bytes:
@@ -197,13 +193,14 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
         "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
         "cv": cv_info,
     }
-    atomic_write_json(run_dir / "job.json", meta)
+    run = Run(run_dir)
+    run.write_job(meta)
 
     channels_last = device == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     module = SegModule(model, ds.num_classes, cfg, channels_last=channels_last, echo=echo)
-    module.progress_file = run_dir / "progress.json"
+    module.progress_file = run_dir / PROGRESS_FILE
     dm = SegDataModule(train, val, cfg, seed)
     monitor = cfg.get("monitor", "val_iou") if len(val) else None
     work = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=run_dir))
@@ -240,20 +237,20 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
                 best_epoch = pick(finite, key=lambda t: t[1])[0]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    atomic_write_text(run_dir / "history.csv", _csv(module.history, HISTORY_COLUMNS))
+    run.write_history(module.history, HISTORY_COLUMNS)
 
     model = module.model.eval()
     predictor = with_input_scale(model, cfg.get("input_scale", 1.0))  # full-resolution in and out
     preds, metrics, rows, latency = _evaluate(predictor, test, ds.num_classes, class_names, cfg)
     for name, pred in zip(test.names, preds, strict=True):
-        atomic_write_bytes(run_dir / "predictions" / f"{name}.png", _png(pred))
-    atomic_write_text(run_dir / "per_image.csv", _csv(rows, PER_IMAGE_COLUMNS))
+        run.write_prediction(name, _png(pred))
+    run.write_per_image(rows, PER_IMAGE_COLUMNS)
     if cv_info is not None:  # out-of-fold: the fold's own images, scored by the model that never trained on them
         _, oof, oof_rows, _ = _evaluate(predictor, val, ds.num_classes, class_names, cfg)
-        atomic_write_text(run_dir / "oof_per_image.csv", _csv(oof_rows, PER_IMAGE_COLUMNS))
+        run.write_per_image(oof_rows, PER_IMAGE_COLUMNS, oof=True)
         metrics["cv"] = {**cv_info, "n_train": len(train), "n_val": len(val)}
         metrics["oof"] = {k: oof[k] for k in ("dataset_level", "per_image_mean", "n_images")}
-    save_model(model.to("cpu").to(memory_format=torch.contiguous_format), run_dir / "model")
+    save_model(model.to("cpu").to(memory_format=torch.contiguous_format), run.model_path)
     best_row = module.history[best_epoch] if module.history else {}
     metrics.update({
         "job_id": spec["job_id"], "dataset": spec["dataset"], "encoder": spec["encoder"], "decoder": spec["decoder"],
@@ -265,5 +262,5 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
         "encoder_weights": weights_report["mode"], "pretrained": bool(weights_report.get("pretrained")),
         "device": device, "precision": precision,
     })
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    run.write_metrics(metrics)
     return metrics
