@@ -6,10 +6,16 @@ from _qc_helpers import blob_image, clustered
 from scipy.stats import binom, kstest
 
 from matseg_nb.errors import UserError
-from matseg_nb.qc.conformal import batch_test, conformal_pvalues
+from matseg_nb.qc.conformal import (
+    TARGET_POWER,
+    batch_power,
+    batch_test,
+    conformal_pvalues,
+    image_rank_statistics,
+)
 from matseg_nb.qc.core import fit_qc
 from matseg_nb.qc.results import ScreeningResult
-from matseg_nb.qc.screening import Calibration, load_new_images, screen_scores
+from matseg_nb.qc.screening import Calibration, load_new_images, screen_scores, typicality_key
 
 
 def test_conformal_pvalues_uniform_and_flag_rate_at_alpha():
@@ -110,13 +116,59 @@ def test_bad_inputs_are_one_line_errors_or_notes(tmp_path):
     assert notes["broken"].startswith("unreadable") and "channel" in notes["rgb"]
 
 
-def test_in_distribution_from_few_calibration_images_is_worded_as_weak():
+def test_no_shift_found_with_little_power_is_too_few_images_not_in_distribution():
     rng = np.random.default_rng(1)
     names = [f"a{i}" for i in range(4)]
     few = screen_scores(Calibration(rng.normal(size=3 * 16), np.repeat(np.arange(3), 16)),
                         [rng.normal(size=16) for _ in names], names)
     many = screen_scores(Calibration(rng.normal(size=20 * 16), np.repeat(np.arange(20), 16)),
                          [rng.normal(size=16) for _ in names], names)
-    assert few.batch_verdict == many.batch_verdict == "in distribution"
-    assert "weak: no shift detected against only 3 calibration images" in few.headline()
-    assert "weak" not in many.headline()
+    assert few.batch_power < TARGET_POWER <= many.batch_power
+    assert few.batch_p_value > 0.05 and few.batch_verdict == "too few images to tell"
+    assert any("strong shift" in n and "of the time" in n for n in few.notes)
+    assert many.batch_verdict == "in distribution"
+
+
+def _image_tiles(rng, n_images, tiles=16, shift=0.0):
+    """Tile scores of images with an image effect (sd 1) and tile noise (sd 0.5): tiles of one image are dependent."""
+    return [rng.normal(shift + rng.normal(), 0.5, size=tiles) for _ in range(n_images)]
+
+
+@pytest.mark.parametrize("n_cal", [3, 4, 5])
+def test_batch_screening_level_and_power_at_few_calibration_images(n_cal):
+    """Exchangeable images (dependent tiles) are called shifted at most alpha of the time; a clear shift
+    (every image 4 sd less typical) is called shifted whenever the sizes allow (1 / C(n + m, m) <= alpha)."""
+    m, sims = 6, 600
+    null, alt = [], []
+    for seed in range(sims):
+        rng = np.random.default_rng(seed)
+        cal_tiles = _image_tiles(rng, n_cal)
+        cal = Calibration(np.concatenate(cal_tiles), np.repeat(np.arange(n_cal), 16))
+        names = [f"n{i}" for i in range(m)]
+        null.append(screen_scores(cal, _image_tiles(rng, m), names).batch_verdict == "shifted")
+        alt.append(screen_scores(cal, _image_tiles(rng, m, shift=-4.0), names).batch_verdict == "shifted")
+    assert np.mean(null) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / sims)
+    assert np.mean(alt) > 0.9
+
+
+def test_batch_power_grows_with_images_and_declines_below_the_floor():
+    assert batch_power(3, 2) == 0.0  # 1 / C(5, 2) = 0.1 > 0.05: nothing can be detected
+    assert batch_power(3, 4) < batch_power(3, 10) < batch_power(10, 10)
+    assert batch_power(20, 20) > 0.99 and batch_power(4, 4) == batch_power(4, 4)  # deterministic
+
+
+def test_image_rank_statistics_are_symmetric_in_the_pooled_images():
+    rng = np.random.default_rng(0)
+    keys = [rng.normal(size=(5, 3)).round(1) for _ in range(6)]
+    stats = image_rank_statistics(keys)
+    order = [3, 0, 5, 1, 4, 2]
+    np.testing.assert_allclose(image_rank_statistics([keys[i] for i in order]), stats[order])
+    assert stats.sum() == pytest.approx(sum(range(1, 31)) / 5)
+
+
+def test_typicality_key_orders_crops_outside_the_support_by_distance():
+    score = np.array([0.5, -0.2, -0.1, -0.1])
+    log_nn = np.array([[-1.0, -0.5], [-0.2, -0.1], [0.5, 0.9], [1.5, 2.0]])  # last two outside the support
+    key = typicality_key(score, log_nn)
+    p = conformal_pvalues(key, key)  # rank of each crop among the four
+    assert list(np.argsort(p)) == [3, 2, 1, 0]  # far outside < just outside < inside, whatever the detector says

@@ -1,22 +1,30 @@
 """Screening statistics: conformal p-values per unit, per-image combination, batch test, words.
 
 Convention: a typicality score is higher for more typical inputs. Calibration scores come from
-in-distribution images the model was not trained on (the validation split).
+in-distribution images the model was not trained on (the validation split). A score is a scalar
+(n,) or a lexicographic key (n, K): column 0 decides, later columns break its ties.
 
 * :func:`conformal_pvalues` (Bates et al., Ann. Statist. 2023, marginal conformal p-value):
   p(s) = (1 + #{j: c_j <= s}) / (n_cal + 1); super-uniform for a test point exchangeable with the
   calibration points, ties counted against the test point (conservative).
 * :func:`combine_tile_pvalues`: an image's tiles give dependent p-values; twice their median is a
   valid p-value under arbitrary dependence (Rueschendorf 1982; Meng 1993), capped at 1.
+* :func:`image_rank_statistics`: per image, the mean rank of its tiles among the pooled tiles of the
+  calibration and batch images (a symmetric function of the pooled sample, so exchangeable images give
+  exchangeable statistics).
 * :func:`batch_test`: one-sided Wilcoxon rank-sum (Mann-Whitney) test that the batch's per-image
   typicality is lower than the calibration images', exact permutation p-value; exact under
   exchangeability of images. "too few images to tell" when even a batch ranked entirely below every
-  calibration image could not reach the level (1 / C(n_cal + m, m) > level).
+  calibration image could not reach the level (1 / C(n_cal + m, m) > level), and also when no shift
+  is found but the test would miss a strong shift too often (:func:`batch_power` below
+  :data:`TARGET_POWER` against :data:`STRONG_SHIFT_AUROC`): then "in distribution" would be a claim
+  the images cannot support.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import binomtest, mannwhitneyu
@@ -25,9 +33,8 @@ from scipy.stats import binomtest, mannwhitneyu
 def conformal_pvalues(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Conformal p-values (m,) of ``scores`` against ``calibration`` typicality scores.
 
-    1-D inputs (n,), (m,): scalar scores. 2-D inputs (n, 2), (m, 2): (primary, tie-break) scores compared
-    lexicographically, so a detector score that saturates (equal far from the reference) is ordered by
-    the second column (e.g. minus the log nn-ratio)."""
+    1-D inputs (n,), (m,): scalar scores. 2-D inputs (n, K), (m, K): keys compared lexicographically
+    (column 0 first), e.g. (inside the reference support, detector score, minus the log nn-ratio)."""
     cal = np.asarray(calibration, dtype=float)
     s = np.asarray(scores, dtype=float)
     m = s.shape[0]
@@ -36,8 +43,11 @@ def conformal_pvalues(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray
     if cal.ndim == 1:
         below = np.searchsorted(np.sort(cal), s, side="right")  # #{c_j <= s}
     else:
-        c0, c1, s0, s1 = cal[None, :, 0], cal[None, :, 1], s[:, None, 0], s[:, None, 1]
-        below = ((c0 < s0) | ((c0 == s0) & (c1 <= s1))).sum(1)
+        le = cal[None, :, -1] <= s[:, None, -1]
+        for col in range(cal.shape[1] - 2, -1, -1):
+            c, q = cal[None, :, col], s[:, None, col]
+            le = (c < q) | ((c == q) & le)
+        below = le.sum(1)
     return (1.0 + below) / (cal.shape[0] + 1.0)
 
 
@@ -54,16 +64,59 @@ def smallest_batch_pvalue(n_calibration: int, n_batch: int) -> float:
     return 1.0 / math.comb(n_calibration + n_batch, n_batch)
 
 
+#: "in distribution" needs a batch test that detects a strong shift this often ...
+TARGET_POWER = 0.8
+#: ... where a strong shift makes a new image less typical than a calibration image with this
+#: probability (image-level AUROC; normal location model, d = sqrt(2) * Phi^-1(AUROC) = 2.33)
+STRONG_SHIFT_AUROC = 0.95
+
+
+def image_rank_statistics(tile_keys: list[np.ndarray]) -> np.ndarray:
+    """Per image (len(tile_keys),): mean rank of its tiles among all images' pooled tiles (ties: mid-ranks).
+
+    ``tile_keys``: per image (T_i,) scores or (T_i, K) lexicographic keys (higher = more typical). The
+    result is a symmetric function of the pooled images, so exchangeable images (calibration and
+    in-distribution new ones) get exchangeable statistics: the rank-sum test on them is exact."""
+    from scipy.stats import rankdata
+
+    keys = [np.asarray(k, dtype=float).reshape(len(k), -1) for k in tile_keys]
+    pooled = np.concatenate(keys) if keys else np.zeros((0, 1))
+    _, order = np.unique(pooled, axis=0, return_inverse=True)  # rows sorted lexicographically
+    ranks = rankdata(np.asarray(order).ravel())
+    bounds = np.cumsum([0, *(len(k) for k in keys)])
+    return np.array([ranks[a:b].mean() if b > a else np.nan for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+
+
+@lru_cache(maxsize=256)
+def batch_power(n_calibration: int, n_batch: int, level: float = 0.05, auroc: float = STRONG_SHIFT_AUROC,
+                draws: int = 4000) -> float:
+    """Power of the exact one-sided rank-sum test at ``level`` with ``n_calibration`` vs ``n_batch`` images
+    against a normal location shift of image AUROC ``auroc`` (Monte Carlo, fixed seed: deterministic)."""
+    from scipy.stats import norm
+
+    if smallest_batch_pvalue(n_calibration, n_batch) > level:
+        return 0.0
+    d = math.sqrt(2.0) * norm.ppf(auroc)
+    rng = np.random.default_rng(20230101)
+    cal = rng.normal(size=(draws, n_calibration))
+    new = rng.normal(-d, 1.0, size=(draws, n_batch))
+    method = "exact" if n_calibration * n_batch <= 2500 else "asymptotic"
+    p = mannwhitneyu(new, cal, alternative="less", method=method, axis=1).pvalue
+    return float((p <= level).mean())
+
+
 def batch_test(calibration: np.ndarray, batch: np.ndarray, level: float = 0.05) -> dict:
     """Rank-sum test of batch image typicality (m,) vs calibration image typicality (n,).
 
-    Returns {"test", "p_value", "verdict", "smallest_possible_p"}; verdict "in distribution",
-    "shifted" (p <= level) or "too few images to tell"."""
+    Returns {"test", "p_value", "verdict", "smallest_possible_p", "power"}; verdict "shifted" (p <= level),
+    "in distribution" (p > level and the test detects a strong shift with power >= TARGET_POWER) or
+    "too few images to tell" (otherwise); ``power`` is :func:`batch_power` at these sizes."""
     cal = np.asarray(calibration, dtype=float)
     b = np.asarray(batch, dtype=float)
     floor = smallest_batch_pvalue(cal.size, b.size)
     out = {"test": "one-sided Wilcoxon rank-sum (batch less typical than calibration), exact",
-           "level": level, "smallest_possible_p": floor, "p_value": None}
+           "level": level, "smallest_possible_p": floor, "p_value": None,
+           "power": batch_power(int(cal.size), int(b.size), float(level))}
     if floor > level:
         out["verdict"] = "too few images to tell"
         return out
@@ -73,7 +126,10 @@ def batch_test(calibration: np.ndarray, batch: np.ndarray, level: float = 0.05) 
     else:
         p = float(mannwhitneyu(b, cal, alternative="less", method="exact").pvalue)
     out["p_value"] = p
-    out["verdict"] = "shifted" if p <= level else "in distribution"
+    if p <= level:
+        out["verdict"] = "shifted"
+    else:
+        out["verdict"] = "in distribution" if out["power"] >= TARGET_POWER else "too few images to tell"
     return out
 
 

@@ -25,14 +25,10 @@ class ImageScreen:
     note: str = ""
 
 
-#: below this many calibration images an "in distribution" batch answer is stated as weak: the exact rank-sum
-#: test then rejects only when nearly every new image is less typical than every calibration image
-WEAK_CALIBRATION_IMAGES = 5
-
-
 @dataclass
 class ScreeningResult:
-    """Answer to "are these new images like the validation images?" for one batch."""
+    """Answer to "are these new images like the validation images?" for one batch; ``batch_power``: the
+    batch test's power against a strong shift at these sizes (``matseg_nb.qc.conformal.batch_power``)."""
 
     batch: str
     images: list[ImageScreen]
@@ -48,6 +44,7 @@ class ScreeningResult:
     detector: str
     n_calibration_images: int
     notes: list[str] = field(default_factory=list)
+    batch_power: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -58,15 +55,18 @@ class ScreeningResult:
         d["images"] = [ImageScreen(**i) for i in d.get("images", [])]
         return cls(**d)
 
+    def sentence(self) -> str:
+        """The batch answer as one sentence without the batch's name: verdict, k of n flagged, p-value."""
+        p = "" if self.batch_p_value is None else f", batch p = {self.batch_p_value:.2g}"
+        return (f"{self.batch_verdict} ({self.n_flagged} of {self.n_screened} images flagged at "
+                f"alpha = {self.alpha:g}{p}; {self.n_calibration_images} {self.calibration} images as calibration)")
+
     def headline(self) -> str:
         """The batch answer in one line: verdict, flagged k of n, the batch test's p-value, the sets used."""
         p = "" if self.batch_p_value is None else f", batch p={self.batch_p_value:.2g}"
-        verdict = self.batch_verdict
-        if verdict == "in distribution" and self.n_calibration_images < WEAK_CALIBRATION_IMAGES:
-            verdict += (f" (weak: no shift detected against only {self.n_calibration_images} calibration images, "
-                        "which can miss all but strong shifts)")
-        return (f"{self.batch}: {verdict} ({self.n_flagged} of {self.n_screened} images flagged "
-                f"at alpha={self.alpha:g}{p}; calibration {self.calibration}, reference {self.reference})")
+        return (f"{self.batch}: {self.batch_verdict} ({self.n_flagged} of {self.n_screened} images flagged "
+                f"at alpha={self.alpha:g}{p}; calibration {self.n_calibration_images} {self.calibration} images, "
+                f"reference {self.reference})")
 
     def to_frame(self):
         """pandas table, one row per image: batch, image, p-value, flagged, reason, note (no raw scores)."""

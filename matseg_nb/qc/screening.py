@@ -3,6 +3,10 @@
 Reference set (PRDC + detector fit): the run's training split. Calibration set: the validation split
 (the test split, stated, when there is none), never the training images. Every radius comes from the
 reference set, so an image's score does not depend on the other images screened with it.
+
+A crop's typicality is the key (inside the reference support, detector score, minus the log nn-ratio)
+compared lexicographically (:func:`typicality_key`): Forte's PRDC features are all 0 outside the
+support, so there the detectors cannot order crops and the distance to the support does.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import numpy as np
 
 from matseg_nb.errors import UserError
 from matseg_nb.qc.conformal import (
+    STRONG_SHIFT_AUROC,
+    TARGET_POWER,
     batch_test,
     combine_tile_pvalues,
     conformal_pvalues,
     flag_count_test,
+    image_rank_statistics,
     reason,
 )
 from matseg_nb.qc.features import ImageItem
@@ -26,32 +33,53 @@ from matseg_nb.qc.results import ImageScreen, ScreeningResult
 DTYPE_FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0}
 
 
+def typicality_key(detector_score: np.ndarray, log_nn_ratio: np.ndarray) -> np.ndarray:
+    """(T, 3) lexicographic typicality key of T crops (higher = more typical).
+
+    ``detector_score`` (T,); ``log_nn_ratio`` (T, E): per extractor, log of the distance to the nearest
+    reference crop over that crop's k-NN radius. Column 0: 1 inside the reference support (mean log
+    nn-ratio <= 0, i.e. within the neighbour's k-NN ball in the geometric mean over extractors), 0 outside;
+    column 1: the detector score inside, minus the mean log nn-ratio outside (PRDC features, and so the
+    detectors, saturate there: crops farther from the support are less typical); column 2: minus the mean
+    log nn-ratio (breaks exact ties, e.g. a GMM floor)."""
+    sc = np.asarray(detector_score, dtype=float)
+    nn = np.asarray(log_nn_ratio, dtype=float).reshape(len(sc), -1)
+    dist = nn.mean(1) if nn.shape[1] else np.zeros(len(sc))
+    inside = dist <= 0
+    return np.c_[inside.astype(float), np.where(inside, sc, -dist), -dist]
+
+
 @dataclass
 class Calibration:
-    """Calibration tile scores (N,) or (N, 2) (primary, tie-break) with image labels (N,)."""
+    """Calibration tile scores (N,) or (N, K) lexicographic keys, with image labels (N,)."""
 
     tile_scores: np.ndarray
     tile_groups: np.ndarray
 
-    @property
-    def image_scores(self) -> np.ndarray:
-        """Per calibration image: median conformal p-value of its tiles against the OTHER images' tiles."""
+    def per_image(self) -> list[np.ndarray]:
+        """Each calibration image's tile scores, in label order."""
         s, g = np.asarray(self.tile_scores, dtype=float), np.asarray(self.tile_groups)
-        return np.array([np.median(conformal_pvalues(s[g != k], s[g == k])) for k in np.unique(g)])
+        return [s[g == k] for k in np.unique(g)]
+
+    @property
+    def n_images(self) -> int:
+        return int(np.unique(np.asarray(self.tile_groups)).size)
 
 
 def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names: list[str], alpha: float = 0.05,
                   batch: str = "new", reference: str = "train", calibration_name: str = "val",
                   detector: str = "ocsvm", notes: dict[str, str] | None = None) -> ScreeningResult:
-    """Screening answer from detector typicality: calibration tiles vs each new image's tiles (list of (T_i,)).
+    """Screening answer from crop typicality: calibration tiles vs each new image's tiles (list of (T_i,) or
+    (T_i, K) keys).
 
     Per image: typicality = median tile conformal p-value; p-value = min(1, 2 x median) (valid under
-    dependence between tiles); flagged when p <= alpha. Per batch: rank-sum test of per-image median
-    scores against the calibration images' (exact), and the binomial flag-count p-value."""
+    dependence between tiles); flagged when p <= alpha; it depends on the calibration set only. Per
+    batch: exact rank-sum test of the images' mean pooled tile ranks (calibration and batch images pooled,
+    :func:`image_rank_statistics`) and the binomial flag-count p-value."""
     notes = dict(notes or {})
     cal = np.asarray(calibration.tile_scores, dtype=float)
     smallest_p = min(1.0, 2.0 / (cal.shape[0] + 1))
-    images, medians = [], []
+    images, screened = [], []
     for name, s in zip(names, tile_scores, strict=True):
         s = np.asarray(s, dtype=float)
         if s.shape[0] == 0:
@@ -61,21 +89,30 @@ def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names
         p = combine_tile_pvalues(tile_p)
         images.append(ImageScreen(name, p, float(np.median(tile_p)), bool(p <= alpha), reason(p, alpha, smallest_p),
                                   notes.get(name, "")))
-        medians.append(float(np.median(tile_p)))
+        screened.append(s)
     for name, note in notes.items():
         if name not in names:
             images.append(ImageScreen(name, None, None, None, "not screened", note))
     n_flag = sum(1 for i in images if i.flagged)
-    test = batch_test(calibration.image_scores, np.asarray(medians), level=alpha)
+    cal_images = calibration.per_image()
+    stats = image_rank_statistics([*cal_images, *screened])
+    n_cal = len(cal_images)
+    test = batch_test(stats[:n_cal], stats[n_cal:], level=alpha)
     extra = []
     if smallest_p > alpha:
         extra.append(f"calibration has {cal.shape[0]} crops: no single image can be flagged at alpha={alpha:g}")
     if test["verdict"] == "too few images to tell":
-        extra.append(f"{len(medians)} image(s) vs {calibration.image_scores.size} calibration images: the batch test "
-                     f"cannot reach p <= {alpha:g} (smallest possible p {test['smallest_possible_p']:.2g})")
-    return ScreeningResult(batch, images, alpha, n_flag, len(medians), test["verdict"], test["test"],
-                           test["p_value"], flag_count_test(n_flag, len(medians), alpha), reference,
-                           calibration_name, detector, int(calibration.image_scores.size), extra)
+        if test["p_value"] is None:
+            extra.append(f"{len(screened)} image(s) vs {n_cal} calibration images: the batch test cannot reach "
+                         f"p <= {alpha:g} (smallest possible p {test['smallest_possible_p']:.2g})")
+        else:
+            extra.append(f"no shift found, but {len(screened)} image(s) vs {n_cal} calibration images detect a "
+                         f"strong shift (new images less typical than calibration images with probability "
+                         f"{STRONG_SHIFT_AUROC:g}) only {100 * test['power']:.0f}% of the time (below "
+                         f"{100 * TARGET_POWER:.0f}%)")
+    return ScreeningResult(batch, images, alpha, n_flag, len(screened), test["verdict"], test["test"],
+                           test["p_value"], flag_count_test(n_flag, len(screened), alpha), reference,
+                           calibration_name, detector, n_cal, extra, test["power"])
 
 
 def load_new_images(ref: str, channels: int | None, default_ds=None, dtype: str | None = None
@@ -163,10 +200,9 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
     nn_cols = [i for i, n in enumerate(qc.feature_names()) if n.endswith("log_nn_ratio")]
 
     def typicality(b: dict, g: np.ndarray) -> np.ndarray:
-        """(T, 2): detector score, then minus the mean log nn-ratio (orders saturated detector scores)."""
+        """(T, 3) :func:`typicality_key` of the tiles."""
         sc, feats = qc.score(b, g)
-        tie = -feats[:, nn_cols].mean(1) if nn_cols else np.zeros(len(g))
-        return np.c_[sc[detector], tie]
+        return typicality_key(sc[detector], feats[:, nn_cols])
 
     cb, cg = ext(cal_items, desc="QC features: calibration")
     calibration = Calibration(typicality(cb, cg), cg)
