@@ -17,7 +17,8 @@ from pathlib import Path
 
 DECODERS = ["Unet", "DeepLabV3", "DeepLabV3Plus"]
 GPU_MODEL = {"encoders": ["resnet50", "se_resnext101_32x4d"], "encoder_weights": "imagenet"}
-CPU_MODEL = {"encoders": ["resnet18", "tu-seresnext26d_32x4d"], "encoder_weights": "none"}
+CPU_MODEL = {"encoders": ["resnet18", "tu-seresnext26d_32x4d"], "encoder_weights": "none",
+             "decoder_options": {"DeepLabV3": {"encoder_output_stride": 16}}}  # as profiles/demo-cpu.json
 GPU_TRAINING = {"batch_size": 16, "lr": 1e-4, "max_epochs": 200, "steps_per_epoch": None, "crop_size": 512,
                 "tile_size": 512, "num_workers": 4}
 CPU_TRAINING = {"batch_size": 4, "lr": 1e-3, "max_epochs": 10, "steps_per_epoch": 8, "crop_size": 128,
