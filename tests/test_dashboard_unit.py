@@ -161,6 +161,21 @@ def test_dashboard_notebook_is_thin():
     assert "MATSEG_WORKSPACE" in "".join(c.source for c in code)
 
 
+def _write_dataset_qc(folder):
+    """A qc_dataset output folder (qc.json + screening/qc.json) with one screened batch and one check."""
+    from matseg_nb.qc.results import ImageScreen, ScreeningResult, ShiftCheck, ValidationResult
+
+    images = [ImageScreen("im0", 0.031, 0.015, True, "flagged: its median crop is less typical than 97% of "
+                          "validation crops (p=0.031 <= 0.05)"), ImageScreen("im1", 0.6, 0.3, False, "typical: p=0.6 > 0.05")]
+    scr = ScreeningResult("split:test", images, 0.05, 1, 2, "shifted", "rank-sum", 0.029, 0.1, "train", "val",
+                          "ocsvm", 4, [], 0.9)
+    val = ValidationResult("insufficient evidence", "fewer than 10 images on a side", 0.95, "split:test", "train",
+                           [ShiftCheck("shift:noise:strong", "gmm", 1.0, 0.83, 1.0, 4, 4, "harmful", -0.5)], ["gmm"])
+    (folder / "screening").mkdir(parents=True)
+    (folder / "qc.json").write_text(json.dumps({"dataset": "nasa-super1", "run_dir": "r", "validation": val.to_json()}))
+    (folder / "screening" / "qc.json").write_text(json.dumps({"screening": [scr.to_json()]}))
+
+
 def test_analysis_tabs_show_their_folders(tmp_path):
     from _report_helpers import write_png
 
@@ -173,8 +188,8 @@ def test_analysis_tabs_show_their_folders(tmp_path):
     qc.mkdir()
     (comp / "best_table.csv").write_text("dataset,encoder,decoder,iou\nnasa-super1,tu-test_resnet,Unet,0.51234\n")
     write_png(comp / "heatmap_iou.png")
-    (qc / "qc.json").write_text(json.dumps({"verdict": "not ready"}))
-    write_png(qc / "roc.png")
+    _write_dataset_qc(qc / "nasa-super1")
+    write_png(qc / "nasa-super1" / "roc.png")
     app.compare.show(comp)
     app.compare.message.value = "done: runs/starter/compare"
     html = "".join(c.value for c in app.compare.output.children if hasattr(c, "value") and isinstance(c.value, str))
@@ -183,7 +198,12 @@ def test_analysis_tabs_show_their_folders(tmp_path):
     (run / "qc.state.json").write_text(json.dumps({"state": "done", "pid": 1, "out": str(qc), "elapsed_s": 3}))
     app.run.current_run = run
     app.quality.follow()
-    assert "QC verdict: not ready" in app.quality.output.children[0].value and "done in 3 s" in app.quality.message.value
+    shown = app.quality.output.children[0].value
+    assert "QC of nasa-super1: detector validation insufficient evidence" in shown and "done in 3 s" in app.quality.message.value
+    assert "split:test: shifted (1 of 2 images flagged" in shown and "matseg-qc-table" in shown
+    assert "0.031" in shown and "flagged: its median crop" in shown and "AUROC" in shown
+    assert "-5e+07" not in shown and "typicality" not in shown  # p-values and flags, no raw scores
+    assert any(getattr(c, "format", "") == "png" for c in app.quality.output.children)
     (run / "qc.state.json").write_text(json.dumps({"state": "failed", "pid": 1, "error": "runs/starter: expected a "
                                                    "complete job to check, found none"}))
     app.quality.follow()
@@ -219,3 +239,30 @@ def test_run_tab_follows_an_existing_sweep_folder(tmp_path):
     app.run.attach("../../elsewhere")
     assert "refused" in app.run.message.value
     app.run.current_run = None  # stop the poller
+
+
+def test_qc_button_runs_one_qc_per_dataset_on_its_validation_selected_run(tmp_path, monkeypatch):
+    """As the demo's QC stage: each dataset's best-validation run, the other datasets as new images / OOD."""
+    from _sweep_helpers import write_fake_run
+
+    import matseg_nb.qc.dataset_qc as dataset_qc
+    from matseg_nb.widgets.dashboard_app import DashboardState
+
+    st = DashboardState(tmp_path / "ws")
+    run = st.workspace / "runs" / "two"
+    sweep = run / "sweep"
+    for job, ds, val in (("a1", "nasa-super1", 0.7), ("a2", "nasa-super1", 0.4), ("b1", "nasa-ebc1", 0.3)):
+        write_fake_run(sweep, job, dataset=ds, val_iou=val)
+    calls = []
+
+    class _Res:
+        def summary(self):
+            return "QC summary"
+
+    monkeypatch.setattr(dataset_qc, "qc_dataset",
+                        lambda chosen, others, out, settings: calls.append((Path(chosen).name, others, out)) or _Res())
+    assert st.qc(run) == run / "qc"
+    assert sorted(calls) == [("a1", ["nasa-ebc1"], run / "qc" / "nasa-super1"),
+                             ("b1", ["nasa-super1"], run / "qc" / "nasa-ebc1")]
+    with pytest.raises(UserError, match="expected a complete job"):
+        st.qc(st.workspace / "runs" / "none")

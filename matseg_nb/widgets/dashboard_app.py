@@ -217,18 +217,30 @@ class DashboardState:
         return out
 
     def qc(self, run: Path) -> Path:
-        """Forte-style QC of the best complete job (first by test IoU) with the loop's QC settings."""
-        from matseg_nb.qc.run import run_qc
+        """One QC per dataset of the sweep, as the demo's QC stage: ``qc_dataset`` on each dataset's
+        validation-selected run (``pipeline.best_run``), screening its held-out images, their shifted copy
+        and the other datasets' images, and validating the detector; output ``qc/<dataset>/``."""
+        from matseg_nb.loop import stage_settings
+        from matseg_nb.pipeline import best_run
+        from matseg_nb.qc.dataset_qc import qc_dataset
+        from matseg_nb.runs import Run
 
         jobs = self.complete_jobs(run / "sweep")
         if not jobs:
             raise UserError(f"{self.relative(run)}: expected a complete job to check, found none")
-        best = max(jobs, key=lambda j: _test_iou(j))
-        out = run / "qc"
-        from matseg_nb.loop import stage_settings
-
-        run_qc(best, out_dir=out, **stage_settings().qc.run_qc_kwargs())
-        return out
+        refs: dict[str, str] = {}  # dataset ref -> folder name
+        for job in jobs:
+            meta = Run(job).job()
+            refs.setdefault(str(meta["dataset"]), str(meta.get("dataset_slug") or Path(str(meta["dataset"])).name))
+        settings = stage_settings().qc
+        for ref, name in refs.items():
+            chosen = best_run(run / "sweep", ref)
+            if chosen is None:
+                continue
+            print(f"QC of {name}: {chosen.name}", flush=True)
+            res = qc_dataset(chosen, [r for r in refs if r != ref], run / "qc" / name, settings)
+            print(res.summary(), flush=True)
+        return run / "qc"
 
     def explain(self, job_dir: Path, image_path: Path, mask_png: Path, out: Path) -> dict:
         from matseg_nb.explain import explain_image
@@ -691,11 +703,46 @@ class QualityTab(_AnalysisTab):
     kind = "qc"
 
     def show(self, out: Path) -> None:
-        qc = json.loads((out / "qc.json").read_text()) if (out / "qc.json").exists() else {}
-        verdict = qc.get("verdict", "unknown")
-        parts: list[w.Widget] = [w.HTML(f"<h3 class='matseg-verdict'>QC verdict: {esc(verdict)}</h3>")]
-        parts += [png_widget(p, "matseg-qc-plot") for p in sorted(out.glob("*.png"))[:4]]
+        """Per dataset (``qc/<dataset>/``, :class:`matseg_nb.qc.dataset_qc.DatasetQC`): the screening verdicts in
+        words with per-image p-values and flags, the detector validation table and verdict, the figures."""
+        from matseg_nb.qc.dataset_qc import DatasetQC
+
+        folders = sorted(p.parent.parent for p in Path(out).glob("*/screening/qc.json"))
+        if not folders:  # an older single-model QC folder
+            qc = json.loads((out / "qc.json").read_text()) if (out / "qc.json").exists() else {}
+            parts: list[w.Widget] = [w.HTML(f"<h3 class='matseg-verdict'>QC verdict: {esc(qc.get('verdict', 'unknown'))}"
+                                            "</h3>")]
+            self.output.children = parts + [png_widget(p, "matseg-qc-plot") for p in sorted(out.glob("*.png"))[:4]]
+            return
+        parts = []
+        for folder in folders:
+            try:
+                res = DatasetQC.load(folder)
+            except UserError as err:
+                parts.append(w.HTML(message_html(f"{folder.name}: " + error_text(err), "error")))
+                continue
+            parts.append(w.HTML(quality_html(res)))
+            parts += [png_widget(p, "matseg-qc-plot") for p in (folder / "roc.png", folder / "gallery.png") if p.exists()]
         self.output.children = parts
+
+
+def quality_html(res) -> str:
+    """HTML of one :class:`matseg_nb.qc.dataset_qc.DatasetQC`: the answers in words, per-image p-values and
+    flags per screened batch, the validation table; no raw detector scores."""
+    first = res.screening[0] if res.screening else None
+    held = f"; held-out images: {first.sentence()}" if first is not None else ""
+    out = [f"<h3 class='matseg-verdict'>QC of {esc(res.dataset)}: detector validation {esc(res.validation.verdict)}"
+           f"{esc(held)}</h3>", f"<p class='matseg-qc-validation'>{esc(res.validation.reason)}</p>"]
+    for r in res.screening:
+        out.append(f"<h4 class='matseg-qc-batch'>{esc(r.batch)}: {esc(r.sentence())}</h4>")
+        out += [f"<p class='matseg-qc-note'>note: {esc(n)}</p>" for n in r.notes]
+        frame = r.to_frame().drop(columns=["batch"])
+        out.append(frame.to_html(index=False, classes="matseg-qc-table", float_format="%.3g", na_rep=""))
+    val = res.validation.to_frame()
+    if len(val):
+        out.append("<h4>Detector validation: AUROC [95% interval] per shift or dataset</h4>")
+        out.append(val.to_html(index=False, classes="matseg-qc-validation-table", float_format="%.3g", na_rep=""))
+    return "".join(out)
 
 
 class ExplainTab:
