@@ -71,6 +71,20 @@ def test_unknown_decoder(tmp_path, capsys):
     assert "DeepLabV3Plus" in match.group(0)
 
 
+@pytest.mark.parametrize("changes, path, expected", [
+    ({"lr": -1}, "dataset[0].training.lr", "expected a number > 0"),
+    ({"crop_size": 100}, "dataset[0].training.crop_size", "expected a multiple of 32"),
+    ({"tile_size": 128, "tile_overlap": 64}, "dataset[0].training", "expected tile_overlap < tile_size / 2"),
+    ({"augmentations": {"hflipp": True}}, "dataset[0].training.augmentations.hflipp", "did you mean 'hflip'"),
+])
+def test_bad_dataset_training_changes(tmp_path, capsys, changes, path, expected):
+    data = tiny_profile_dict()
+    data["dataset"][0]["training"] = changes
+    match = _single_problem(capsys, write_profile(tmp_path, data))
+    assert match["path"] == path
+    assert expected in match.group(0)
+
+
 @pytest.mark.parametrize("options, expected", [
     ({"Unet": {"output_stride": 16}}, "expected arguments of smp.Unet ("),
     ({"Unet": {"classes": 5}}, "expected arguments of smp.Unet ("),

@@ -158,3 +158,17 @@ def test_decoder_options_change_only_that_decoders_ids():
     job = compile_jobs(profile_from_dict(tiny_profile_dict(**options)))[1]
     assert job.decoder == "DeepLabV3Plus" and job.decoder_options == {"decoder_atrous_rates": [6, 12, 18]}
     assert Job.from_dict(json.loads(json.dumps(job.to_dict()))) == job
+
+
+def test_dataset_training_changes_only_that_datasets_jobs():
+    data = tiny_profile_dict(["nasa-super1", "nasa-ebc1"])
+    base = compile_jobs(profile_from_dict(data))
+    data["dataset"][1]["training"] = {"input_scale": 1.0, "max_epochs": 3, "augmentations": {"hflip": False}}
+    jobs = compile_jobs(profile_from_dict(data))
+    assert [j.job_id for j in jobs[:2]] == [j.job_id for j in base[:2]]
+    assert all(a.job_id != b.job_id for a, b in zip(jobs[2:], base[2:], strict=True))
+    ebc1 = jobs[2].training
+    assert (ebc1.input_scale, ebc1.max_epochs, ebc1.augmentations.hflip) == (1.0, 3, False)
+    # unset keys keep the profile's values, augmentations are merged key by key
+    assert ebc1.crop_size == base[2].training.crop_size and ebc1.augmentations.vflip == base[2].training.augmentations.vflip
+    assert jobs[0].training == base[0].training

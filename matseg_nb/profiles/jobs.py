@@ -123,7 +123,7 @@ def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed:
         encoder_weights_sha256=weights_fingerprint(weights),
         min_encoder_key_match=profile.model.min_encoder_key_match,
         decoder_options=dict(profile.model.decoder_options.get(decoder, {})),
-        training=profile.training,
+        training=profile.training_for(entry_index),
         fold=fold,
         folds=profile.evaluation.folds if fold is not None else None,
         task=profile.task,

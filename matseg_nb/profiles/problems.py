@@ -134,6 +134,8 @@ def format_error(root: type[BaseModel], err: dict) -> str:
         msg = str(ctx.get("error", err["msg"]))
         for prefix in ("Value error, ", "Assertion failed, "):
             msg = msg.removeprefix(prefix)
+        if not loc and re.match(r"^[\w.\[\]]+: expected ", msg):  # a whole-profile check naming its own path
+            return msg
         return f"{path}: {msg}" if "expected" in msg else f"{path}: expected {msg}, found {describe(value)}"
     if kind in EXPECTED_TYPE:
         return f"{path}: expected {EXPECTED_TYPE[kind]}, found {describe(value)}"

@@ -21,6 +21,7 @@ from pydantic import (
     JsonValue,
     PrivateAttr,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -107,6 +108,11 @@ class DatasetEntry(_Section):
     material: Material
     metadata: list[MetadataTerm] = Field(default_factory=list, description="ontology descriptors")
     provenance: Provenance = Field(default_factory=Provenance)
+    training: TrainingOverrides | None = Field(
+        default=None,
+        description="this dataset's changes to the profile's training section (same keys; augmentations "
+        "merged key by key), e.g. {\"input_scale\": 1.0, \"max_epochs\": 30} for thin features; part of its jobs' ids",
+    )
 
 
 # ------------------------------------------------------------------------------------------------- task
@@ -273,6 +279,26 @@ class TrainingConfig(_Section):
         return self
 
 
+def _overrides_model(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """``model`` with every field optional and unset by default (constraints kept; validators are checked
+    when the overrides are merged into the profile's settings, :meth:`Profile.training_for`)."""
+    import copy
+
+    fields = {}
+    for field_name, info in model.model_fields.items():
+        field = copy.copy(info)
+        field.default, field.default_factory = None, None
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = _overrides_model(annotation, f"{annotation.__name__}Overrides")
+        fields[field_name] = (annotation | None, field)
+    return create_model(name, __base__=_Section, __doc__=f"Changes to {model.__name__} (unset keys keep "
+                        "the profile's value).", **fields)
+
+
+TrainingOverrides = _overrides_model(TrainingConfig, "TrainingOverrides")
+
+
 # ------------------------------------------------------------------------------------------- evaluation
 
 
@@ -380,6 +406,32 @@ class Profile(_Section):
         _distinct([e.ref for e in v], "dataset refs")
         return v
 
+    @model_validator(mode="after")
+    def _dataset_training_merges(self) -> Profile:
+        from pydantic import ValidationError
+
+        from matseg_nb.profiles.problems import format_error
+
+        for index in range(len(self.dataset)):
+            try:
+                self.training_for(index)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                raise ValueError(format_error(TrainingConfig, {**first, "loc": ("dataset", index, "training",
+                                                                                *first["loc"])})) from None
+        return self
+
+    def training_for(self, index: int) -> TrainingConfig:
+        """The training settings of ``dataset[index]``: the profile's, changed by the entry's ``training``."""
+        overrides = self.dataset[index].training
+        if overrides is None:
+            return self.training
+        changes = overrides.model_dump(exclude_unset=True)
+        merged = self.training.model_dump()
+        for key, value in changes.items():
+            merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged[key], dict) else value
+        return TrainingConfig.model_validate(merged)
+
     def grid_size(self) -> int:
         """Number of jobs: datasets x encoders x decoders x seeds (x folds with cross-validation)."""
         folds = self.evaluation.folds or 1
@@ -388,3 +440,7 @@ class Profile(_Section):
     def to_dict(self) -> dict:
         """JSON-safe dict (by alias), loadable again with :func:`matseg_nb.profiles.profile_from_dict`."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=False)
+
+
+DatasetEntry.model_rebuild()
+Profile.model_rebuild()

@@ -47,6 +47,9 @@ def summarize(profile: Profile, jobs: list[Job] | None = None) -> str:
         material = f"{entry.material.class_}" + (f": {entry.material.text}" if entry.material.text else "")
         terms = f", {_plural(len(entry.metadata), 'descriptor')}" if entry.metadata else ""
         lines.append(f"  {slug:<20} {entry.modality:<8} {material}{terms}" + (f"  [{kind}]" if kind else ""))
+        if entry.training is not None:
+            changes = entry.training.model_dump(exclude_unset=True)
+            lines.append(f"    training changes: {', '.join(f'{k} {v}' for k, v in changes.items())}")
     m = profile.model
     n_jobs = len(jobs) if jobs is not None else profile.grid_size()
     lines += [
