@@ -57,8 +57,12 @@ def _gt_ids(path: str, run_dir: str):
     from matseg_nb.data import decode_mask, open_dataset, read_array
 
     raw = read_array(path)
-    job = Path(run_dir) / "job.json"
-    ref = json.loads(job.read_text()).get("dataset") if job.is_file() else None
+    from matseg_nb.runs import Run, RunFileError
+
+    try:
+        ref = Run(Path(run_dir)).job().get("dataset")
+    except RunFileError:
+        ref = None
     if ref:
         try:
             ds = open_dataset(ref)

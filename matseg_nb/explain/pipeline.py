@@ -288,15 +288,15 @@ def explain_with_gt_boundary(run_dir, out_dir, split: str = "test", index: int =
     run's dataset (``job.json`` ``dataset``), saved as ``A_gt_boundary.png`` (tool ``gt-boundary``),
     then :func:`explain_image` on the whole image at full resolution with ``kwargs``; the result's
     ``mask_source`` says that A came from the ground truth."""
-    import json
 
     from matseg_nb.data import open_dataset
     from matseg_nb.explain.annotation import save_boundary_annotation
+    from matseg_nb.runs import JOB_FILE, Run
 
-    job = Path(run_dir) / "job.json"
-    if not job.is_file():
-        raise UserError(f"{job}: expected the run's job.json (it names the dataset), found no such file")
-    ds = open_dataset(json.loads(job.read_text())["dataset"])
+    run = Run(Path(run_dir))
+    if not (run.path / JOB_FILE).is_file() or not run.job().get("dataset"):
+        raise UserError(f"{run.path / JOB_FILE}: expected the run's job.json (it names the dataset), found none")
+    ds = open_dataset(run.job()["dataset"])
     samples = [s for s in ds.samples(split) if s.mask is not None]
     if not 0 <= index < len(samples):
         raise UserError(f"index: expected 0..{len(samples) - 1} for split {split!r}, found {index}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -48,8 +47,9 @@ def load_run_model(run_dir: str | os.PathLike, device: str = "cpu") -> tuple[nn.
         raise UserError(f"{model_dir}: expected a saved model (config.json + model.safetensors), found none")
     with offline_hub():
         model = smp.from_pretrained(str(model_dir))
-    meta_path = run_dir / "job.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    from matseg_nb.runs import Run
+
+    meta = Run(run_dir).provenance()
     from matseg_nb.models.tiling import with_input_scale
 
     scale = (meta.get("training") or {}).get("input_scale", 1.0)
