@@ -131,7 +131,9 @@ def qc_words(qc: dict[str, Any]) -> str:
             val = None
         if val is not None:
             lead = {"ready": "Ready for new samples of the kinds tested",
-                    "not ready": "Not ready"}.get(val.verdict, f"QC cannot tell yet ({val.verdict})")
+                    "not ready": "Not ready",
+                    "insufficient evidence": "The detector is not validated yet"}.get(
+                        val.verdict, f"Detector validation {val.verdict}")
             return f"{lead}: {val.reason}."
     thr = _float(qc.get("readiness_threshold")) or 0.95
     primary = qc.get("primary_detector")
@@ -166,7 +168,7 @@ def screening_words(qc_dir: Path) -> str:
         first = ScreeningResult.from_json(scr["screening"][0])
     except (KeyError, TypeError, ValueError):
         return ""
-    return f" Screening the held-out images as new ones: {first.headline()}"
+    return f" Screening the held-out images as new ones: {first.sentence()}."
 
 
 def explain_sentence(ex: dict[str, Any]) -> str:
@@ -190,6 +192,52 @@ def explain_sentence(ex: dict[str, Any]) -> str:
                 f"as much as deleting random pixels.")
     return (f"Not shown to be faithful: deleting {frac} by the heatmap changes the prediction in A "
             f"{sig(ratio, 2)} times as much as random pixels (not more than random).")
+
+
+def _screening_panel(ax, qc_dir: Path, stem: str | None) -> bool:
+    """Q panel from ``<qc_dir>/screening/qc.json``: per screened batch (rows) each image's conformal p-value
+    (log axis) against the flag level alpha, flagged images in orange, ``stem`` (the panel's image) ringed;
+    the title says k of n flagged for the held-out batch. False when there are no screening results."""
+    import numpy as np
+
+    from matseg_nb.qc.results import ScreeningResult
+
+    scr = _read_json(Path(qc_dir) / "screening" / "qc.json")
+    try:
+        results = [ScreeningResult.from_json(r) for r in (scr or {}).get("screening", [])]
+    except (KeyError, TypeError, ValueError):
+        return False
+    results = [r for r in results if any(i.p_value is not None for i in r.images)]
+    if not results:
+        return False
+    floor = 1.0
+    for row, r in enumerate(results):
+        ims = [i for i in r.images if i.p_value is not None]
+        ps = np.array([i.p_value for i in ims])
+        floor = min(floor, float(ps.min()))
+        y = row + np.linspace(-0.2, 0.2, len(ims)) if len(ims) > 1 else np.array([float(row)])
+        flags = np.array([bool(i.flagged) for i in ims])
+        ax.scatter(ps[~flags], y[~flags], s=18, color="#4a7bb7", label="typical" if row == 0 else None, zorder=3)
+        ax.scatter(ps[flags], y[flags], s=18, color="#d9822b", label="flagged" if row == 0 else None, zorder=3)
+        ringed = [k for k, i in enumerate(ims) if stem and Path(i.name).stem == stem]
+        if ringed:
+            ax.scatter(ps[ringed], y[ringed], s=70, facecolors="none", edgecolors="k", lw=1.2, zorder=4,
+                       label="this image")
+    alpha = results[0].alpha
+    ax.axvline(alpha, color="#8a1c1c", lw=1, ls="--", label=f"alpha = {alpha:g}")
+    ax.set_xscale("log")
+    ax.set_xlim(min(floor, alpha) / 2, 1.3)
+    ax.set_xticks([0.01, alpha, 1.0] if min(floor, alpha) / 2 < 0.01 else [alpha, 1.0])
+    ax.set_xticklabels([f"{t:g}" for t in ax.get_xticks()])
+    ax.set_xlabel("image p-value vs validation images", fontsize=7)
+    ax.set_yticks(range(len(results)), [f"{r.batch[:26]}\n{r.batch_verdict}, {r.n_flagged}/{r.n_screened}"
+                                        for r in results])
+    ax.set_ylim(len(results) - 0.5, -0.5)
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, frameon=False)
+    held = results[0]
+    ax.set_title(f"Q: {held.n_flagged} of {held.n_screened} held-out images flagged", fontsize=9)
+    return True
 
 
 def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, out_png: Path) -> list[str]:
@@ -244,7 +292,9 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     ax = axes[2]
     ax.set_title("Q: typicality vs calibration", fontsize=9)
     rows = _read_csv(qc_dir / "scores.csv") if qc else []
-    if rows:
+    if qc and _screening_panel(ax, qc_dir, stem):
+        pass
+    elif rows:
         det = qc.get("primary_detector")
         lv = next(iter(qc.get("levels") or {}), None)
         mine = [r for r in rows if r.get("detector") == det and r.get("level") == lv]
@@ -288,7 +338,7 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     else:
         missing.append("heatmap (explain/heatmap.npy)")
     for ax in axes:
-        if not ax.images and not ax.patches:
+        if not ax.images and not ax.patches and not ax.collections:
             ax.text(0.5, 0.5, "not available", ha="center", va="center", fontsize=9, color="#7a8494",
                     transform=ax.transAxes)
     fig.tight_layout()
