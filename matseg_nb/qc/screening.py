@@ -61,10 +61,6 @@ class Calibration:
         s, g = np.asarray(self.tile_scores, dtype=float), np.asarray(self.tile_groups)
         return [s[g == k] for k in np.unique(g)]
 
-    @property
-    def n_images(self) -> int:
-        return int(np.unique(np.asarray(self.tile_groups)).size)
-
 
 def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names: list[str], alpha: float = 0.05,
                   batch: str = "new", reference: str = "train", calibration_name: str = "val",
