@@ -7,6 +7,7 @@ from scipy.stats import binom, kstest
 
 from matseg_nb.errors import UserError
 from matseg_nb.qc.conformal import (
+    MIN_POWER,
     TARGET_POWER,
     batch_power,
     batch_test,
@@ -116,17 +117,23 @@ def test_bad_inputs_are_one_line_errors_or_notes(tmp_path):
     assert notes["broken"].startswith("unreadable") and "channel" in notes["rgb"]
 
 
-def test_no_shift_found_with_little_power_is_too_few_images_not_in_distribution():
+def test_no_shift_found_is_worded_by_the_tests_power():
     rng = np.random.default_rng(1)
-    names = [f"a{i}" for i in range(4)]
-    few = screen_scores(Calibration(rng.normal(size=3 * 16), np.repeat(np.arange(3), 16)),
-                        [rng.normal(size=16) for _ in names], names)
-    many = screen_scores(Calibration(rng.normal(size=20 * 16), np.repeat(np.arange(20), 16)),
-                         [rng.normal(size=16) for _ in names], names)
-    assert few.batch_power < TARGET_POWER <= many.batch_power
-    assert few.batch_p_value > 0.05 and few.batch_verdict == "too few images to tell"
-    assert any("strong shift" in n and "of the time" in n for n in few.notes)
-    assert many.batch_verdict == "in distribution"
+
+    def screen(n_cal: int, n_new: int):
+        names = [f"a{i}" for i in range(n_new)]
+        return screen_scores(Calibration(rng.normal(size=n_cal * 16), np.repeat(np.arange(n_cal), 16)),
+                             [rng.normal(size=16) for _ in names], names)
+
+    none, few, many = screen(2, 4), screen(3, 4), screen(20, 4)  # powers 0 (p >= 1/15), about 0.67, 0.99
+    assert none.batch_power < MIN_POWER <= few.batch_power < TARGET_POWER <= many.batch_power
+    assert none.batch_p_value is None and none.batch_verdict == "too few images to tell"
+    assert any("cannot reach" in n for n in none.notes)
+    assert few.batch_p_value > 0.05 and few.batch_verdict == "in distribution" and few.batch_evidence == "weak"
+    assert few.sentence().startswith("in distribution (weak evidence)")
+    assert any(n.startswith("weak evidence") and "of the time" in n for n in few.notes)
+    assert many.batch_verdict == "in distribution" and many.batch_evidence == "strong"
+    assert many.sentence().startswith("in distribution (")
 
 
 def _image_tiles(rng, n_images, tiles=16, shift=0.0):
@@ -172,3 +179,15 @@ def test_typicality_key_orders_crops_outside_the_support_by_distance():
     key = typicality_key(score, log_nn)
     p = conformal_pvalues(key, key)  # rank of each crop among the four
     assert list(np.argsort(p)) == [3, 2, 1, 0]  # far outside < just outside < inside, whatever the detector says
+
+
+def test_weak_in_distribution_needs_no_flagged_image():
+    rng = np.random.default_rng(3)
+    cal = Calibration(rng.normal(size=3 * 16), np.repeat(np.arange(3), 16))
+    tiles = [rng.normal(size=16), rng.normal(size=16), rng.normal(-30.0, 0.1, size=16), rng.normal(size=16)]
+    res = screen_scores(cal, tiles, ["a", "b", "far", "c"])
+    # one image far off, three typical: the batch test is not significant with 4 vs 3 images, and the
+    # flagged image keeps the batch undecided rather than a weak "in distribution"
+    assert res.n_flagged == 1 and res.batch_power < TARGET_POWER and res.batch_p_value > 0.05
+    assert res.batch_verdict == "too few images to tell" and res.batch_evidence == ""
+    assert any("flagged, but the batch test is not significant" in n for n in res.notes)

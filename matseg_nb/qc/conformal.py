@@ -16,9 +16,10 @@ in-distribution images the model was not trained on (the validation split). A sc
   typicality is lower than the calibration images', exact permutation p-value; exact under
   exchangeability of images. "too few images to tell" when even a batch ranked entirely below every
   calibration image could not reach the level (1 / C(n_cal + m, m) > level), and also when no shift
-  is found but the test would miss a strong shift too often (:func:`batch_power` below
-  :data:`TARGET_POWER` against :data:`STRONG_SHIFT_AUROC`): then "in distribution" would be a claim
-  the images cannot support.
+  is found but the test would miss a strong shift more often than catch it (:func:`batch_power` below
+  :data:`MIN_POWER` against :data:`STRONG_SHIFT_AUROC`): then "in distribution" would be a claim the
+  images cannot support. Between :data:`MIN_POWER` and :data:`TARGET_POWER` the answer is "in
+  distribution" with ``evidence`` "weak" (worded so, with the power, wherever it is shown).
 """
 
 from __future__ import annotations
@@ -64,8 +65,11 @@ def smallest_batch_pvalue(n_calibration: int, n_batch: int) -> float:
     return 1.0 / math.comb(n_calibration + n_batch, n_batch)
 
 
-#: "in distribution" needs a batch test that detects a strong shift this often ...
+#: "in distribution" is strong evidence when the batch test detects a strong shift this often ...
 TARGET_POWER = 0.8
+#: ... weak evidence down to this power (a strong shift caught more often than missed); below it
+#: "too few images to tell"
+MIN_POWER = 0.5
 #: ... where a strong shift makes a new image less typical than a calibration image with this
 #: probability (image-level AUROC; normal location model, d = sqrt(2) * Phi^-1(AUROC) = 2.33)
 STRONG_SHIFT_AUROC = 0.95
@@ -108,14 +112,15 @@ def batch_power(n_calibration: int, n_batch: int, level: float = 0.05, auroc: fl
 def batch_test(calibration: np.ndarray, batch: np.ndarray, level: float = 0.05) -> dict:
     """Rank-sum test of batch image typicality (m,) vs calibration image typicality (n,).
 
-    Returns {"test", "p_value", "verdict", "smallest_possible_p", "power"}; verdict "shifted" (p <= level),
-    "in distribution" (p > level and the test detects a strong shift with power >= TARGET_POWER) or
-    "too few images to tell" (otherwise); ``power`` is :func:`batch_power` at these sizes."""
+    Returns {"test", "p_value", "verdict", "evidence", "smallest_possible_p", "power"}; verdict "shifted"
+    (p <= level), "in distribution" (p > level and the test detects a strong shift with power >= MIN_POWER;
+    ``evidence`` "strong" from TARGET_POWER, else "weak") or "too few images to tell" (otherwise);
+    ``power`` is :func:`batch_power` at these sizes."""
     cal = np.asarray(calibration, dtype=float)
     b = np.asarray(batch, dtype=float)
     floor = smallest_batch_pvalue(cal.size, b.size)
     out = {"test": "one-sided Wilcoxon rank-sum (batch less typical than calibration), exact",
-           "level": level, "smallest_possible_p": floor, "p_value": None,
+           "level": level, "smallest_possible_p": floor, "p_value": None, "evidence": "",
            "power": batch_power(int(cal.size), int(b.size), float(level))}
     if floor > level:
         out["verdict"] = "too few images to tell"
@@ -129,7 +134,9 @@ def batch_test(calibration: np.ndarray, batch: np.ndarray, level: float = 0.05) 
     if p <= level:
         out["verdict"] = "shifted"
     else:
-        out["verdict"] = "in distribution" if out["power"] >= TARGET_POWER else "too few images to tell"
+        out["verdict"] = "in distribution" if out["power"] >= MIN_POWER else "too few images to tell"
+        if out["verdict"] == "in distribution":
+            out["evidence"] = "strong" if out["power"] >= TARGET_POWER else "weak"
     return out
 
 

@@ -45,6 +45,12 @@ class ScreeningResult:
     n_calibration_images: int
     notes: list[str] = field(default_factory=list)
     batch_power: float | None = None
+    batch_evidence: str = ""  # "strong" | "weak" for "in distribution" (matseg_nb.qc.conformal.batch_test)
+
+    @property
+    def verdict_words(self) -> str:
+        """The batch verdict, with "(weak evidence)" when the test had little power against a strong shift."""
+        return f"{self.batch_verdict} (weak evidence)" if self.batch_evidence == "weak" else self.batch_verdict
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -58,13 +64,13 @@ class ScreeningResult:
     def sentence(self) -> str:
         """The batch answer as one sentence without the batch's name: verdict, k of n flagged, p-value."""
         p = "" if self.batch_p_value is None else f", batch p = {self.batch_p_value:.2g}"
-        return (f"{self.batch_verdict} ({self.n_flagged} of {self.n_screened} images flagged at "
+        return (f"{self.verdict_words} ({self.n_flagged} of {self.n_screened} images flagged at "
                 f"alpha = {self.alpha:g}{p}; {self.n_calibration_images} {self.calibration} images as calibration)")
 
     def headline(self) -> str:
         """The batch answer in one line: verdict, flagged k of n, the batch test's p-value, the sets used."""
         p = "" if self.batch_p_value is None else f", batch p={self.batch_p_value:.2g}"
-        return (f"{self.batch}: {self.batch_verdict} ({self.n_flagged} of {self.n_screened} images flagged "
+        return (f"{self.batch}: {self.verdict_words} ({self.n_flagged} of {self.n_screened} images flagged "
                 f"at alpha={self.alpha:g}{p}; calibration {self.n_calibration_images} {self.calibration} images, "
                 f"reference {self.reference})")
 

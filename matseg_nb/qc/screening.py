@@ -18,6 +18,7 @@ import numpy as np
 
 from matseg_nb.errors import UserError
 from matseg_nb.qc.conformal import (
+    MIN_POWER,
     STRONG_SHIFT_AUROC,
     TARGET_POWER,
     batch_test,
@@ -97,18 +98,25 @@ def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names
     extra = []
     if smallest_p > alpha:
         extra.append(f"calibration has {cal.shape[0]} crops: no single image can be flagged at alpha={alpha:g}")
-    if test["verdict"] == "too few images to tell":
-        if test["p_value"] is None:
-            extra.append(f"{len(screened)} image(s) vs {n_cal} calibration images: the batch test cannot reach "
-                         f"p <= {alpha:g} (smallest possible p {test['smallest_possible_p']:.2g})")
-        else:
-            extra.append(f"no shift found, but {len(screened)} image(s) vs {n_cal} calibration images detect a "
-                         f"strong shift (new images less typical than calibration images with probability "
-                         f"{STRONG_SHIFT_AUROC:g}) only {100 * test['power']:.0f}% of the time (below "
-                         f"{100 * TARGET_POWER:.0f}%)")
+    shift_words = (f"a strong shift (new images less typical than calibration images with probability "
+                   f"{STRONG_SHIFT_AUROC:g})")
+    power = f"{100 * test['power']:.0f}%"
+    if test["evidence"] == "weak" and n_flag:  # a weak "in distribution" only when no image argues against it
+        test = {**test, "verdict": "too few images to tell", "evidence": ""}
+        extra.append(f"{n_flag} of {len(screened)} image(s) flagged, but the batch test is not significant with "
+                     f"{len(screened)} vs {n_cal} calibration images (power {power} against {shift_words})")
+    elif test["evidence"] == "weak":
+        extra.append(f"weak evidence: no shift found, but {len(screened)} image(s) vs {n_cal} calibration images "
+                     f"detect {shift_words} only {power} of the time (below {100 * TARGET_POWER:.0f}%)")
+    elif test["verdict"] == "too few images to tell" and test["p_value"] is None:
+        extra.append(f"{len(screened)} image(s) vs {n_cal} calibration images: the batch test cannot reach "
+                     f"p <= {alpha:g} (smallest possible p {test['smallest_possible_p']:.2g})")
+    elif test["verdict"] == "too few images to tell":
+        extra.append(f"no shift found, but {len(screened)} image(s) vs {n_cal} calibration images detect "
+                     f"{shift_words} only {power} of the time (below {100 * MIN_POWER:.0f}%)")
     return ScreeningResult(batch, images, alpha, n_flag, len(screened), test["verdict"], test["test"],
                            test["p_value"], flag_count_test(n_flag, len(screened), alpha), reference,
-                           calibration_name, detector, n_cal, extra, test["power"])
+                           calibration_name, detector, n_cal, extra, test["power"], test["evidence"])
 
 
 def load_new_images(ref: str, channels: int | None, default_ds=None, dtype: str | None = None

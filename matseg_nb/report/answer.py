@@ -230,7 +230,7 @@ def _screening_panel(ax, qc_dir: Path, stem: str | None) -> bool:
     ax.set_xticks([0.01, alpha, 1.0] if min(floor, alpha) / 2 < 0.01 else [alpha, 1.0])
     ax.set_xticklabels([f"{t:g}" for t in ax.get_xticks()])
     ax.set_xlabel("image p-value vs validation images", fontsize=7)
-    ax.set_yticks(range(len(results)), [f"{r.batch[:26]}\n{r.batch_verdict}, {r.n_flagged}/{r.n_screened}"
+    ax.set_yticks(range(len(results)), [f"{r.batch[:26]}\n{r.verdict_words}, {r.n_flagged}/{r.n_screened}"
                                         for r in results])
     ax.set_ylim(len(results) - 0.5, -0.5)
     ax.tick_params(labelsize=6)
