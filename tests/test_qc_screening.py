@@ -130,7 +130,7 @@ def test_no_shift_found_is_worded_by_the_tests_power():
     assert none.batch_p_value is None and none.batch_verdict == "too few images to tell"
     assert any("cannot reach" in n for n in none.notes)
     assert few.batch_p_value > 0.05 and few.batch_verdict == "in distribution" and few.batch_evidence == "weak"
-    assert few.sentence().startswith("in distribution (weak evidence)")
+    assert few.sentence().startswith("in distribution, weak evidence")
     assert any(n.startswith("weak evidence") and "of the time" in n for n in few.notes)
     assert many.batch_verdict == "in distribution" and many.batch_evidence == "strong"
     assert many.sentence().startswith("in distribution (")

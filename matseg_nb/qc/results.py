@@ -49,8 +49,8 @@ class ScreeningResult:
 
     @property
     def verdict_words(self) -> str:
-        """The batch verdict, with "(weak evidence)" when the test had little power against a strong shift."""
-        return f"{self.batch_verdict} (weak evidence)" if self.batch_evidence == "weak" else self.batch_verdict
+        """The batch verdict, with ", weak evidence" when the test had little power against a strong shift."""
+        return f"{self.batch_verdict}, weak evidence" if self.batch_evidence == "weak" else self.batch_verdict
 
     def to_json(self) -> dict:
         return asdict(self)
