@@ -87,6 +87,8 @@ def test_tie_and_too_few_images(tmp_path):
     assert best.loc["tie", "verdict"] == "not significant"
     assert best.loc["few", "verdict"] == "insufficient evidence (n = 3)"
     assert "insufficient evidence (n = 3)" in paths["best_table_md"].read_text()
+    # one seed: one paired run, so no "probability" that the best beats the runner-up
+    assert best["n_paired_runs"].eq(1).all() and best["p_beats_runner_up"].isna().all()
 
 
 def test_load_runs_reads_identity_from_job_json(tmp_path):

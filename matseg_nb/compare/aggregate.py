@@ -18,6 +18,9 @@ from matseg_nb.compare.stats import cv_interval, insufficient, paired_test, prob
 CELL_KEYS = ["dataset", "encoder", "decoder", "encoder_weights"]
 DAGGERS = ("†", "‡", "§", "¶")
 
+#: paired runs (seeds, or seed x fold) needed before P(best > runner-up) is reported
+MIN_PAIRED_RUNS = 2
+
 
 def arch_labels(runs: pd.DataFrame) -> pd.Series:
     """``encoder+decoder``; `` (weights)`` is appended when the runs mix encoder weights."""
@@ -158,7 +161,9 @@ def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd
             row.update(runner_up=second["arch"], runner_up_val_iou=second["val_iou"], runner_up_iou=second["iou"],
                        delta_iou=best["iou"] - second["iou"], test=res.method, n_images=res.n,
                        p_value=res.p_value, verdict=res.verdict,
-                       p_beats_runner_up=prob_a_beats_b(sa[seeds].to_numpy(), sb[seeds].to_numpy()),
+                       # a fraction over one pair is 0 or 1, not a probability: n/a below 2 pairs
+                       p_beats_runner_up=(prob_a_beats_b(sa[seeds].to_numpy(), sb[seeds].to_numpy())
+                                          if len(seeds) >= MIN_PAIRED_RUNS else math.nan),
                        n_paired_runs=len(seeds))
             supported = res.verdict == "significant" and res.mean_diff > 0
             row["winner"] = best["arch"] if supported else (
