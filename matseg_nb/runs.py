@@ -233,6 +233,14 @@ class Run:
             return None
         return metrics.iou if metrics else None
 
+    def progress(self) -> dict[str, Any] | None:
+        """progress.json (the live epoch, max_epochs, val_iou of a training job); None when absent or
+        unreadable (it is rewritten every epoch, so a half-written file is not an error)."""
+        try:
+            return _read_json_object(self.path / PROGRESS_FILE)
+        except RunFileError:
+            return None
+
     def history(self) -> list[dict[str, float | None]]:
         """history.csv rows with numbers parsed (empty cells -> None); [] when absent."""
         return [{k: _number(v) for k, v in row.items()} for row in _csv_rows(self.path / HISTORY_FILE)]

@@ -263,12 +263,11 @@ def _test_iou(job_dir: Path) -> float:
 
 def job_progress(sweep: Path, job: dict) -> dict:
     """A status row with the job's live ``epoch`` ("3/10") and latest ``val_iou`` from its progress.json."""
+    from matseg_nb.runs import Run
+
     row = dict(job)
-    try:
-        prog = json.loads((Path(sweep) / str(job.get("job_id")) / "progress.json").read_text())
-    except (OSError, ValueError):
-        return row
-    if isinstance(prog, dict) and prog.get("epoch") is not None:
+    prog = Run(Path(sweep) / str(job.get("job_id"))).progress()
+    if prog and prog.get("epoch") is not None:
         row["epoch"] = f"{prog['epoch']}/{prog.get('max_epochs', '?')}"
         if row.get("val_iou") is None and prog.get("val_iou") is not None:
             row["val_iou"] = prog["val_iou"]
@@ -790,9 +789,11 @@ class ExplainTab:
         if not job or self.app.run_dir is None:
             self.images.options = []
             return
-        meta = json.loads((self.app.run_dir / "sweep" / job / "job.json").read_text())
         try:
             from matseg_nb.data import open_dataset
+            from matseg_nb.runs import Run
+
+            meta = Run(self.app.run_dir / "sweep" / job).provenance()
 
             ds = open_dataset(meta.get("dataset") or job.split("__")[0])
             samples = ds.samples("test") or ds.samples("val")
@@ -808,7 +809,13 @@ class ExplainTab:
         if not self.jobs.value or not self.images.value:
             self.message.value = message_html("pick a job and an image first", "error")
             return
-        meta = json.loads((self.app.run_dir / "sweep" / self.jobs.value / "job.json").read_text())
+        from matseg_nb.runs import Run
+
+        try:
+            meta = Run(self.app.run_dir / "sweep" / self.jobs.value).provenance()
+        except UserError as err:
+            self.message.value = message_html(error_text(err), "error")
+            return
         image = load_model_input(self.images.value, meta)
         mask_path = self.app.run_dir / "explain" / "A.png"
         self.painter = PainterWidget(image, save_path=str(mask_path), image_path=self.images.value,
