@@ -116,7 +116,10 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
         answer.evidence = "insufficient evidence: not separable from the runner-up"
         if (answer.runner_up_iou or 0.0) > (answer.recommended_iou or 0.0):
             answer.evidence += " (the runner-up scores higher on test, within noise)"
-        answer.evidence_detail = f"paired test on {n} test images{'' if p is None else f', p = {sig(p, 2)}'} ({verdict})"
+        if verdict.startswith("insufficient evidence"):
+            answer.evidence_detail = f"paired test: {n} test images are too few for the exact paired test to reach its level"
+        else:
+            answer.evidence_detail = f"paired test on {n} test images{'' if p is None else f', p = {sig(p, 2)}'} ({verdict})"
 
 
 def qc_words(qc: dict[str, Any]) -> str:
@@ -278,7 +281,8 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     else:
         missing.append("predicted mask (no predictions/*.png in the run folder)")
     ax = axes[0]
-    ax.set_title(f"D: input {stem or ''}", fontsize=9)
+    label = stem or ""
+    ax.set_title(f"D: input\n{label if len(label) <= 28 else label[:27] + '…'}", fontsize=9)
     if image is not None:
         ax.imshow(image, cmap="gray")
         add_scale_bar(ax, ds.pixel_size_um_of(sample))  # matseg_nb.report.scalebar: only when calibrated
@@ -335,7 +339,7 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
                 ax.contour(a, levels=[0.5], colors="cyan", linewidths=0.8)
         except OSError:
             pass
-    else:
+    elif ex:  # an explanation of this dataset whose heatmap is gone (none computed: the caption says so)
         missing.append("heatmap (explain/heatmap.npy)")
     for ax in axes:
         if not ax.images and not ax.patches and not ax.collections:
