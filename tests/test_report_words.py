@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from matseg_nb.report.answer import explain_sentence, qc_words
 
 
@@ -54,3 +56,30 @@ def test_a_validation_pick_that_loses_on_test_is_not_worded_as_a_win():
                                                     "runner_up_iou": "0.5", "verdict": "significant",
                                                     "p_value": "0.01", "n_images": "8", "selected_on": "test"})
     assert won.evidence == "better than the runner-up" and "chosen on test" in won.summary()
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({"rho": 0.8, "n_images": 20}, "less typical images get worse masks"),
+    ({"rho": 0.2, "n_images": 10}, "not distinguishable from no relation"),
+    ({"rho": -0.9, "n_images": 12}, "typicality is no warning"),
+    ({"rho": None, "n_images": 15}, "undefined over 15 images"),
+    ({"rho": 0.99, "n_images": 3}, "fewer than 4 images"),
+])
+def test_typicality_iou_words_claim_only_what_the_test_supports(entry, expected):
+    from matseg_nb.report.answer import typicality_iou_words
+
+    words = typicality_iou_words({"levels": {"input": {"spearman_typicality_iou": entry}}})
+    assert expected in words
+    assert typicality_iou_words({}) == ""
+
+
+def test_models_note_names_stand_ins_and_the_papers_encoders(tmp_path):
+    from _sweep_helpers import write_fake_run
+
+    from matseg_nb.report.answer import models_note
+    from matseg_nb.runs import Sweep
+
+    write_fake_run(tmp_path / "a", "d__resnet18__Unet__s0__1", encoder="resnet18")
+    assert "not the paper's encoders" in models_note(Sweep(tmp_path / "a")) and "random weights" in models_note(Sweep(tmp_path / "a"))
+    write_fake_run(tmp_path / "b", "d__resnet50__Unet__s0__1", encoder="resnet50", weights="imagenet")
+    assert models_note(Sweep(tmp_path / "b")) == "Encoders: resnet50 with ImageNet weights, as in the paper."

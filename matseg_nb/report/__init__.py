@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
-from matseg_nb.report.answer import DatasetAnswer, build_answers, explain_sentence, qc_words
+from matseg_nb.report.answer import DatasetAnswer, build_answers, explain_sentence, models_note, qc_words
 from matseg_nb.report.collect import collect_all, read_json
 from matseg_nb.report.curves import learning_curves
 from matseg_nb.report.render import SECTIONS, render_html
@@ -59,6 +59,7 @@ def build_report(
     answers = build_answers(sweep, dirs["compare"], dirs["qc"], dirs["explain"],
                             panel_dir=html_path.parent / "report_files")
     facts["answers"] = [a.to_dict() for a in answers]
+    facts["models_note"] = models_note(Sweep(sweep))
     if facts["sections"]["compare"].get("status") == "ok":  # validation IoU per epoch, per dataset
         facts["sections"]["compare"]["learning_curves"] = [
             {**lc, "abs": lc["png"], "png": os.path.relpath(lc["png"], html_path.parent)}

@@ -160,6 +160,55 @@ def qc_words(qc: dict[str, Any]) -> str:
             f"predictions on such samples would pass unnoticed.")
 
 
+def typicality_iou_words(qc: dict[str, Any], level: float = 0.05) -> str:
+    """What the QC's Spearman rank correlation of image typicality with per-image IoU (held-out and shifted
+    images with masks, ``levels.input.spearman_typicality_iou``) means for this model, with its two-sided
+    p-value (t approximation, n - 2 degrees of freedom; images are treated as independent, which shifted
+    copies of the same images are not, so a "yes" is optimistic). '' when QC recorded none."""
+    from scipy.stats import t as student_t
+
+    entry = ((qc.get("levels") or {}).get("input") or {}).get("spearman_typicality_iou") or {}
+    rho, n = _float(entry.get("rho")), int(entry.get("n_images") or 0)
+    if not entry:
+        return ""
+    if n < 4:
+        return "Typicality vs mask quality: not measured (fewer than 4 images with masks)."
+    if rho is None:
+        return (f"Typicality vs mask quality: undefined over {n} images (the typicality or the IoU is the same for "
+                "all of them), so QC says nothing about this model's mask quality.")
+    p = 0.0 if abs(rho) >= 1 else float(2 * student_t.sf(abs(rho) * math.sqrt((n - 2) / (1 - rho * rho)), n - 2))
+    head = f"Typicality vs mask quality: Spearman rho = {rho:.2f} over {n} images (p = {sig(p, 2)}): "
+    if p > level:
+        return head + ("not distinguishable from no relation, so for this model a low typicality is not shown to "
+                       "predict a worse mask.")
+    if rho > 0:
+        return head + "less typical images get worse masks, so a flagged image's mask deserves a check."
+    return head + "less typical images get better masks here, so typicality is no warning of a worse mask."
+
+
+def models_note(sweep: Sweep) -> str:
+    """One sentence on what the sweep's encoders are: the paper's (ImageNet) or stand-ins ('' if no run)."""
+    from matseg_nb.models.registry import PAPER_ENCODERS
+
+    encoders, weights = set(), set()
+    for run in sweep.complete_runs():
+        try:
+            job = run.job()
+        except RunFileError:
+            continue
+        encoders.add(str(job.get("encoder")))
+        weights.add(str(job.get("encoder_weights", "none")))
+    if not encoders:
+        return ""
+    if encoders <= set(PAPER_ENCODERS) and weights == {"imagenet"}:
+        return f"Encoders: {', '.join(sorted(encoders))} with ImageNet weights, as in the paper."
+    init = "ImageNet weights" if weights == {"imagenet"} else (
+        "random weights (no pretrained weights)" if weights == {"none"} else "weights: " + ", ".join(sorted(weights)))
+    return (f"Encoders: {', '.join(sorted(encoders))}, trained from {init}. These are not the paper's encoders "
+            f"({', '.join(PAPER_ENCODERS)} with ImageNet weights); where they stand in for them (the CPU demo), "
+            "the ranking is the stand-ins' ranking. profiles/paper.json runs the paper's exact pairs on a GPU.")
+
+
 def screening_words(qc_dir: Path) -> str:
     """`` Screening: <verdict of the held-out batch>.`` from ``<qc_dir>/screening/qc.json`` ('' without it)."""
     scr = _read_json(Path(qc_dir) / "screening" / "qc.json")

@@ -280,7 +280,10 @@ def collect_qc(qc_dir: Path | None, root: Path) -> dict:
     if not (qc_dir / "qc.json").is_file() and per_dataset:  # qc/<dataset>/: one QC per dataset's model
         sections = {p.name: collect_qc(p, root) for p in per_dataset}
         first = dict(sections[per_dataset[0].name])
-        first["datasets"] = {k: {"verdict": v.get("verdict", ""), "signals": v.get("signals", [])}
+        from matseg_nb.report.answer import typicality_iou_words
+
+        first["datasets"] = {k: {"verdict": v.get("verdict", ""), "signals": v.get("signals", []),
+                                 "quality_words": typicality_iou_words(v.get("qc") or {})}
                              for k, v in sections.items()}
         first["figures"] = [f for v in sections.values() for f in v.get("figures", [])]
         return first
