@@ -24,7 +24,7 @@ from matseg_nb.qc.features import PREDICTION_EXTRACTORS, FeatureContext, ImageIt
 from matseg_nb.qc.results import ShiftCheck, ValidationResult
 from matseg_nb.qc.shifts import parse_shift
 from matseg_nb.qc.sources import ImageSet, dataset_items, resolve_source, shifted_set
-from matseg_nb.qc.validation import auroc_interval, harm, readiness
+from matseg_nb.qc.validation import harm, key_auroc_interval, readiness, tile_keys
 
 LEVELS = {"input": ("input",), "prediction": ("prediction",), "both": ("input", "prediction")}
 PRIMARY = "gmm"
@@ -43,7 +43,8 @@ class QCResult:
 @dataclass
 class _Scored:
     tile: dict[str, np.ndarray]  # detector -> (T_total,)
-    image: dict[str, np.ndarray]  # detector -> (n_images,)
+    image: dict[str, np.ndarray]  # detector -> (n_images,) mean crop score
+    keys: dict[str, list[np.ndarray]] = field(default_factory=dict)  # detector -> per image (T_i, 3) crop keys
 
 
 def _predict(items: list[ImageItem], ctx: FeatureContext, tile: int, probs: bool = True,
@@ -179,9 +180,11 @@ class QCSession:
 
 def _score_set(model: QCModel, ext: _Extractor, items: list[ImageItem]) -> _Scored:
     blocks, groups = ext(items)
-    tile, _ = model.score(blocks, groups)
+    tile, feats = model.score(blocks, groups)
     image = {d: np.array([s[groups == i].mean() for i in range(len(items))]) for d, s in tile.items()}
-    return _Scored(tile, image)
+    keys = {d: [k[groups == i] for i in range(len(items))]
+            for d, k in tile_keys(tile, feats, model.feature_names()).items()}
+    return _Scored(tile, image, keys)
 
 
 def _metrics(model: QCModel, idset: _Scored, ood: _Scored) -> dict:
@@ -325,6 +328,7 @@ def run_qc(
     rows: list[dict] = []
     curves: dict = {}
     per_image_typ: dict[str, dict[str, np.ndarray]] = {}
+    set_keys: dict[str, dict[str, dict[str, list[np.ndarray]]]] = {}  # level -> set -> detector -> keys
     for lv in LEVELS[level]:
         ext = session.extractor(level_names[lv], tile_size, tiles_per_image, seed)
         blocks, groups = ext(reference)
@@ -337,6 +341,7 @@ def run_qc(
         for st, sc in [(heldout, sc_id)] + [(o, None) for o in ood_sets]:
             sc = sc or _score_set(qc, ext, st.items)
             per_image_typ[lv][st.name] = sc.image[primary]
+            set_keys.setdefault(lv, {})[st.name] = sc.keys
             if st.ood:
                 m = _metrics(qc, sc_id, sc)
                 lv_out["ood"][st.name] = m
@@ -353,7 +358,8 @@ def run_qc(
         summary["levels"][lv] = lv_out
 
     _iou_and_gallery(summary, rows, per_image_typ, heldout, ood_sets, ds.num_classes, gallery_rows, Path(out_dir))
-    summary["validation"] = _validation(summary, rows, heldout.name, reference_split, thr_ready, detectors).to_json()
+    summary["validation"] = _validation(summary, rows, set_keys, heldout.name, reference_split, thr_ready,
+                                        detectors).to_json()
     levels = summary["levels"]
     summary["auroc_only_verdict"] = "ready" if levels and all(v["verdict"] == "ready" for v in levels.values()) else (
         "unknown" if any(v["verdict"] == "unknown" for v in levels.values()) else "not ready")
@@ -371,18 +377,18 @@ def run_qc(
     return QCResult(out, summary["verdict"], summary, rows)
 
 
-def _validation(summary: dict, rows: list[dict], heldout: str, reference: str, threshold: float,
+def _validation(summary: dict, rows: list[dict], set_keys: dict, heldout: str, reference: str, threshold: float,
                 detectors: tuple[str, ...]) -> ValidationResult:
     """Per (OOD set, detector) image-level AUROC with 95% interval and the shift's IoU change; verdict
-    from the first level (input) -- see :func:`matseg_nb.qc.validation.readiness`."""
+    from the first level (input) -- see :func:`matseg_nb.qc.validation.readiness`. Images are ranked by
+    the screening's crop key (``set_keys``: level -> set -> detector -> per-image keys), see
+    :func:`matseg_nb.qc.validation.key_auroc_interval`."""
     lv = next(iter(summary["levels"]), None)
     checks, table = [], []
     for name in summary.get("ood_sets", []):
         for d in detectors:
             sel = [r for r in rows if r["level"] == lv and r["detector"] == d]
-            ids = [r["typicality"] for r in sel if r["set"] == heldout]
-            oods = [r["typicality"] for r in sel if r["set"] == name]
-            ci = auroc_interval(np.asarray(ids), np.asarray(oods))
+            ci = key_auroc_interval(set_keys[lv][heldout][d], set_keys[lv][name][d])
             hm = harm([r.get("iou") for r in sel if r["set"] == heldout] or None,
                       [r.get("iou") for r in sel if r["set"] == name and r.get("iou") is not None] or None)
             checks.append(ShiftCheck(name, d, ci["auroc"], ci["low"], ci["high"], ci["n_id"], ci["n_ood"],

@@ -1,12 +1,20 @@
 """Detector validation: AUROC with a 95% DeLong interval, harm of a shift, readiness verdict.
 
-Positive class = the shifted / OOD set; a detector ranks by ``-typicality``.
+Positive class = the shifted / OOD set; a detector ranks by ``-typicality``. Images are scored with
+the screening's crop key (:func:`matseg_nb.qc.screening.typicality_key`: inside the reference support,
+detector score, minus the log nn-ratio): an image's statistic is the mean rank of its crops' keys among
+the pooled crops of the two sets compared (:func:`matseg_nb.qc.conformal.image_rank_statistics`), per
+detector. Crops outside the support, where PRDC features are 0 and detector scores saturate or tie,
+thus rank below every crop inside, as in screening.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.stats import norm
+
+from matseg_nb.qc.conformal import image_rank_statistics
+from matseg_nb.qc.screening import typicality_key
 
 #: fewer images than this on either side -> "insufficient evidence" (the interval cannot support a claim)
 MIN_IMAGES = 10
@@ -37,6 +45,27 @@ def auroc_interval(id_scores: np.ndarray, ood_scores: np.ndarray, level: float =
     half = z * np.sqrt(var)
     out.update(auroc=auc, low=float(max(0.0, auc - half)), high=float(min(1.0, auc + half)))
     return out
+
+
+def tile_keys(scores: dict[str, np.ndarray], features: np.ndarray, feature_names: list[str]
+              ) -> dict[str, np.ndarray]:
+    """{detector: (T, 3) :func:`typicality_key` of T crops} from ``QCModel.score`` output.
+
+    ``features`` (T, F) with column names ``feature_names``; the ``*.log_nn_ratio`` columns give the
+    distance to the support (none: every crop counts as inside, the key orders by the score alone)."""
+    nn_cols = [i for i, n in enumerate(feature_names) if n.endswith("log_nn_ratio")]
+    return {d: typicality_key(s, np.asarray(features)[:, nn_cols]) for d, s in scores.items()}
+
+
+def key_auroc_interval(id_keys: list[np.ndarray], ood_keys: list[np.ndarray], level: float = 0.95) -> dict:
+    """:func:`auroc_interval` of per-image statistics from crop keys.
+
+    ``id_keys``, ``ood_keys``: per image a (T_i, K) key (or (T_i,) score) array, higher = more typical.
+    Each image's statistic is the mean rank of its crops among the pooled crops of both sets: a
+    symmetric function of the pooled images, so exchangeable in-distribution images stay exchangeable
+    (AUROC 0.5 in expectation) and a set entirely outside the support gets AUROC 1."""
+    stats = image_rank_statistics([*id_keys, *ood_keys]) if (id_keys or ood_keys) else np.zeros(0)
+    return auroc_interval(stats[:len(id_keys)], stats[len(id_keys):], level)
 
 
 def harm(id_iou: np.ndarray | None, shifted_iou: np.ndarray | None, drop: float = HARM_IOU_DROP) -> dict:
