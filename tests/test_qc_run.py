@@ -17,6 +17,9 @@ def test_run_qc_model_free_detects_strong_noise(tmp_path):
     q = json.loads((tmp_path / "out" / "qc.json").read_text())
     m = q["levels"]["input"]["ood"]["shift:noise:strong"]
     assert m["gmm"]["tile"]["auroc"] > 0.9
+    inside = q["levels"]["input"]["inside_support_fraction"]
+    assert set(inside) == {"split:test", "shift:noise:strong"} and all(0 <= v <= 1 for v in inside.values())
+    assert {c["detector"] for c in q["validation"]["checks"]} == {"gmm", "kde"}
     assert q["verdict"] == res.verdict == "insufficient evidence"  # 3 held-out images cannot support a claim
     assert (tmp_path / "out" / "roc.png").stat().st_size > 0
     rows = (tmp_path / "out" / "scores.csv").read_text().splitlines()

@@ -342,6 +342,9 @@ def run_qc(
             sc = sc or _score_set(qc, ext, st.items)
             per_image_typ[lv][st.name] = sc.image[primary]
             set_keys.setdefault(lv, {})[st.name] = sc.keys
+            inside = [k[:, 0] for k in sc.keys.get(primary, [])]  # column 0 of the key: inside the support
+            lv_out.setdefault("inside_support_fraction", {})[st.name] = (
+                float(np.concatenate(inside).mean()) if inside else None)
             if st.ood:
                 m = _metrics(qc, sc_id, sc)
                 lv_out["ood"][st.name] = m
