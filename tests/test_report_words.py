@@ -64,6 +64,7 @@ def test_a_validation_pick_that_loses_on_test_is_not_worded_as_a_win():
     ({"rho": -0.9, "n_images": 12}, "typicality is no warning"),
     ({"rho": None, "n_images": 15}, "undefined over 15 images"),
     ({"rho": 0.99, "n_images": 3}, "fewer than 4 images"),
+    ({"rho": 0.97, "n_images": 5}, "too few images (fewer than 10)"),
 ])
 def test_typicality_iou_words_claim_only_what_the_test_supports(entry, expected):
     from matseg_nb.report.answer import typicality_iou_words

@@ -160,6 +160,10 @@ def qc_words(qc: dict[str, Any]) -> str:
             f"predictions on such samples would pass unnoticed.")
 
 
+#: images (held-out plus shifted copies) below which the typicality-IoU correlation is reported without a claim
+MIN_CORRELATION_IMAGES = 10
+
+
 def typicality_iou_words(qc: dict[str, Any], level: float = 0.05) -> str:
     """What the QC's Spearman rank correlation of image typicality with per-image IoU (held-out and shifted
     images with masks, ``levels.input.spearman_typicality_iou``) means for this model, with its two-sided
@@ -177,7 +181,10 @@ def typicality_iou_words(qc: dict[str, Any], level: float = 0.05) -> str:
         return (f"Typicality vs mask quality: undefined over {n} images (the typicality or the IoU is the same for "
                 "all of them), so QC says nothing about this model's mask quality.")
     p = 0.0 if abs(rho) >= 1 else float(2 * student_t.sf(abs(rho) * math.sqrt((n - 2) / (1 - rho * rho)), n - 2))
-    head = f"Typicality vs mask quality: Spearman rho = {rho:.2f} over {n} images (p = {sig(p, 2)}): "
+    head = (f"Typicality vs mask quality: Spearman rho = {rho:.2f} over {n} images (held-out images and their "
+            f"shifted copies; p = {sig(p, 2)}): ")
+    if n < MIN_CORRELATION_IMAGES:  # a few copies of one or two images: no claim
+        return head + f"too few images (fewer than {MIN_CORRELATION_IMAGES}) to say what it means for this model."
     if p > level:
         return head + ("not distinguishable from no relation, so for this model a low typicality is not shown to "
                        "predict a worse mask.")
