@@ -5,7 +5,8 @@ from scipy.stats import norm
 
 from matseg_nb.qc.core import fit_qc
 from matseg_nb.qc.results import ShiftCheck, ValidationResult
-from matseg_nb.qc.validation import auroc_interval, harm, key_auroc_interval, readiness, tile_keys
+from matseg_nb.qc.screening import tile_keys
+from matseg_nb.qc.validation import auroc_interval, harm, key_auroc_interval, readiness
 
 
 def test_auroc_interval_coverage_by_simulation():

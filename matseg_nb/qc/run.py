@@ -22,9 +22,10 @@ from matseg_nb.qc.core import QCModel, fit_qc
 from matseg_nb.qc.evaluate import detection_metrics, flag, verdict
 from matseg_nb.qc.features import PREDICTION_EXTRACTORS, FeatureContext, ImageItem, make_extractor, tile_boxes
 from matseg_nb.qc.results import ShiftCheck, ValidationResult
+from matseg_nb.qc.screening import tile_keys
 from matseg_nb.qc.shifts import parse_shift
 from matseg_nb.qc.sources import ImageSet, dataset_items, resolve_source, shifted_set
-from matseg_nb.qc.validation import harm, key_auroc_interval, readiness, tile_keys
+from matseg_nb.qc.validation import harm, key_auroc_interval, readiness
 
 LEVELS = {"input": ("input",), "prediction": ("prediction",), "both": ("input", "prediction")}
 PRIMARY = "gmm"

@@ -50,6 +50,17 @@ def typicality_key(detector_score: np.ndarray, log_nn_ratio: np.ndarray) -> np.n
     return np.c_[inside.astype(float), np.where(inside, sc, -dist), -dist]
 
 
+def tile_keys(scores: dict[str, np.ndarray], features: np.ndarray, feature_names: list[str]
+              ) -> dict[str, np.ndarray]:
+    """{detector: (T, 3) :func:`typicality_key` of T crops} from ``QCModel.score`` output.
+
+    ``features`` (T, F) with column names ``feature_names``; the ``*.log_nn_ratio`` columns give the
+    distance to the support (none: every crop counts as inside, the key orders by the score alone)."""
+    nn_cols = [i for i, n in enumerate(feature_names) if n.endswith("log_nn_ratio")]
+    return {d: typicality_key(s, np.asarray(features)[:, nn_cols]) for d, s in scores.items()}
+
+
+
 @dataclass
 class Calibration:
     """Calibration tile scores (N,) or (N, K) lexicographic keys, with image labels (N,)."""
@@ -201,12 +212,11 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
     ext = session.extractor(tuple(extractors), tile_size, tiles_per_image, seed)
     blocks, groups = ext(reference, desc="QC features: reference")
     qc = fit_qc(blocks, groups, k, (detector,), seed=seed)
-    nn_cols = [i for i, n in enumerate(qc.feature_names()) if n.endswith("log_nn_ratio")]
 
     def typicality(b: dict, g: np.ndarray) -> np.ndarray:
         """(T, 3) :func:`typicality_key` of the tiles."""
         sc, feats = qc.score(b, g)
-        return typicality_key(sc[detector], feats[:, nn_cols])
+        return tile_keys({detector: sc[detector]}, feats, qc.feature_names())[detector]
 
     cb, cg = ext(cal_items, desc="QC features: calibration")
     calibration = Calibration(typicality(cb, cg), cg)

@@ -14,7 +14,6 @@ import numpy as np
 from scipy.stats import norm
 
 from matseg_nb.qc.conformal import image_rank_statistics
-from matseg_nb.qc.screening import typicality_key
 
 #: fewer images than this on either side -> "insufficient evidence" (the interval cannot support a claim)
 MIN_IMAGES = 10
@@ -45,16 +44,6 @@ def auroc_interval(id_scores: np.ndarray, ood_scores: np.ndarray, level: float =
     half = z * np.sqrt(var)
     out.update(auroc=auc, low=float(max(0.0, auc - half)), high=float(min(1.0, auc + half)))
     return out
-
-
-def tile_keys(scores: dict[str, np.ndarray], features: np.ndarray, feature_names: list[str]
-              ) -> dict[str, np.ndarray]:
-    """{detector: (T, 3) :func:`typicality_key` of T crops} from ``QCModel.score`` output.
-
-    ``features`` (T, F) with column names ``feature_names``; the ``*.log_nn_ratio`` columns give the
-    distance to the support (none: every crop counts as inside, the key orders by the score alone)."""
-    nn_cols = [i for i, n in enumerate(feature_names) if n.endswith("log_nn_ratio")]
-    return {d: typicality_key(s, np.asarray(features)[:, nn_cols]) for d, s in scores.items()}
 
 
 def key_auroc_interval(id_keys: list[np.ndarray], ood_keys: list[np.ndarray], level: float = 0.95) -> dict:
