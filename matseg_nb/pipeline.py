@@ -196,9 +196,10 @@ def stage_qc(ctx: DemoContext) -> None:
         ctx.results["qc"][name] = {"run": str(run), "out": str(ctx.out / "qc" / name),
                                    "verdict": res.validation.verdict, "seconds": round(res.seconds["total"], 1)}
         ctx.log(format_qc(res))
-        from matseg_nb.report.answer import _read_json, typicality_iou_words
+        from matseg_nb.report.answer import typicality_iou_words
+        from matseg_nb.report.collect import read_json
 
-        words = typicality_iou_words(_read_json(ctx.out / "qc" / name / "qc.json") or {})
+        words = typicality_iou_words(read_json(ctx.out / "qc" / name / "qc.json") or {})
         if words:
             ctx.log(f"  {words}")
 

@@ -260,11 +260,15 @@ class Run:
         values = [v for v in values if v is not None]
         return max(values) if values else None
 
+    def per_image_path(self, oof: bool = False) -> Path:
+        """per_image.csv, or oof_per_image.csv (``oof``: the out-of-fold images of a cross-validation job)."""
+        return self.path / (OOF_PER_IMAGE_FILE if oof else PER_IMAGE_FILE)
+
     def per_image_rows(self, oof: bool = False) -> list[dict[str, Any]]:
         """per_image.csv (``oof``: oof_per_image.csv) rows (image, class_id, class_name, iou, dice, ...) with
         numbers parsed; [] when absent."""
         out = []
-        for row in _csv_rows(self.path / (OOF_PER_IMAGE_FILE if oof else PER_IMAGE_FILE)):
+        for row in _csv_rows(self.per_image_path(oof)):
             out.append({k: (v if k in ("image", "class_name") else _number(v)) for k, v in row.items()})
         return out
 
@@ -273,8 +277,7 @@ class Run:
         (class_id >= 1; all classes when only one class is listed), the convention of ``matseg_nb.metrics``."""
         rows = self.per_image_rows(oof)
         if rows and not {"image", "class_id", "iou"} <= set(rows[0]):
-            raise RunFileError(f"{self.path / (OOF_PER_IMAGE_FILE if oof else PER_IMAGE_FILE)}: expected columns "
-                               f"image, class_id, iou, ..., "
+            raise RunFileError(f"{self.per_image_path(oof)}: expected columns image, class_id, iou, ..., "
                                f"found {sorted(rows[0])}")
         classes = {r["class_id"] for r in rows}
         fg = [r for r in rows if (r["class_id"] or 0) >= 1] if len(classes) > 1 else rows
@@ -314,7 +317,7 @@ class Run:
         return _write_json(self.path / METRICS_FILE, data)
 
     def write_per_image(self, rows: Iterable[Mapping[str, Any]], columns: list[str], oof: bool = False) -> Path:
-        path = self.path / (OOF_PER_IMAGE_FILE if oof else PER_IMAGE_FILE)
+        path = self.per_image_path(oof)
         atomic_write_text(path, _csv_text(rows, columns))
         return path
 

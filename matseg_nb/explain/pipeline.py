@@ -294,9 +294,10 @@ def explain_with_gt_boundary(run_dir, out_dir, split: str = "test", index: int =
     from matseg_nb.runs import JOB_FILE, Run
 
     run = Run(Path(run_dir))
-    if not (run.path / JOB_FILE).is_file() or not run.job().get("dataset"):
+    dataset = run.job().get("dataset") if (run.path / JOB_FILE).is_file() else None
+    if not dataset:
         raise UserError(f"{run.path / JOB_FILE}: expected the run's job.json (it names the dataset), found none")
-    ds = open_dataset(run.job()["dataset"])
+    ds = open_dataset(dataset)
     samples = [s for s in ds.samples(split) if s.mask is not None]
     if not 0 <= index < len(samples):
         raise UserError(f"index: expected 0..{len(samples) - 1} for split {split!r}, found {index}")
