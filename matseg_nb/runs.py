@@ -445,15 +445,19 @@ class Sweep:
     def complete_runs(self) -> list[Run]:
         return [j.run for j in self.jobs() if j.status == "complete"]
 
-    def best_run(self, dataset: str | None = None) -> Run | None:
-        """The complete run (of ``dataset``: its reference, folder name or slug) with the highest best-epoch
-        VALIDATION IoU; the highest test IoU only when no candidate has a validation score (runs without
-        validation). The test split never chooses otherwise."""
+    def best_run(self, dataset: str | None = None, architecture: str | None = None) -> Run | None:
+        """The complete run (of ``dataset``: its reference, folder name or slug; of ``architecture``:
+        ``"<encoder>+<decoder>"``, e.g. the comparison's pick, then the best of its seeds) with the highest
+        best-epoch VALIDATION IoU; the highest test IoU only when no candidate has a validation score (runs
+        without validation). The test split never chooses otherwise."""
         candidates: list[tuple[Run, float | None, float | None]] = []
         for run in self.complete_runs():
             try:
-                names = (run.dataset, Path(str(run.dataset)).name, run.job().get("dataset_slug"))
+                job = run.job()
+                names = (run.dataset, Path(str(run.dataset)).name, job.get("dataset_slug"))
                 if dataset is not None and dataset not in names:
+                    continue
+                if architecture is not None and f"{job.get('encoder')}+{job.get('decoder')}" != architecture:
                     continue
                 run.metrics()  # unreadable test metrics: not a candidate
                 candidates.append((run, run.best_val_iou(), run.test_iou()))

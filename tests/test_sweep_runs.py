@@ -45,6 +45,8 @@ def test_sweep_statuses_and_best(tmp_path):
     write_fake_run(picky, "a__enc__Unet__s0__1", dataset="a", ious=[0.9], val_iou=0.3)
     write_fake_run(picky, "a__enc__FPN__s0__2", dataset="a", decoder="FPN", ious=[0.5], val_iou=0.7)
     assert Sweep(picky).best_run("a").job_id == "a__enc__FPN__s0__2"
+    assert Sweep(picky).best_run("a", "tu-test_resnet+Unet").job_id == "a__enc__Unet__s0__1"  # the comparison's pick
+    assert Sweep(picky).best_run("a", "tu-test_resnet+PAN") is None
     assert status == {"a__enc__Unet__s0__1": "complete", "a__enc__FPN__s0__2": "complete",
                       "b__enc__Unet__s0__3": "complete", "a__enc__PAN__s0__4": "failed",
                       "a__enc__PSP__s0__5": "incomplete", "a__enc__Linknet__s0__6": "pending"}

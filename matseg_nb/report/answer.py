@@ -409,26 +409,6 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     return missing
 
 
-def _recommended_run(sweep, dataset: str, arch: str | None):
-    """The complete run of ``dataset`` whose ``encoder+decoder`` is the comparison's pick ``arch`` (its seed
-    with the best validation IoU), so the Figure-2 panel shows the model the answer names; None if absent."""
-    if not arch:
-        return None
-    best, best_val = None, -math.inf
-    for run in sweep.complete_runs():
-        try:
-            job = run.job()
-            if _slug(run.dataset) != dataset or f"{job.get('encoder')}+{job.get('decoder')}" != arch:
-                continue
-            val = run.best_val_iou()
-        except RunFileError:
-            continue
-        score = -math.inf if val is None else val
-        if best is None or score > best_val:
-            best, best_val = run, score
-    return best
-
-
 def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir: Path,
                   panel_dir: Path | None = None) -> list[DatasetAnswer]:
     """One :class:`DatasetAnswer` per dataset of the sweep (in the sweep's order); the Figure-2 panels
@@ -471,7 +451,8 @@ def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir:
             answer.missing.append("explanation (explain/explain.json)")
         elif ex_here:
             answer.explain_words = explain_sentence(ex)
-        run = ex_run if ex_here else (_recommended_run(sweep, name, answer.recommended) or sweep.best_run(name))
+        recommended = sweep.best_run(name, answer.recommended) if answer.recommended else None
+        run = ex_run if ex_here else (recommended or sweep.best_run(name))
         if run is None:
             run = next((r for r in sweep.complete_runs() if _slug(r.dataset) == name), None)
         if run is not None and panel_dir is not None:
