@@ -180,19 +180,17 @@ def stage_qc(ctx: DemoContext) -> None:
     images, and validating the detector on the shifts and the other datasets. Settings:
     ``DEMO_SETTINGS.qc``; output ``qc/<dataset>/`` (``matseg_nb.qc.dataset_qc``)."""
     from matseg_nb.data import open_dataset
-    from matseg_nb.qc.dataset_qc import qc_dataset
+    from matseg_nb.qc.dataset_qc import qc_each_dataset
 
-    refs = {open_dataset(e.ref, base_dir=ctx.profile.base_dir).name: e.ref for e in ctx.profile.dataset}
+    base = Path(ctx.profile.base_dir or ".")
+    refs = {open_dataset(e.ref, base_dir=ctx.profile.base_dir).name:
+            str((base / e.ref).resolve()) if (base / e.ref).exists() else e.ref  # folder refs: the profile's
+            for e in ctx.profile.dataset}
     ctx.results["qc"] = {}
-    for name, ref in refs.items():
-        run = best_run(ctx.out / "sweep", name) or best_run(ctx.out / "sweep", ref)
+    for name, run, res in qc_each_dataset(ctx.out / "sweep", refs, ctx.out / "qc", ctx.settings.qc):
         if run is None:
             ctx.log(f"  {name}: no complete run, QC skipped")
             continue
-        base = Path(ctx.profile.base_dir or ".")
-        others = [str((base / r).resolve()) if (base / r).exists() else r
-                  for n, r in refs.items() if n != name]  # folder refs are relative to the profile
-        res = qc_dataset(run, others, ctx.out / "qc" / name, ctx.settings.qc)
         ctx.results["qc"][name] = {"run": str(run), "out": str(ctx.out / "qc" / name),
                                    "verdict": res.validation.verdict, "seconds": round(res.seconds["total"], 1)}
         ctx.log(format_qc(res))

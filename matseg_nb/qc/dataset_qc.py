@@ -115,6 +115,24 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
     return res
 
 
+def qc_each_dataset(sweep_dir: str | Path, datasets: dict[str, str], out_root: str | Path, settings=None):
+    """QC of every dataset of a sweep, as the demo and the dashboard run it: for each ``name -> ref`` of
+    ``datasets``, :func:`qc_dataset` on its validation-selected run (``Sweep.best_run`` by name, else by
+    ref) with the other datasets' refs as new images and OOD sets, into ``out_root/<name>/``.
+
+    Yields ``(name, run folder or None, DatasetQC or None)`` per dataset (None: no complete run)."""
+    from matseg_nb.runs import Sweep
+
+    sweep = Sweep(Path(sweep_dir))
+    for name, ref in datasets.items():
+        run = sweep.best_run(name) or sweep.best_run(ref)
+        if run is None:
+            yield name, None, None
+            continue
+        others = [r for n, r in datasets.items() if n != name]
+        yield name, run.path, qc_dataset(run.path, others, Path(out_root) / name, settings)
+
+
 def result_frames(res: DatasetQC) -> dict:
     """pandas tables of one :class:`DatasetQC`: {"screening": per image, "validation": per check}."""
     import pandas as pd
@@ -123,4 +141,4 @@ def result_frames(res: DatasetQC) -> dict:
             "validation": res.validation.to_frame()}
 
 
-__all__ = ["DatasetQC", "qc_dataset", "result_frames"]
+__all__ = ["DatasetQC", "qc_dataset", "qc_each_dataset", "result_frames"]

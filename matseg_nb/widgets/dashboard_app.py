@@ -221,25 +221,21 @@ class DashboardState:
         validation-selected run (``pipeline.best_run``), screening its held-out images, their shifted copy
         and the other datasets' images, and validating the detector; output ``qc/<dataset>/``."""
         from matseg_nb.loop import stage_settings
-        from matseg_nb.pipeline import best_run
-        from matseg_nb.qc.dataset_qc import qc_dataset
+        from matseg_nb.qc.dataset_qc import qc_each_dataset
         from matseg_nb.runs import Run
 
         jobs = self.complete_jobs(run / "sweep")
         if not jobs:
             raise UserError(f"{self.relative(run)}: expected a complete job to check, found none")
-        refs: dict[str, str] = {}  # dataset ref -> folder name
+        datasets: dict[str, str] = {}  # folder name -> dataset ref
         for job in jobs:
             meta = Run(job).job()
-            refs.setdefault(str(meta["dataset"]), str(meta.get("dataset_slug") or Path(str(meta["dataset"])).name))
-        settings = stage_settings().qc
-        for ref, name in refs.items():
-            chosen = best_run(run / "sweep", ref)
-            if chosen is None:
-                continue
-            print(f"QC of {name}: {chosen.name}", flush=True)
-            res = qc_dataset(chosen, [r for r in refs if r != ref], run / "qc" / name, settings)
-            print(res.summary(), flush=True)
+            ref = str(meta["dataset"])
+            datasets.setdefault(str(meta.get("dataset_slug") or Path(ref).name), ref)
+        for name, chosen, res in qc_each_dataset(run / "sweep", datasets, run / "qc", stage_settings().qc):
+            if res is not None:
+                print(f"QC of {name}: {chosen.name}", flush=True)
+                print(res.summary(), flush=True)
         return run / "qc"
 
     def explain(self, job_dir: Path, image_path: Path, mask_png: Path, out: Path) -> dict:
