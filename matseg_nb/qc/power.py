@@ -1,0 +1,64 @@
+"""How many more held-out images the QC detector validation needs, in words (pure functions, no I/O).
+
+Readiness (:func:`matseg_nb.qc.validation.readiness`) needs, on a harmful shift, a lower 95% AUROC bound
+above the threshold and at least :data:`~matseg_nb.qc.validation.MIN_IMAGES` images on a side. The
+interval's variance is floored at A(1 - A) / n (n images on the smaller side, docs/qc.md), and that floor
+is what decides at these sizes, so the lower bound exceeds the threshold t with probability ``power`` when
+
+    n >= (z_{(1+level)/2} + z_power)^2 * A (1 - A) / (A - t)^2
+
+for the true AUROC A. A is planned from the observed AUROC with half a discordant pair added,
+A_plan = (A_obs * n_id * n_ood + 0.5) / (n_id * n_ood + 1), so a perfect separation of 4 vs 4 images
+(A_obs = 1) plans for 0.97, not for a certainty. The count is per side; a shifted copy of a held-out image
+adds one image to each side, so it is also the number of held-out images. ``tests/test_qc_power.py``
+checks the count against simulation (normal location model, the real interval code).
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy.stats import norm
+
+from matseg_nb.qc.validation import MIN_IMAGES
+
+#: the power the count is planned for
+TARGET_POWER = 0.8
+
+
+def planning_auroc(auroc: float, n_id: int, n_ood: int) -> float:
+    """The observed AUROC with half a discordant pair added: (A n_id n_ood + 0.5) / (n_id n_ood + 1)."""
+    pairs = max(1, n_id * n_ood)
+    return (auroc * pairs + 0.5) / (pairs + 1)
+
+
+def images_needed(auroc: float, threshold: float, level: float = 0.95, power: float = TARGET_POWER,
+                  min_images: int = MIN_IMAGES) -> int | None:
+    """Images per side for the lower ``level`` AUROC bound to exceed ``threshold`` with probability ``power``
+    at true AUROC ``auroc``; at least ``min_images``. None when ``auroc <= threshold`` (no count would)."""
+    if auroc <= threshold:
+        return None
+    z = norm.ppf(0.5 + level / 2) + norm.ppf(power)
+    return max(min_images, math.ceil(z * z * auroc * (1 - auroc) / (auroc - threshold) ** 2))
+
+
+def validation_power_sentence(set_name: str, auroc: float | None, n_id: int, n_ood: int, threshold: float,
+                              level: float = 0.95, power: float = TARGET_POWER) -> str:
+    """One sentence: how many more held-out images would decide readiness on ``set_name`` at ``power``.
+
+    E.g. "EBC1: AUROC 1.00 on 4 vs 4 images; about 18 more held-out images (22 on a side) would put the
+    lower 95% bound above 0.9 with 80% power (planned at AUROC 0.97)"."""
+    if auroc is None or n_id == 0 or n_ood == 0:
+        return f"{set_name}: no AUROC (a side has no images); held-out and {set_name} images are needed"
+    plan = planning_auroc(auroc, n_id, n_ood)
+    have = min(n_id, n_ood)
+    need = images_needed(plan, threshold, level, power)
+    head = f"{set_name}: AUROC {auroc:.2f} on {n_id} vs {n_ood} images"
+    if need is None:
+        return (f"{head}; at AUROC {plan:.2f} no number of images puts the lower {100 * level:.0f}% bound above "
+                f"{threshold:g}: a detector that separates this set better is needed")
+    if need <= have:
+        return f"{head}: enough images for {100 * power:.0f}% power at this threshold ({need} on a side)"
+    return (f"{head}; about {need - have} more held-out images ({need} on a side) would put the lower "
+            f"{100 * level:.0f}% bound above {threshold:g} with {100 * power:.0f}% power (planned at AUROC "
+            f"{plan:.2f})")

@@ -1,0 +1,44 @@
+"""The QC validation power statement agrees with simulation through the real interval code."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from matseg_nb.qc.power import images_needed, planning_auroc, validation_power_sentence
+from matseg_nb.qc.validation import auroc_interval
+
+#: stated tolerance: simulated power within 0.07 of the 80% the count is planned for (1000 draws, SE 0.013)
+TOLERANCE = 0.07
+
+
+def _simulated_power(auroc: float, threshold: float, n: int, draws: int = 1000, seed: int = 0) -> float:
+    """Fraction of draws whose lower 95% bound exceeds ``threshold``: n vs n images, normal location model."""
+    rng = np.random.default_rng(seed)
+    d = math.sqrt(2.0) * norm.ppf(auroc)
+    return float(np.mean([auroc_interval(rng.normal(size=n), rng.normal(-d, 1.0, n))["low"] > threshold
+                          for _ in range(draws)]))
+
+
+@pytest.mark.parametrize("auroc,threshold", [(0.9, 0.7), (0.97, 0.9), (0.85, 0.6), (0.95, 0.8)])
+def test_count_gives_the_planned_power_in_simulation(auroc, threshold):
+    n = images_needed(auroc, threshold, min_images=1)
+    assert abs(_simulated_power(auroc, threshold, n) - 0.8) <= TOLERANCE, n
+    assert _simulated_power(auroc, threshold, max(2, n // 2), seed=1) < 0.8 - TOLERANCE  # half as many: short
+
+
+def test_no_count_at_or_below_the_threshold_and_the_floor_of_ten():
+    assert images_needed(0.7, 0.7) is None
+    assert images_needed(0.999, 0.5) == 10
+    assert "no number of images" in validation_power_sentence("EBC1", 0.6, 4, 4, 0.9)
+
+
+def test_sentence_for_a_perfect_separation_of_four_images():
+    assert planning_auroc(1.0, 4, 4) == pytest.approx(16.5 / 17)
+    s = validation_power_sentence("nasa-ebc1", 1.0, 4, 4, 0.9)
+    need = images_needed(planning_auroc(1.0, 4, 4), 0.9)
+    assert f"about {need - 4} more held-out images ({need} on a side)" in s and "80% power" in s
+    assert "enough images" in validation_power_sentence("x", 0.99, 60, 60, 0.7)
