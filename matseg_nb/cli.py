@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "recommend",
     "explain",
     "qc",
+    "suggest",
     "init",
     "weights",
 ]
