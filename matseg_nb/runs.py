@@ -466,3 +466,42 @@ class Sweep:
         by_val = [(val, run) for run, val, _ in candidates if val is not None]
         scored = by_val or [(test, run) for run, _, test in candidates if test is not None]
         return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+    def deployed_runs(self, dataset: str | None = None, architecture: str | None = None) -> list[Run]:
+        """The run folders deployment uses for ``dataset`` (see :meth:`best_run` for how it is named).
+
+        Without cross-validation: ``[best_run(dataset, architecture)]``. With k-fold CV: the FOLD ENSEMBLE,
+        the k complete fold runs of one seed of the architecture with the highest mean per-image out-of-fold
+        IoU (``architecture`` fixes it, e.g. the comparison's pick); the seed is the one with the highest
+        mean out-of-fold IoU. The ensemble averages the k models' class probabilities
+        (``matseg_nb.models.ensemble.load_deployed_model``); docs/compare.md has the measurement that chose it
+        over a refit on all images. [] when nothing complete matches.
+        """
+        groups: dict[tuple[str, int], list[tuple[Run, list[float]]]] = {}
+        for run in self.complete_runs():
+            try:
+                job = run.job()
+                names = (run.dataset, Path(str(run.dataset)).name, job.get("dataset_slug"))
+                arch = f"{job.get('encoder')}+{job.get('decoder')}"
+                if (dataset is not None and dataset not in names) or job.get("folds") is None:
+                    continue
+                if architecture is not None and arch != architecture:
+                    continue
+                oof = [v["iou"] for v in run.per_image_foreground(oof=True).values() if v.get("iou") is not None]
+            except RunFileError:
+                continue
+            groups.setdefault((arch, int(job.get("seed", 0))), []).append((run, oof))
+        if not groups:
+            best = self.best_run(dataset, architecture)
+            return [best] if best is not None else []
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values) if values else -math.inf
+
+        by_arch: dict[str, list[float]] = {}
+        for (arch, _), members in groups.items():
+            by_arch.setdefault(arch, []).extend(v for _, oof in members for v in oof)
+        arch = max(sorted(by_arch), key=lambda a: mean(by_arch[a]))
+        seeds = {seed: members for (a, seed), members in groups.items() if a == arch}
+        seed = max(sorted(seeds), key=lambda s: mean([v for _, oof in seeds[s] for v in oof]))
+        return sorted((run for run, _ in seeds[seed]), key=lambda r: r.job_id)

@@ -70,12 +70,14 @@ def _one_group_folder(root: Path) -> Path:
 
 def test_bad_folds_are_one_line_errors_naming_the_field(tmp_path):
     with pytest.raises(UserError) as err:  # nasa-super1 has 6 spots in train+val
-        compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 7})))
+        compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 7, "pool": "train+val"})))
     text = str(err.value)
     assert text.startswith("evaluation.folds: expected 2 to 6 folds") and "found 7" in text and "\n" not in text
+    with pytest.raises(UserError, match=r"^evaluation\.folds: expected 2 to 7 folds .* found 8 in all annotated"):
+        compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 8})))  # 7 spots in all 18 images
     folder = _one_group_folder(tmp_path / "one")
     with pytest.raises(UserError, match=r"^evaluation\.folds: expected at least 2 image groups .* found 1"):
-        compile_jobs(profile_from_dict(tiny_profile_dict(str(folder), evaluation={"folds": 2})))
+        compile_jobs(profile_from_dict(tiny_profile_dict(str(folder), evaluation={"folds": 2, "pool": "train+val"})))
     with pytest.raises(UserError, match=r"evaluation\.folds"):
         profile_from_dict(tiny_profile_dict(evaluation={"folds": 1}))
     path = write_profile(tmp_path, tiny_profile_dict(evaluation={"folds": 9}))

@@ -15,14 +15,17 @@ def test_init_cpu_and_gpu_profiles(tmp_path, capsys, monkeypatch, data_env):  # 
     assert run_cli([*argv, "--device", "cpu"], monkeypatch) == 0
     out = capsys.readouterr().out
     assert f"next: matseg demo {root / 'profile.json'}" in out
-    jobs = compile_jobs(load_profile(root / "profile.json"))
-    assert len(jobs) == 6 and {j.decoder for j in jobs} == {"Unet", "DeepLabV3", "DeepLabV3Plus"}
+    jobs = compile_jobs(load_profile(root / "profile.json"))  # 5 images: 5-fold CV over all of them
+    assert len(jobs) == 6 * 5 and {j.decoder for j in jobs} == {"Unet", "DeepLabV3", "DeepLabV3Plus"}
+    assert "5-fold cross-validation over all annotated images" in out and {j.pool for j in jobs} == {"all"}
     assert {j.encoder for j in jobs} == {"resnet18", "tu-seresnext26d_32x4d"} and jobs[0].encoder_weights == "none"
     doc = json.loads((root / "profile.json").read_text())
     assert doc["dataset"][0]["ref"] == "." and doc["training"]["crop_size"] == 64  # fits the 64 px high images
     assert doc["execution"]["executor"] == "dask" and doc["execution"]["threads_per_worker"] == 1
     assert run_cli([*argv, "--device", "gpu"], monkeypatch) == 2
     assert "profile.json: expected no existing profile, found one" in capsys.readouterr().err
+    assert run_cli([*argv, "--device", "cpu", "--force", "--holdout"], monkeypatch) == 0
+    assert len(compile_jobs(load_profile(root / "profile.json"))) == 6  # the fixed split, on request
     assert run_cli([*argv, "--device", "gpu", "--force"], monkeypatch) == 0
     assert "matseg weights fetch resnet50 se_resnext101_32x4d" in capsys.readouterr().out
     jobs = compile_jobs(load_profile(root / "profile.json"))

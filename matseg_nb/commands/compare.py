@@ -1,8 +1,14 @@
-"""``matseg compare SWEEP_DIR [SWEEP_DIR...] --out DIR``: tables, statistics and plots of sweeps."""
+"""``matseg compare SWEEP_DIR [SWEEP_DIR...] --out DIR``: tables, statistics and plots of sweeps.
+
+Prints a summary of at most 100 columns (the answer per dataset, what would decide it, classes no model
+learned) and the paths of the full tables."""
 
 from __future__ import annotations
 
 import argparse
+
+#: the terminal summary's width (the full tables are in files)
+WIDTH = 100
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,23 +22,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     import json
+    import textwrap
     from pathlib import Path
 
     from matseg_nb.compare import compare_sweeps
+    from matseg_nb.compare.pipeline import ComparisonResult
     from matseg_nb.errors import UserError
 
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha: expected a number between 0 and 1, found {args.alpha}")
-    paths = compare_sweeps([Path(s) for s in args.sweeps], Path(args.out), alpha=args.alpha)
+    out = Path(args.out)
+    paths = compare_sweeps([Path(s) for s in args.sweeps], out, alpha=args.alpha)
     summary = json.loads(paths["summary_json"].read_text())
-    tau = summary["rank_stability"]["mean_kendall_tau"]
+    result = ComparisonResult.load(out)
     print(f"{summary['n_jobs']} jobs: {summary['n_complete']} complete, "
-          f"{summary['n_failed_or_incomplete']} failed or incomplete (see failures.csv)")
-    print(f"mean Kendall tau between datasets' rankings: {'n/a' if tau is None else f'{tau:.3f}'}")
-    print(f"rank stability: {summary['rank_stability']['verdict']}")
-    print(f"selected on {summary['selected_on']}, scored on {summary['scored_on']}: {summary['conclusion']}")
-    for note in summary.get("notes", []):  # e.g. one dataset under CV and holdout: compared separately
-        print(f"note: {note}")
-    print(paths["best_table_md"].read_text().strip())
-    print(f"wrote {len(paths)} files to {args.out} (summary.md collects them)")
+          f"{summary['n_failed_or_incomplete']} failed or incomplete")
+    print(textwrap.fill(f"selected on {result.selected_on}, scored on {result.scored_on}", WIDTH))
+    print(result.terminal(WIDTH))
+    print(f"full tables ({len(paths)} files in {out}):")
+    for key in ("best_table_md", "complete_table_csv", "class_iou_csv", "failures_csv", "summary_md"):
+        if key in paths:
+            print(f"  {paths[key]}")
     return 0

@@ -5,6 +5,11 @@ paper's pairs (resnet50, se_resnext101_32x4d x Unet, DeepLabV3, DeepLabV3Plus) w
 weights and paper training settings; on a CPU the demo-scale stand-ins of the same two encoder
 families (resnet18, tu-seresnext26d_32x4d) from random weights with the demo's short schedule (10 epochs x
 8 steps of 4 crops of 128 px), two jobs at a time with one thread each (Dask, as ``make demo``).
+
+A folder with fewer than 30 annotated images (``matseg_nb.data.splits.SMALL_DATA_IMAGES``) gets k-fold
+cross-validation over ALL of them (``evaluation: {folds: k, pool: all}``, k = 5 or the number of image
+groups if fewer), so every image is scored once out of fold and the comparison rests on all N images; pass
+``--holdout`` to keep the folder's fixed train/val/test split instead.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="size for this machine (auto)")
     p.add_argument("--out", default=None, help="profile path (default FOLDER/profile.json)")
     p.add_argument("--force", action="store_true", help="overwrite an existing profile")
+    p.add_argument("--holdout", action="store_true",
+                   help="keep the fixed train/val/test split (default below 30 annotated images: k-fold CV over all)")
     p.set_defaults(func=init_handler)
 
 
@@ -54,12 +61,14 @@ def has_gpu() -> bool:
 
 
 def build_profile(folder: Path, out: Path, *, modality: str, material_class: str, material: str,
-                  task: str | None, gpu: bool) -> dict:
+                  task: str | None, gpu: bool, holdout: bool = False) -> dict:
     """The profile dict for ``folder`` (checked by opening the dataset first)."""
     from matseg_nb.data import open_dataset
     from matseg_nb.data.readers import image_hw
+    from matseg_nb.data.splits import cv_pool, default_folds
 
     ds = open_dataset(folder)
+    folds = None if holdout else default_folds([s.group for s in cv_pool(ds.samples(), "all")])
     first = ds.samples()[0]
     h, w = image_hw(first.image, first.slice_index)
     try:
@@ -71,7 +80,7 @@ def build_profile(folder: Path, out: Path, *, modality: str, material_class: str
     training["crop_size"] = min(training["crop_size"], h, w) // 32 * 32 or 32
     if "val_crop_size" in training:
         training["val_crop_size"] = min(training["val_crop_size"], h, w) // 32 * 32 or 32
-    return {
+    profile = {
         "version": 1,
         "name": ds.name,
         "description": f"written by matseg init for {folder} ({'GPU' if gpu else 'CPU'} sizing)",
@@ -93,6 +102,9 @@ def build_profile(folder: Path, out: Path, *, modality: str, material_class: str
         "execution": ({"executor": "local", "devices": "cuda", "workers": 1, "threads_per_worker": 4} if gpu
                       else {"executor": "dask", "devices": "cpu", "workers": CPU_WORKERS, "threads_per_worker": 1}),
     }
+    if folds:
+        profile["evaluation"] = {"folds": folds, "pool": "all"}
+    return profile
 
 
 def init_handler(args: argparse.Namespace) -> int:
@@ -106,15 +118,19 @@ def init_handler(args: argparse.Namespace) -> int:
         raise UserError(f"{out}: expected no existing profile, found one (use --force to overwrite)")
     gpu = has_gpu() if args.device == "auto" else args.device == "gpu"
     profile = build_profile(folder, out, modality=args.modality, material_class=args.material_class,
-                            material=args.material, task=args.task, gpu=gpu)
+                            material=args.material, task=args.task, gpu=gpu, holdout=args.holdout)
     atomic_write_text(out, json.dumps(profile, indent=2) + "\n")
     try:
         jobs = compile_jobs(load_profile(out))
     except UserError:
         out.unlink()
         raise
-    print(f"wrote {out}: {len(jobs)} jobs ({len(profile['model']['encoders'])} encoders x {len(DECODERS)} decoders), "
-          f"sized for {'GPU' if gpu else 'CPU'}")
+    folds = profile.get("evaluation", {}).get("folds")
+    print(f"wrote {out}: {len(jobs)} jobs ({len(profile['model']['encoders'])} encoders x {len(DECODERS)} decoders"
+          f"{f' x {folds} folds' if folds else ''}), sized for {'GPU' if gpu else 'CPU'}")
+    if folds:
+        print(f"{folds}-fold cross-validation over all annotated images (fewer than 30): every image is scored "
+              "once out of fold; --holdout keeps the fixed split")
     if profile["model"]["encoder_weights"] == "imagenet":
         print(f"ImageNet weights: matseg weights fetch {' '.join(profile['model']['encoders'])}  (once, needs internet)")
     print(f"next: matseg demo {out}")

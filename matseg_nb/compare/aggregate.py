@@ -13,7 +13,16 @@ import numpy as np
 import pandas as pd
 
 from matseg_nb.compare.runs import METRIC_KEYS, RunSet
-from matseg_nb.compare.stats import cv_interval, insufficient, paired_test, prob_a_beats_b, t_interval
+from matseg_nb.compare.stats import (
+    cv_interval,
+    cv_paired_test,
+    cv_per_image_sd,
+    insufficient,
+    paired_test,
+    power_sentence,
+    prob_a_beats_b,
+    t_interval,
+)
 
 CELL_KEYS = ["dataset", "encoder", "decoder", "encoder_weights"]
 DAGGERS = ("†", "‡", "§", "¶")
@@ -91,6 +100,9 @@ def cell_table(rs: RunSet) -> pd.DataFrame:
             row.update({f"{m}_img_mean": mean, f"{m}_ci_lo": lo, f"{m}_ci_hi": hi})
             if m == "iou":
                 row["iou_interval"] = _interval_text(lo, n) or f"[{lo:.3f}, {hi:.3f}]"
+        oof, _ = oof_images(rs, list(done["job_id"]))
+        row["oof_iou_img"] = float(oof.mean()) if len(oof) else math.nan
+        row["n_oof_images"] = int(oof.notna().sum())
         row["n_test_images"] = int(done["n_test_images"].max()) if len(done) else 0
         row["epochs_run"] = float(done["epochs_run"].mean()) if len(done) else math.nan
         row["train_time_s"] = float(done["train_time_s"].mean()) if len(done) else math.nan
@@ -109,10 +121,38 @@ def _seed_mean_per_image(rs: RunSet, cell: pd.Series, runs: pd.DataFrame) -> pd.
     return mat.mean(axis=0) if not mat.empty else pd.Series(dtype=float)
 
 
-def _per_run_iou(runs: pd.DataFrame, cell: pd.Series) -> pd.Series:
-    """Test IoU per (seed, fold) run of a cell (fold -1 without CV): the units of P(A beats B)."""
+def oof_images(rs: RunSet, job_ids: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Per-image out-of-fold IoU of a cell's CV jobs, averaged over seeds (index: image), and the fold that
+    scored each image; both empty without out-of-fold scores."""
+    if rs.oof is None or rs.oof.empty:
+        return pd.Series(dtype=float), pd.Series(dtype=int)
+    sub = rs.oof[rs.oof["job_id"].isin(job_ids)]
+    if sub.empty:
+        return pd.Series(dtype=float), pd.Series(dtype=int)
+    return sub.groupby("image")["iou"].mean(), sub.groupby("image")["fold"].min()
+
+
+def _seed_diffs(frame: pd.DataFrame, runs: pd.DataFrame, best: pd.Series, second: pd.Series,
+                images: pd.Index) -> np.ndarray:
+    """(n_seeds, n_images) per-image differences best - runner-up, one row per seed both have."""
+    ids = {"a": runs.loc[_cell_mask(runs, best), "job_id"], "b": runs.loc[_cell_mask(runs, second), "job_id"]}
+    mats = {k: frame[frame["job_id"].isin(v)].pivot_table(index="seed", columns="image", values="iou",
+                                                          aggfunc="mean") for k, v in ids.items()}
+    seeds = mats["a"].index.intersection(mats["b"].index)
+    cols = images.intersection(mats["a"].columns).intersection(mats["b"].columns)
+    return (mats["a"].loc[seeds, cols] - mats["b"].loc[seeds, cols]).to_numpy()
+
+
+def _per_run_iou(runs: pd.DataFrame, cell: pd.Series, score: str = "iou") -> pd.Series:
+    """Test IoU (``score``) per (seed, fold) run of a cell (fold -1 without CV): the units of P(A beats B)."""
     keys = ["seed", "fold"] if "fold" in runs else ["seed"]
-    return runs.loc[_cell_mask(runs, cell)].groupby(keys)["iou"].mean()
+    return runs.loc[_cell_mask(runs, cell)].groupby(keys)[score].mean()
+
+
+def _cell_has_no_test(rs: RunSet, *cells: pd.Series) -> bool:
+    """True when none of the cells' jobs scored a test image (CV pool ``all``: every image is out of fold)."""
+    ids = [j for c in cells for j in rs.runs.loc[_cell_mask(rs.runs, c), "job_id"]]
+    return rs.per_image[rs.per_image["job_id"].isin(ids)].empty
 
 
 def selection_split(cells: pd.DataFrame) -> str:
@@ -152,14 +192,39 @@ def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd
                    protocol=protocol, runs=best.get("runs", ""), val_interval=best.get("val_interval", "—"))
         if len(ranked) > 1:
             second = ranked.iloc[1]
-            a = _seed_mean_per_image(rs, best, rs.runs)
-            b = _seed_mean_per_image(rs, second, rs.runs)
-            common = a.index.intersection(b.index)
-            res = paired_test(a[common].to_numpy(), b[common].to_numpy(), alpha=alpha)
-            sa, sb = _per_run_iou(rs.runs, best), _per_run_iou(rs.runs, second)
+            oof_only = protocol != "holdout" and _cell_has_no_test(rs, best, second)
+            if oof_only:  # CV over all annotated images: rank and test on paired out-of-fold IoU
+                ranked = done.sort_values("oof_iou_img", ascending=False, kind="stable")
+                best, second = ranked.iloc[0], ranked.iloc[1]
+                row.update({k: best[k] for k in ("encoder", "decoder", "encoder_weights", "arch", "status",
+                                                  "n_seeds", "val_iou", "runs", "val_interval")})
+                a, fold_a = oof_images(rs, list(rs.runs.loc[_cell_mask(rs.runs, best), "job_id"]))
+                b, _ = oof_images(rs, list(rs.runs.loc[_cell_mask(rs.runs, second), "job_id"]))
+                common = a.index.intersection(b.index)
+                diff = a[common].to_numpy() - b[common].to_numpy()
+                n_pairs = len(done) * (len(done) - 1) // 2
+                res = cv_paired_test(diff, fold_a[common].to_numpy(), alpha=alpha, n_pairs=n_pairs)
+                folds = int(best.get("folds") or 0) or None
+                sd = cv_per_image_sd(diff, fold_a[common].to_numpy())
+                frame, scored_on = rs.oof, f"out-of-fold ({len(common)} images, {protocol})"
+                row.update(selected_on=f"out-of-fold per-image IoU ({protocol}, all {len(common)} images)",
+                           scored_on=scored_on, iou=best["oof_iou_img"], oof_iou_img=best["oof_iou_img"],
+                           iou_interval="—", selection_pairs=n_pairs)
+                runner_iou = second["oof_iou_img"]
+            else:
+                a = _seed_mean_per_image(rs, best, rs.runs)
+                b = _seed_mean_per_image(rs, second, rs.runs)
+                common = a.index.intersection(b.index)
+                diff = a[common].to_numpy() - b[common].to_numpy()
+                res = paired_test(a[common].to_numpy(), b[common].to_numpy(), alpha=alpha)
+                folds, frame = None, rs.per_image
+                sd = float(np.nanstd(diff, ddof=1)) if len(diff) > 1 else math.nan
+                runner_iou = second["iou"]
+            unit = "val_iou" if oof_only else "iou"  # out-of-fold IoU of each fold run when nothing was tested
+            sa, sb = _per_run_iou(rs.runs, best, unit), _per_run_iou(rs.runs, second, unit)
             seeds = sa.index.intersection(sb.index)
-            row.update(runner_up=second["arch"], runner_up_val_iou=second["val_iou"], runner_up_iou=second["iou"],
-                       delta_iou=best["iou"] - second["iou"], test=res.method, n_images=res.n,
+            row.update(runner_up=second["arch"], runner_up_val_iou=second["val_iou"], runner_up_iou=runner_iou,
+                       delta_iou=row["iou"] - runner_iou, test=res.method, n_images=res.n,
                        p_value=res.p_value, verdict=res.verdict,
                        # a fraction over one pair is 0 or 1, not a probability: n/a below 2 pairs
                        p_beats_runner_up=(prob_a_beats_b(sa[seeds].to_numpy(), sb[seeds].to_numpy())
@@ -170,6 +235,10 @@ def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd
                 "no significant difference between the top 2" if res.verdict.startswith("not significant")
                 else res.verdict if res.verdict.startswith("insufficient")
                 else "no significant difference between the top 2 (runner-up higher on test)")
+            row["power"] = "" if supported else power_sentence(
+                best["arch"], second["arch"], res.mean_diff, sd, res.n, folds=folds,
+                alpha=alpha / row.get("selection_pairs", 1),
+                seed_diffs=_seed_diffs(frame, rs.runs, best, second, common))
         else:
             row.update(runner_up="—", runner_up_val_iou=math.nan, runner_up_iou=math.nan, delta_iou=math.nan,
                        test="—", n_images=0, p_value=math.nan, verdict="no runner-up",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.compare import plots
 from matseg_nb.compare.aggregate import arch_labels, best_table, cell_table
+from matseg_nb.compare.classes import class_scores, unlearned_classes
 from matseg_nb.compare.runs import load_runs, mixed_protocols
 from matseg_nb.compare.stats import context_verdict, rank_stability, seed_noise_ceiling
 from matseg_nb.compare.tables import fmt, to_markdown, write_table
@@ -57,6 +59,8 @@ def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
         "runner-up test IoU": best["runner_up_iou"].map(fmt), "ΔIoU": best["delta_iou"].map(fmt),
         "n img": best["n_images"], "p": p_text, "P(best > runner-up)": best["p_beats_runner_up"].map(fmt),
         "verdict": best["verdict"], "conclusion": best["winner"],
+        "what would decide": best["power"].fillna("") if "power" in best else "",
+        "not learned": best["unlearned"].fillna("") if "unlearned" in best else "",
     })
 
 
@@ -81,6 +85,7 @@ class ComparisonResult:
     rows: list[dict] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unlearned: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -98,10 +103,42 @@ class ComparisonResult:
             raise UserError(f"{path}: expected a comparison written by matseg compare, found {err}") from None
 
     def summary(self) -> str:
-        """Which split chose and scored, the conclusion, the context verdict (and protocol notes)."""
+        """Which split chose and scored, the conclusion, what would decide each undecided comparison (power),
+        the classes no model learned, the context verdict (and protocol notes)."""
         notes = "".join(f"\nNote: {n}." for n in self.notes)
-        return (f"Selected on {self.selected_on}, scored on {self.scored_on}. {self.conclusion}\n"
+        power = "".join(f"\nWhat would decide ({r['dataset']}): {r['power']}." for r in self.rows if r.get("power"))
+        unlearned = "".join(f"\n{u['dataset']}: {u['text']}" for u in self.unlearned)
+        return (f"Selected on {self.selected_on}, scored on {self.scored_on}. {self.conclusion}{power}{unlearned}\n"
                 f"Rank stability: {self.context}.{notes}")
+
+    def terminal(self, width: int = 100) -> str:
+        """:meth:`summary` per dataset, wrapped to ``width`` columns (the full tables are in files)."""
+        lines = []
+        for r in self.rows:
+            if not r.get("arch"):
+                continue
+            lines.append(f"{r['dataset']}: best {r['arch']} (IoU {_num(r.get('iou'))}), runner-up "
+                         f"{r.get('runner_up')} ({_num(r.get('runner_up_iou'))}); {r.get('winner')}")
+            lines.append(f"  scored on {r.get('scored_on')}, n = {r.get('n_images')}, p = {_num(r.get('p_value'), 2)}")
+            if r.get("power"):
+                lines.append(f"  what would decide: {r['power']}")
+        lines += [f"{u['dataset']}: {u['text']}" for u in self.unlearned]
+        lines.append(f"rank stability: {self.context}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False)
+                         for line in lines)
+
+
+def _num(value, digits: int = 3) -> str:
+    """3 decimals (``digits`` significant figures below 3); n/a for None/NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}g}" if digits < 3 else f"{value:.{digits}f}"
+
+
+def _scored_on(scored: pd.Series) -> str:
+    kinds = sorted(set(scored.dropna().astype(str)))
+    return "test" if not kinds else kinds[0] if len(kinds) == 1 else "per dataset: " + "; ".join(kinds)
 
 
 def _selected_on(selected: pd.Series) -> str:
@@ -131,6 +168,11 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
         raise UserError(*(f"{p}: expected job folders or a summary.json listing jobs, found none" for p in sweep_dirs))
     cells = cell_table(rs)
     best, note = best_table(rs, cells, alpha=alpha)
+    arch_of_job = dict(zip(rs.runs["job_id"], arch_labels(rs.runs), strict=True))
+    per_class = class_scores(rs.per_class, arch_of_job, dict(zip(rs.runs["job_id"], rs.runs["dataset"], strict=True)))
+    unlearned = unlearned_classes(per_class)
+    if not best.empty and "dataset" in best:
+        best["unlearned"] = best["dataset"].map(lambda d: " ".join(u["text"] for u in unlearned if u["dataset"] == d))
     tau_table, tau_mean = rank_stability(cells[cells["n_seeds"] > 0])
     done_runs = rs.complete.assign(arch=arch_labels(rs.runs).loc[rs.complete.index])
     ceiling = seed_noise_ceiling(done_runs)
@@ -149,12 +191,18 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     paths.update(write_table(cells, _pretty_cells(cells), out_dir, "complete_table",
                              caption="All encoder x decoder results per dataset.", note=ci_note))
     test_note = (f"Selected on: validation (highest mean validation IoU over seeds, or mean out-of-fold IoU "
-                 f"over folds x seeds for k-fold CV); scored on: test. "
+                 f"over folds x seeds for k-fold CV); scored on: test. k-fold CV over ALL annotated images (no "
+                 f"test split): ranked and scored on the per-image out-of-fold IoU over all N images "
+                 f"(seed-averaged), p = Nadeau-Bengio corrected t test over the k fold means of the paired "
+                 f"differences (k - 1 df), Bonferroni-multiplied by the number of pairs the top two were "
+                 f"chosen from. power = how many annotated images (or seeds) would give 80% power at the "
+                 f"observed difference and spread. "
                  f"p = two-sided exact paired sign-flip permutation test of per-image test IoU (best vs "
                  f"runner-up, seed-averaged), alpha = {alpha}; P(best > runner-up) over paired runs (seed, or seed x "
                  f"fold). {note}")
     paths.update(write_table(best, _pretty_best(best), out_dir, "best_table",
                              caption="Best encoder x decoder per dataset.", note=test_note))
+    paths["class_iou_csv"] = atomic_write_text(out_dir / "class_iou.csv", per_class.to_csv(index=False))
     if rs.oof is not None and len(rs.oof):
         paths["oof_per_image_csv"] = atomic_write_text(out_dir / "oof_per_image.csv", rs.oof.to_csv(index=False))
     paths["rank_stability_csv"] = atomic_write_text(out_dir / "rank_stability.csv", tau_table.to_csv(index=False))
@@ -167,7 +215,6 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
                  "n_seed_pairs": int(ceiling["tau"].notna().sum()), "verdict": context_text,
                  "meaning": "1 = same architecture ranking on every dataset (context does not matter); "
                             "0 = unrelated rankings; -1 = reversed"}
-    arch_of_job = dict(zip(rs.runs["job_id"], arch_labels(rs.runs), strict=True))
     paths["heatmap_png"] = plots.heatmap(cells, out_dir / "heatmap_iou.png")
     paths["per_image_png"] = plots.per_image_distributions(rs.per_image, arch_of_job, out_dir / "per_image_iou.png")
     paths["latency_png"] = plots.accuracy_vs_latency(cells, out_dir / "accuracy_vs_latency.png")
@@ -175,18 +222,18 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
         "sweeps": [str(p) for p in sweep_dirs], "n_jobs": len(rs.runs), "n_complete": len(rs.complete),
         "n_failed_or_incomplete": len(rs.failures), "rank_stability": stability,
         "selected_on": _selected_on(best.get("selected_on", pd.Series(dtype=str))),
-        "scored_on": "test", "conclusion": note, "notes": mixed_protocols(rs.runs),
+        "scored_on": _scored_on(best.get("scored_on", pd.Series(dtype=str))), "conclusion": note, "notes": mixed_protocols(rs.runs),
         "files": {k: v.name for k, v in paths.items()},
     }
     paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
     keep = ["dataset", "arch", "protocol", "runs", "selected_on", "scored_on", "val_iou", "val_interval", "iou",
-            "iou_interval", "runner_up",
-            "runner_up_val_iou", "runner_up_iou", "p_value", "verdict", "p_beats_runner_up", "winner"]
+            "iou_interval", "runner_up", "runner_up_val_iou", "runner_up_iou", "n_images", "test", "p_value",
+            "verdict", "p_beats_runner_up", "winner", "power"]
     result = ComparisonResult(
-        selected_on=summary["selected_on"], scored_on="test", conclusion=note, context=context_text,
+        selected_on=summary["selected_on"], scored_on=summary["scored_on"], conclusion=note, context=context_text,
         mean_dataset_tau=stability["mean_kendall_tau"], mean_seed_tau=stability["mean_seed_tau"],
         rows=[{k: _json_value(r.get(k)) for k in keep} for r in best.to_dict("records")],
-        files={k: v.name for k, v in paths.items()}, notes=summary["notes"])
+        files={k: v.name for k, v in paths.items()}, notes=summary["notes"], unlearned=unlearned)
     paths["comparison_json"] = atomic_write_json(out_dir / "comparison.json", result.to_json())
     tau_text = "undefined (fewer than 2 datasets sharing 2+ architectures)" if math.isnan(tau_mean) else f"{tau_mean:.3f}"
     md = [

@@ -8,6 +8,8 @@ Two tables come out of :func:`load_runs`:
   encoder_weights, seed, fold, image, iou, dice`` where iou/dice are the nanmean over foreground classes
   (class_id >= 1, all classes when there is only one), the same convention as ``matseg_nb.metrics``.
 - ``oof``: the same for the out-of-fold images of cross-validation jobs (``oof_per_image.csv``).
+- ``per_class``: one row per (complete job, scored image, class): ``job_id, image, class_id, class_name, iou,
+  gt_fraction, split`` (``test``, or ``oof`` for cross-validation jobs), for naming classes no model learned.
 
 Cross-validation jobs (``metrics.json["cv"]``) carry ``fold`` (0..k-1) and ``folds`` (k); other jobs have
 fold -1, folds 0. ``protocol`` is ``holdout`` or ``k-fold CV``; ``val_iou`` is the selection score: the
@@ -47,6 +49,7 @@ class RunSet:
     runs: pd.DataFrame
     per_image: pd.DataFrame
     oof: pd.DataFrame | None = None
+    per_class: pd.DataFrame | None = None
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -141,6 +144,25 @@ def _per_image(job_dir: Path, oof: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image", "iou", "dice"]).astype({"iou": float, "dice": float})
 
 
+PER_CLASS_COLUMNS = ["job_id", "image", "class_id", "class_name", "iou", "gt_fraction", "split"]
+
+
+def _per_class(job_dir: Path, job_id: str, cv: bool) -> pd.DataFrame:
+    """Per-class rows of a run folder's scored images: out-of-fold ones for CV jobs, test ones otherwise."""
+    frames = []
+    for oof in ((False, True) if cv else (False,)):
+        rows = Run(job_dir).per_image_rows(oof)
+        if rows and {"image", "class_id", "iou"} <= set(rows[0]):
+            frames.append(pd.DataFrame(rows).assign(job_id=job_id, split="oof" if oof else "test"))
+    if not frames:
+        return pd.DataFrame(columns=PER_CLASS_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("class_name", "gt_fraction"):
+        if col not in out:
+            out[col] = out["class_id"].astype(str) if col == "class_name" else math.nan
+    return out[PER_CLASS_COLUMNS]
+
+
 def _listed_jobs(sweep: Path) -> dict[str, dict]:
     """Jobs named by ``summary.json`` and ``sweep.json`` (``matseg_nb.runs.Sweep.listed``)."""
     return Sweep(sweep).listed()
@@ -150,14 +172,14 @@ def _is_job_dir(path: Path) -> bool:
     return path.is_dir() and not path.name.startswith(".") and any((path / name).exists() for name in ("job.json", "COMPLETE", "error.json", "metrics.json"))
 
 
-def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
-    """Rows of ``runs`` and per-image frames of one sweep folder."""
+def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame], list[pd.DataFrame]]:
+    """Rows of ``runs``, per-image frames and per-class frames of one sweep folder."""
     sweep = Path(sweep)
     if not sweep.is_dir():
         raise UserError(f"{sweep}: expected a sweep folder, found nothing there")
     listed = _listed_jobs(sweep)
     names = sorted(set(listed) | {p.name for p in sweep.iterdir() if _is_job_dir(p)})
-    rows, frames = [], []
+    rows, frames, class_frames = [], [], []
     for name in names:
         job_dir = sweep / name
         job = _provenance(job_dir)
@@ -188,10 +210,11 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame]]:
             oof = _per_image(job_dir, oof=True) if row["folds"] else pd.DataFrame()
             if len(oof):
                 frames.append(oof.assign(split="oof", **ids))
+            class_frames.append(_per_class(job_dir, name, bool(row["folds"])))
         else:
             row["n_test_images"] = 0
         rows.append(row)
-    return rows, frames
+    return rows, frames, class_frames
 
 
 def load_runs(sweep_dirs: list[Path] | list[str]) -> RunSet:
@@ -200,10 +223,12 @@ def load_runs(sweep_dirs: list[Path] | list[str]) -> RunSet:
         raise UserError("sweep_dirs: expected at least one sweep folder, found none")
     rows: list[dict] = []
     frames: list[pd.DataFrame] = []
+    class_frames: list[pd.DataFrame] = []
     for sweep in sweep_dirs:
-        r, f = load_sweep(Path(sweep))
+        r, f, c = load_sweep(Path(sweep))
         rows += r
         frames += f
+        class_frames += c
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     runs["base_dataset"] = runs["dataset"]
     mixed = runs.groupby("dataset")["protocol"].nunique()
@@ -215,7 +240,10 @@ def load_runs(sweep_dirs: list[Path] | list[str]) -> RunSet:
     images["dataset"] = images["job_id"].map(dict(zip(runs["job_id"], runs["dataset"], strict=True)))
     per_image = images[images["split"] == "test"][cols].reset_index(drop=True)
     oof = images[images["split"] == "oof"][cols].reset_index(drop=True)
-    return RunSet(runs=runs, per_image=per_image, oof=oof)
+    class_frames = [c for c in class_frames if len(c)]
+    per_class = (pd.concat(class_frames, ignore_index=True) if class_frames
+                 else pd.DataFrame(columns=PER_CLASS_COLUMNS))
+    return RunSet(runs=runs, per_image=per_image, oof=oof, per_class=per_class)
 
 
 def mixed_protocols(runs: pd.DataFrame) -> list[str]:

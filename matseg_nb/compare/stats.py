@@ -235,3 +235,146 @@ def context_verdict(between: pd.Series, within: pd.Series) -> str:
         return f"context changes the ranking: {nums}, one-sided Mann-Whitney p = {p:.2g}"
     return (f"no evidence that context changes the ranking beyond seed noise: {nums}, "
             f"one-sided Mann-Whitney p = {p:.2g}")
+
+
+# ------------------------------------------------------------------------ cross-validated paired comparison
+
+#: power that "would decide" means in the power sentences
+TARGET_POWER = 0.8
+#: the largest number of images or seeds a power sentence names ("more than ..." beyond it)
+MAX_PLANNED = 1000
+
+
+def cv_paired_test(diff: np.ndarray, fold_of: np.ndarray, alpha: float = 0.05,
+                   n_pairs: int = 1) -> PairedResult:
+    """Is the mean paired out-of-fold difference ``diff`` (N,) (best minus runner-up, per image) non-zero?
+
+    Nadeau-Bengio corrected resampled t test (Machine Learning 52:239-281, 2003) over the k fold means of the
+    per-image differences (``fold_of``: the fold that scored each image): ``t = dbar / sqrt((1/k + 1/(k-1))
+    s_f^2)`` with ``k - 1`` degrees of freedom, ``dbar`` the mean over all N images and ``s_f^2`` the variance
+    of the fold means. ``n_pairs``: how many pairs the compared two were selected from on the same scores
+    (p is Bonferroni-multiplied by it, capped at 1). Declines below 3 folds.
+    """
+    d = np.asarray(diff, dtype=np.float64)
+    f = np.asarray(fold_of)
+    ok = ~np.isnan(d)
+    d, f = d[ok], f[ok]
+    n = int(d.size)
+    folds = np.unique(f)
+    k = int(folds.size)
+    method = f"Nadeau-Bengio corrected t over {k} folds ({n} out-of-fold images)"
+    mean_diff = float(d.mean()) if n else math.nan
+    if k < MIN_INTERVAL_N:
+        return PairedResult(method, n, mean_diff, math.nan, insufficient(n) + f" in {k} fold(s)")
+    means = np.array([d[f == j].mean() for j in folds])
+    var = (1.0 / k + 1.0 / (k - 1)) * means.var(ddof=1)
+    if var <= 0 or np.allclose(d, 0.0):
+        return PairedResult(method, n, mean_diff, 1.0, "not significant (identical)")
+    p = min(1.0, n_pairs * float(2 * sstats.t.sf(abs(mean_diff) / math.sqrt(var), k - 1)))
+    return PairedResult(method, n, mean_diff, p, "significant" if p < alpha else "not significant")
+
+
+def cv_per_image_sd(diff: np.ndarray, fold_of: np.ndarray) -> float:
+    """Per-image SD equivalent of the fold-mean spread, ``sqrt(s_f^2 N / k)`` (it carries any correlation
+    between images of one fold); NaN below 2 folds."""
+    d = np.asarray(diff, dtype=np.float64)
+    f = np.asarray(fold_of)
+    ok = ~np.isnan(d)
+    d, f = d[ok], f[ok]
+    folds = np.unique(f)
+    if folds.size < 2:
+        return math.nan
+    means = np.array([d[f == j].mean() for j in folds])
+    return float(math.sqrt(means.var(ddof=1) * d.size / folds.size))
+
+
+def power_at(n_images: int, delta: float, sd: float, folds: int | None = None, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired test at ``n_images`` when the true mean paired difference is ``delta``
+    and the per-image SD is ``sd``: the corrected CV t test with ``folds - 1`` degrees of freedom when
+    ``folds`` is set, else the paired t test (n - 1 df; the sign-flip test's large-sample equivalent).
+    Noncentral t; 0 where the test cannot reject (n below :func:`min_testable_n` on holdout)."""
+    if not (sd > 0) or not math.isfinite(delta):
+        return math.nan
+    ncp = abs(delta) * math.sqrt(n_images) / sd  # of the uncorrected t statistic over fold means (or images)
+    if folds:
+        k = min(folds, n_images)
+        if k < MIN_INTERVAL_N:
+            return 0.0
+        # the corrected t is the uncorrected one divided by sqrt(k (1/k + 1/(k-1))): a higher threshold
+        df = k - 1
+        crit = sstats.t.ppf(1 - alpha / 2, df) * math.sqrt(k * (1.0 / k + 1.0 / (k - 1)))
+    else:
+        if n_images < min_testable_n(alpha):
+            return 0.0
+        df = n_images - 1
+        crit = sstats.t.ppf(1 - alpha / 2, df)
+    with np.errstate(all="ignore"):
+        out = float(sstats.nct.sf(crit, df, ncp) + sstats.nct.cdf(-crit, df, ncp))
+    if not math.isfinite(out):  # scipy's nct fails far in the tail: the normal approximation is exact there
+        out = float(sstats.norm.sf(crit - ncp) + sstats.norm.cdf(-crit - ncp))
+    return out
+
+
+def images_for_power(delta: float, sd: float, folds: int | None = None, alpha: float = 0.05,
+                     power: float = TARGET_POWER) -> int | None:
+    """Smallest number of images whose test reaches ``power`` (:func:`power_at`); None beyond
+    :data:`MAX_PLANNED` or when delta/sd are undefined."""
+    if not (sd > 0) or not math.isfinite(delta) or delta == 0:
+        return None
+    lo = max(2, min_testable_n(alpha) if not folds else MIN_INTERVAL_N)
+    if power_at(MAX_PLANNED, delta, sd, folds, alpha) < power:
+        return None
+    hi = MAX_PLANNED
+    while lo < hi:  # power increases with n
+        mid = (lo + hi) // 2
+        if power_at(mid, delta, sd, folds, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def seeds_for_power(diffs: np.ndarray, folds: int | None = None, alpha: float = 0.05,
+                    power: float = TARGET_POWER) -> tuple[int | None, str]:
+    """How many seeds (at the current images) would reach ``power``, from a (n_seeds, n_images) matrix of
+    per-image paired differences: the per-image variance splits into a between-image part and a seed part
+    ``s_w^2`` (mean within-image variance over seeds); S seeds leave ``s_b^2 + s_w^2 / S``. Returns
+    ``(S or None, reason)``; None with a reason when one seed cannot tell or no number of seeds suffices."""
+    m = np.atleast_2d(np.asarray(diffs, dtype=np.float64))
+    m = m[:, ~np.isnan(m).any(axis=0)]
+    n_seeds, n = m.shape
+    if n_seeds < 2 or n < 2:
+        return None, f"seed spread unknown ({n_seeds} seed): run 2 or more seeds to tell whether seeds help"
+    within = float(m.var(axis=0, ddof=1).mean())
+    between = max(float(m.mean(axis=0).var(ddof=1)) - within / n_seeds, 0.0)
+    delta = float(m.mean())
+    for s in range(1, MAX_PLANNED + 1):
+        if power_at(n, delta, math.sqrt(between + within / s), folds, alpha) >= power:
+            return s, ""
+    return None, "more seeds alone cannot decide (the spread is between images, not seeds)"
+
+
+def power_sentence(best: str, runner_up: str, delta: float, sd: float, n_images: int,
+                   folds: int | None = None, alpha: float = 0.05, seed_diffs: np.ndarray | None = None) -> str:
+    """"A vs B: 0.100 IoU apart (per-image SD 0.080, n = 18); about 9 more annotated images would decide at
+    80% power" -- what would turn an undecided comparison into an answer, from the observed effect and spread
+    (a plan, not a promise: the observed difference is itself uncertain)."""
+    if not math.isfinite(delta) or not (sd > 0):
+        return f"{best} vs {runner_up}: the spread of the paired differences is unknown (n = {n_images})"
+    head = f"{best} vs {runner_up}: {abs(delta):.3f} IoU apart (per-image SD {sd:.3f}, n = {n_images})"
+    need = images_for_power(delta, sd, folds, alpha)
+    if need is None:
+        imgs = f"more than {MAX_PLANNED} annotated images would be needed: practically tied"
+    elif need <= n_images:
+        imgs = (f"{n_images} images give {100 * power_at(n_images, delta, sd, folds, alpha):.0f}% power at this "
+                "difference; the observed difference may be smaller than the true one, or the runs noisier")
+    else:
+        more = need - n_images
+        imgs = f"about {more} more annotated image{'s' * (more != 1)} would decide at 80% power (n = {need})"
+    text = f"{head}; {imgs}"
+    if seed_diffs is not None:
+        s, why = seeds_for_power(seed_diffs, folds, alpha)
+        cur = np.atleast_2d(seed_diffs).shape[0]
+        text += (f"; {why}" if s is None else
+                 f"; or about {s} seeds in all (now {cur}) at the current images" if s > cur else "")
+    return text

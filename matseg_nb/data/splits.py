@@ -58,6 +58,31 @@ def assign_splits(groups: list[str], rule: SplitRule) -> dict[str, str]:
 #: recorded in CV job ids (hash) so that a change of the fold rule changes every CV id
 FOLD_RULE = "sklearn GroupKFold over sorted train+val groups"
 
+#: which annotated images k-fold CV pools (``evaluation.pool``): ``all`` = every annotated image (no test split:
+#: each image is scored once, out of fold); ``train+val`` = the fixed test split stays out and is only scored
+CV_POOLS: dict[str, tuple[str, ...]] = {"all": ("train", "val", "test"), "train+val": ("train", "val")}
+#: the fold rule of each pool (``train+val`` keeps :data:`FOLD_RULE`, so its job ids are unchanged)
+FOLD_RULES = {"all": "sklearn GroupKFold over sorted groups of all annotated images", "train+val": FOLD_RULE}
+#: below this many annotated images a new profile cross-validates over all of them (``matseg init``)
+SMALL_DATA_IMAGES = 30
+#: k of k-fold CV for a small dataset (fewer when it has fewer image groups)
+DEFAULT_FOLDS = 5
+
+
+def cv_pool(samples: list, pool: str = "all") -> list:
+    """The annotated samples (``s.mask`` set) that ``pool`` (a :data:`CV_POOLS` key) cross-validates over."""
+    if pool not in CV_POOLS:
+        raise ValueError(f"expected evaluation.pool one of {sorted(CV_POOLS)}, found {pool!r}")
+    return [s for s in samples if s.split in CV_POOLS[pool] and s.mask is not None]
+
+
+def default_folds(groups: list[str]) -> int | None:
+    """k for a small dataset's CV: :data:`DEFAULT_FOLDS`, or fewer with fewer image groups; None (keep the
+    fixed split) from :data:`SMALL_DATA_IMAGES` images up, or when fewer than 2 groups exist."""
+    if len(groups) >= SMALL_DATA_IMAGES or len(set(groups)) < 2:
+        return None
+    return min(DEFAULT_FOLDS, len(set(groups)))
+
 
 def assign_folds(groups: list[str], folds: int) -> dict[str, int]:
     """Map each distinct group to a fold 0..folds-1 with scikit-learn's ``GroupKFold``.
@@ -71,9 +96,11 @@ def assign_folds(groups: list[str], folds: int) -> dict[str, int]:
     keys = sorted(groups)
     n_groups = len(set(keys))
     if n_groups < 2:
-        raise ValueError(f"expected at least 2 image groups for cross-validation, found {n_groups}")
+        only = f" (group {keys[0]!r} holds all {len(keys)} images)" if keys else ""
+        raise ValueError(f"expected at least 2 image groups for cross-validation, found {n_groups}{only}")
     if not 2 <= folds <= n_groups:
-        raise ValueError(f"expected 2 to {n_groups} folds (the number of image groups), found {folds}")
+        raise ValueError(f"expected 2 to {n_groups} folds (the number of image groups among {len(keys)} "
+                         f"images), found {folds}")
     out: dict[str, int] = {}
     for fold, (_, val_idx) in enumerate(GroupKFold(n_splits=folds).split(np.zeros(len(keys)), groups=keys)):
         for i in val_idx:

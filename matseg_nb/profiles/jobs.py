@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from matseg_nb.data.splits import FOLD_RULE, assign_folds
+from matseg_nb.data.splits import FOLD_RULES, assign_folds, cv_pool
 from matseg_nb.errors import UserError
 from matseg_nb.profiles.identity import dataset_identity, ref_problems, resolve_weights, weights_fingerprint
 from matseg_nb.profiles.schema import ExecutionConfig, Modality, Profile, TaskConfig, TrainingConfig
@@ -56,6 +56,7 @@ class Job(BaseModel):
     training: TrainingConfig
     fold: int | None = Field(default=None, ge=0, description="cross-validation fold validated on (0..folds-1)")
     folds: int | None = Field(default=None, ge=2, description="k of k-fold cross-validation; None = fixed splits")
+    pool: str | None = Field(default=None, description="images CV pools: 'all' | 'train+val' (None = train+val)")
     task: TaskConfig
     execution: ExecutionConfig
 
@@ -73,7 +74,8 @@ class Job(BaseModel):
             "seed": self.seed,
             **({"decoder_options": self.decoder_options} if self.decoder_options else {}),
             "training": self.training.model_dump(mode="json"),
-            **({"cv": {"fold": self.fold, "folds": self.folds, "rule": FOLD_RULE}} if self.folds else {}),
+            **({"cv": {"fold": self.fold, "folds": self.folds, "rule": FOLD_RULES[self.pool or "train+val"]}}
+               if self.folds else {}),
         }
 
     def config_hash(self) -> str:
@@ -126,6 +128,7 @@ def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed:
         training=profile.training_for(entry_index),
         fold=fold,
         folds=profile.evaluation.folds if fold is not None else None,
+        pool=profile.evaluation.pool if fold is not None else None,
         task=profile.task,
         execution=profile.execution,
     )
@@ -164,7 +167,7 @@ def compile_jobs(profile: Profile, base_dir: str | Path | None = None) -> list[J
     folds = profile.evaluation.folds
     if folds:
         for i, ident in enumerate(identities):
-            problem = cv_problem(ident.ref, folds, base)
+            problem = cv_problem(ident.ref, folds, base, profile.evaluation.pool)
             if problem:
                 problems.append(f"evaluation.folds: {problem} (dataset[{i}] {ident.ref})")
     if problems:
@@ -180,13 +183,13 @@ def compile_jobs(profile: Profile, base_dir: str | Path | None = None) -> list[J
     ]
 
 
-def cv_groups(dataset) -> list[str]:
-    """Group key of every annotated train+val image of a ``matseg_nb.data`` dataset: the CV pool."""
-    return [s.group for s in dataset.samples() if s.split in ("train", "val") and s.mask is not None]
+def cv_groups(dataset, pool: str = "train+val") -> list[str]:
+    """Group key of every image of a ``matseg_nb.data`` dataset's CV pool (``evaluation.pool``)."""
+    return [s.group for s in cv_pool(dataset.samples(), pool)]
 
 
-def cv_problem(ref: str, folds: int, base: Path | None = None) -> str | None:
-    """Why ``folds``-fold CV over the image groups of ``ref``'s train+val is impossible, or None."""
+def cv_problem(ref: str, folds: int, base: Path | None = None, pool: str = "train+val") -> str | None:
+    """Why ``folds``-fold CV over the image groups of ``ref``'s ``pool`` is impossible, or None."""
     from matseg_nb.data import open_dataset
 
     try:
@@ -194,7 +197,7 @@ def cv_problem(ref: str, folds: int, base: Path | None = None) -> str | None:
     except UserError as err:
         return f"expected a readable dataset to cross-validate, found: {err}"
     try:
-        assign_folds(cv_groups(ds), folds)
+        assign_folds(cv_groups(ds, pool), folds)
     except ValueError as err:
-        return f"{err} in train+val"
+        return f"{err} in {'all annotated images' if pool == 'all' else pool}"
     return None

@@ -311,6 +311,12 @@ class EvaluationConfig(_Section):
         "stay in one fold): each fold is one job that trains on the other folds and validates on its own; the "
         "test split is only scored. null = the dataset's fixed train/val/test split",
     )
+    pool: Literal["all", "train+val"] = Field(
+        default="all",
+        description="images that k-fold CV pools: 'all' = every annotated image (the small-data default: each "
+        "image gets one out-of-fold score and compare ranks on all N of them; no test split) or 'train+val' "
+        "(the fixed test split stays out and is only scored). Ignored without folds",
+    )
 
 
 # -------------------------------------------------------------------------------------------- execution

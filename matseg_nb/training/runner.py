@@ -28,7 +28,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from matseg_nb.data.splits import FOLD_RULE, assign_folds
+from matseg_nb.data.splits import FOLD_RULES, assign_folds, cv_pool
 from matseg_nb.errors import UserError
 from matseg_nb.metrics import SUMMARY_KEYS, boundary_weighted_confusion, evaluate_confusions
 from matseg_nb.models import build_model, n_params, save_model
@@ -110,20 +110,22 @@ def _load_samples(ds, samples: list, normalization: str) -> Split:
                  [ds.load_mask(s).astype(np.int64) for s in samples], [s.name for s in samples])
 
 
-def cv_split(ds, fold: int, folds: int, normalization: str = "percentile") -> tuple[Split, Split, dict]:
-    """(train, val, info) of fold ``fold`` of ``folds``-fold CV over the image groups of train+val pooled.
+def cv_split(ds, fold: int, folds: int, normalization: str = "percentile",
+             pool_name: str = "train+val") -> tuple[Split, Split, dict]:
+    """(train, val, info) of fold ``fold`` of ``folds``-fold CV over the image groups of the pool
+    (``evaluation.pool``: ``train+val``, or ``all`` annotated images).
 
-    ``info``: fold, folds, rule, train_groups, val_groups. UserError names ``evaluation.folds`` when the
+    ``info``: fold, folds, rule, pool, train_groups, val_groups. UserError names ``evaluation.folds`` when the
     pool has fewer groups than folds (or a single group).
     """
-    pool = [s for s in ds.samples() if s.split in ("train", "val") and s.mask is not None]
+    pool = cv_pool(ds.samples(), pool_name)
     try:
         assignment = assign_folds([s.group for s in pool], folds)
     except ValueError as err:
-        raise UserError(f"evaluation.folds: {err} in train+val of {ds.name}") from None
+        raise UserError(f"evaluation.folds: {err} in {pool_name} of {ds.name}") from None
     train = [s for s in pool if assignment[s.group] != fold]
     val = [s for s in pool if assignment[s.group] == fold]
-    info = {"fold": fold, "folds": folds, "rule": FOLD_RULE,
+    info = {"fold": fold, "folds": folds, "rule": FOLD_RULES[pool_name], "pool": pool_name,
             "train_groups": sorted({s.group for s in train}), "val_groups": sorted({s.group for s in val})}
     return _load_samples(ds, train, normalization), _load_samples(ds, val, normalization), info
 
@@ -164,8 +166,10 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     norm = cfg.get("normalization", "percentile")
     cv_info = None
     if spec.get("folds"):
-        train, val, cv_info = cv_split(ds, int(spec["fold"]), int(spec["folds"]), norm)
-        test = load_split(ds, "test", norm)
+        pool_name = spec.get("pool") or "train+val"
+        train, val, cv_info = cv_split(ds, int(spec["fold"]), int(spec["folds"]), norm, pool_name)
+        # pool 'all': the test images are in the folds (scored out of fold), so nothing is left to test
+        test = load_split(ds, "test", norm) if pool_name == "train+val" else Split([], [], [])
     else:
         train, val, test = (load_split(ds, s, norm) for s in ("train", "val", "test"))
     if not len(train) or (not len(test) and cv_info is None):

@@ -56,7 +56,7 @@ def as_job(job: Any):
                     encoder_weights=weights, encoder_weights_sha256=weights_fingerprint(weights),
                     min_encoder_key_match=float(job.get("min_encoder_key_match", 0.95)),
                     decoder_options=dict(job.get("decoder_options") or {}), training=training,
-                    fold=job.get("fold"), folds=job.get("folds"),
+                    fold=job.get("fold"), folds=job.get("folds"), pool=job.get("pool"),
                     task=TaskConfig.model_validate(job.get("task") or {"objective": "ad-hoc training run"}),
                     execution=ExecutionConfig.model_validate(job.get("execution") or {}))
     except ValidationError as exc:
