@@ -202,9 +202,15 @@ def _local_evidence(sweep_dirs, query_name: str, cache: dict[str, tuple[Descript
         d, level = cache[ds]
         ctx = context_of(d, level) if level else dict.fromkeys(FEATURES)
         for _, r in grp.iterrows():
-            rows.append({"source": f"local sweep ({r['n_seeds']} seed(s))", "dataset": ds,
+            # CV over all images has no test split: its evidence is the out-of-fold IoU over all images
+            oof = pd.isna(r["iou"]) and pd.notna(r.get("oof_iou_img"))
+            if pd.isna(r["iou"]) and not oof:
+                continue
+            rows.append({"source": f"local sweep ({r['runs'] if oof else r['n_seeds']} "
+                                   f"{'runs, out-of-fold' if oof else 'seed(s)'})", "dataset": ds,
                          "modality": d.modality, "difficulty": level or None, "encoder": r["encoder"],
-                         "decoder": r["decoder"], "encoder_weights": r["encoder_weights"], "iou": r["iou"],
+                         "decoder": r["decoder"], "encoder_weights": r["encoder_weights"],
+                         "iou": r["oof_iou_img"] if oof else r["iou"],
                          "n_runs": int(r["n_seeds"]), "reliability": 1.0, "flag": "", "_ctx": ctx, "_same": ds == query_name or d.name == query_name})
     return pd.DataFrame(rows)
 

@@ -361,7 +361,8 @@ def power_sentence(best: str, runner_up: str, delta: float, sd: float, n_images:
     (a plan, not a promise: the observed difference is itself uncertain)."""
     if not math.isfinite(delta) or not (sd > 0):
         return f"{best} vs {runner_up}: the spread of the paired differences is unknown (n = {n_images})"
-    head = f"{best} vs {runner_up}: {abs(delta):.3f} IoU apart (per-image SD {sd:.3f}, n = {n_images})"
+    head = (f"{best} vs {runner_up}: {abs(delta):.3f} IoU apart{' (runner-up higher)' if delta < 0 else ''} "
+            f"(per-image SD {sd:.3f}, n = {n_images})")
     need = images_for_power(delta, sd, folds, alpha)
     if need is None:
         imgs = f"more than {MAX_PLANNED} annotated images would be needed: practically tied"
