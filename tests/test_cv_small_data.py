@@ -283,3 +283,21 @@ def test_a_group_holding_all_images_is_one_line(tmp_path):
     text = str(err.value)
     assert "\n" not in text and "expected at least 2 image groups for cross-validation, found 1" in text
     assert "group 'sampleA' holds all 4 images" in text
+
+
+def test_report_answer_says_what_would_decide_and_the_protocol():
+    from matseg_nb.report.answer import DatasetAnswer, _comparison
+
+    row = {"arch": "resnet18+Unet", "runner_up": "resnet18+DeepLabV3Plus", "iou": "0.7", "runner_up_iou": "0.69",
+           "verdict": "not significant", "p_value": "0.4", "n_images": "5",
+           "scored_on": "out-of-fold (5 images, 5-fold CV)", "power": "resnet18+Unet vs ...: about 9 more",
+           "unlearned": "crack: not learned by any model (IoU <= 0.01)."}
+    cv = DatasetAnswer("lab")
+    _comparison(cv, row)
+    text = cv.summary()
+    assert "(out-of-fold IoU 0.7" in text and "What would decide: resnet18+Unet vs" in text
+    assert "crack: not learned" in text and "Holdout protocol" not in text
+    assert cv.evidence_detail.startswith("paired test on 5 out-of-fold images")
+    holdout = DatasetAnswer("demo")
+    _comparison(holdout, {**row, "scored_on": "test", "power": "", "unlearned": ""})
+    assert "Holdout protocol: scored on the fixed test split only" in holdout.summary()

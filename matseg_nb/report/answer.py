@@ -42,6 +42,9 @@ class DatasetAnswer(JsonRecord):
     evidence: str = "insufficient evidence"
     evidence_detail: str = ""
     selected_on: str = "validation"
+    scored_on: str = "test"
+    decide: str = ""
+    unlearned: str = ""
     qc_verdict: str | None = None
     qc_words: str = "QC did not run for this dataset."
     explain_words: str = "No explanation was computed for this dataset."
@@ -54,9 +57,17 @@ class DatasetAnswer(JsonRecord):
             head = f"{self.dataset}: no architecture can be recommended ({self.evidence_detail or self.evidence})."
         else:
             ci = f", 95 % CI [{sig(self.interval[0])}, {sig(self.interval[1])}]" if self.interval else ""
-            head = (f"{self.dataset}: {self.recommended}, chosen on {self.selected_on} (test IoU "
-                    f"{sig(self.recommended_iou)}{ci}); runner-up {self.runner_up or '-'} ({sig(self.runner_up_iou)}); "
+            oof = self.scored_on.startswith("out-of-fold")
+            head = (f"{self.dataset}: {self.recommended}, chosen on {self.selected_on} ({'out-of-fold' if oof else 'test'} "
+                    f"IoU {sig(self.recommended_iou)}{ci}); runner-up {self.runner_up or '-'} ({sig(self.runner_up_iou)}); "
                     f"{self.evidence}.")
+            if not oof:  # the holdout protocol says so (e.g. the demo: CV does not fit its CPU budget)
+                head += (" Holdout protocol: scored on the fixed test split only; k-fold CV over all annotated "
+                         "images (evaluation.folds, pool all) would score every image.")
+            if self.decide:
+                head += f" What would decide: {self.decide}."
+            if self.unlearned:
+                head += f" {self.unlearned}"
         return f"{head} {self.qc_words}"
 
 
@@ -98,6 +109,10 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
         return
     answer.recommended = row["arch"]
     answer.selected_on = (row.get("selected_on") or "validation").strip()
+    answer.scored_on = (row.get("scored_on") or "test").strip()
+    answer.decide = (row.get("power") or "").strip()
+    answer.unlearned = (row.get("unlearned") or "").strip()
+    where = f"{row.get('n_images') or '?'} {'out-of-fold' if answer.scored_on.startswith('out-of-fold') else 'test'} images"
     answer.recommended_iou = _float(row.get("iou"))
     lo, hi = _float(row.get("iou_ci_lo")), _float(row.get("iou_ci_hi"))
     answer.interval = (lo, hi) if lo is not None and hi is not None else None
@@ -106,10 +121,9 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
     answer.runner_up_iou = _float(row.get("runner_up_iou"))
     verdict = (row.get("verdict") or "").strip()
     p = _float(row.get("p_value"))
-    n = row.get("n_images") or "?"
     if verdict == "significant":
         answer.evidence = "better than the runner-up"
-        answer.evidence_detail = f"paired test on {n} test images, p = {sig(p, 2)}"
+        answer.evidence_detail = f"paired test on {where}, p = {sig(p, 2)}"
     elif answer.runner_up is None:
         answer.evidence = "insufficient evidence (only one architecture has a result)"
     else:
@@ -117,9 +131,9 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
         if (answer.runner_up_iou or 0.0) > (answer.recommended_iou or 0.0):
             answer.evidence += " (the runner-up scores higher on test, within noise)"
         if verdict.startswith("insufficient evidence"):
-            answer.evidence_detail = f"paired test: {n} test images are too few for the exact paired test to reach its level"
+            answer.evidence_detail = f"paired test: {where} are too few for the paired test to reach its level"
         else:
-            answer.evidence_detail = f"paired test on {n} test images{'' if p is None else f', p = {sig(p, 2)}'} ({verdict})"
+            answer.evidence_detail = f"paired test on {where}{'' if p is None else f', p = {sig(p, 2)}'} ({verdict})"
 
 
 def qc_words(qc: dict[str, Any]) -> str:
