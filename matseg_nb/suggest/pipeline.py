@@ -31,6 +31,7 @@ class SuggestResult:
     suggestions: list[Suggestion]
     sources: dict[str, str] = field(default_factory=dict)  # image -> the source argument it came from
     notes: list[str] = field(default_factory=list)
+    out_dir: str = ""  # where suggestions.csv, suggest.json and contact_sheet.png are
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -119,7 +120,7 @@ def suggest(run_dir: str | Path, sources: list[str], n: int, out_dir: str | Path
                             sig.features, sig.labelled_features, sig.mean_entropy, n, weights)
     result = SuggestResult(str(run_dir), session.meta.get("dataset"), asdict(weights), weights.words(),
                            sig.calibration, int(sig.heldout_entropy.size), len(items), picks,
-                           {s.image: origin[s.image] for s in picks}, [*sig.notes, *notes])
+                           {s.image: origin[s.image] for s in picks}, [*sig.notes, *notes], str(out_dir))
     out = Path(out_dir)
     frame = result.to_frame().rename(columns={"mean_entropy": "mean_entropy_nats"})
     atomic_write_text(out / "suggestions.csv", frame.reindex(columns=CSV_COLUMNS).to_csv(index=False))
@@ -128,3 +129,19 @@ def suggest(run_dir: str | Path, sources: list[str], n: int, out_dir: str | Path
     titles = [f"#{s.rank} {s.image}\na {s.atypicality:.2f}  u {s.uncertainty:.2f}  d {s.diversity:.2f}" for s in picks]
     atomic_write_bytes(out / "contact_sheet.png", contact_sheet_png([by_name[s.image].image for s in picks], titles))
     return result
+
+
+def suggest_for_loop(ctx, images: list[str], dataset: str | None = None, n: int = 10) -> SuggestResult | None:
+    """:func:`suggest` for a loop (``matseg_nb.pipeline.DemoContext``): the selected model of ``dataset``
+    (default: the profile's first dataset) ranks ``images``; writes ``<loop_root>/suggest/<dataset>/``.
+    None when ``images`` is empty."""
+    from matseg_nb.data import open_dataset
+    from matseg_nb.pipeline import best_run
+
+    if not images:
+        return None
+    name = open_dataset(dataset or ctx.profile.dataset[0].ref, base_dir=ctx.profile.base_dir).name
+    run = best_run(ctx.layout.sweep, name)
+    if run is None:
+        raise UserError(f"{ctx.layout.sweep}: expected a complete run for {name} to rank images with, found none")
+    return suggest(run, [str(i) for i in images], n, ctx.layout.root / "suggest" / name, settings=ctx.settings)

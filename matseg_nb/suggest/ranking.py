@@ -8,8 +8,9 @@ Per candidate image (all three in [0, 1], higher = more worth annotating):
   below the candidate's (ties count half): a percentile against images the model was not trained on, so a
   typical image sits anywhere in [0, 1] and one the model is unsure of near 1;
 * **diversity** = k-center greedy (Sener & Savarese, ICLR 2018) in the QC feature space (per-image mean of
-  the crop features, standardised on the training crops): at each pick, a candidate's distance to the nearest labelled or already
-  picked image over the largest such distance among the remaining candidates.
+  the crop features, standardised on the training crops): at each pick, a candidate's distance to the
+  nearest labelled or already picked image, over the largest distance of any candidate to the labelled
+  images (so it shrinks as picks cover the space).
 
 Picks are greedy: each step takes the candidate with the highest
 ``weights.atypicality * a + weights.uncertainty * u + weights.diversity * d`` (ties: name order), so
@@ -76,7 +77,7 @@ def _reason(a: float, u: float, d: float) -> str:
     if u >= 0.9:
         parts.append("the model is less sure than on almost every held-out image")
     if d >= 0.9:
-        parts.append("far from every labelled or picked image")
+        parts.append("as far from the labelled and picked images as any candidate")
     return "; ".join(parts) or "highest remaining mix"
 
 
@@ -95,14 +96,14 @@ def rank_candidates(names: list[str], atypicality: np.ndarray, uncertainty: np.n
     lab = np.asarray(labelled_features, float).reshape(-1, cand.shape[1])
     nearest = (np.sqrt(((cand[:, None, :] - lab[None, :, :]) ** 2).sum(-1)).min(1) if len(lab)
                else np.full(m, np.inf))
-    order = np.argsort(names, kind="stable")
-    left = [int(i) for i in order]
+    finite = nearest[np.isfinite(nearest)]
+    pairwise = np.sqrt(((cand[:, None, :] - cand[None, :, :]) ** 2).sum(-1)) if m else np.zeros((0, 0))
+    scale = finite.max() if finite.size else (pairwise.max() if pairwise.size else 0.0)
+    scale = scale if scale > 0 else 1.0
+    left = [int(i) for i in np.argsort(names, kind="stable")]
     picks: list[Suggestion] = []
     while left and len(picks) < n:
-        d_left = nearest[left]
-        finite = d_left[np.isfinite(d_left)]
-        top = finite.max() if finite.size and finite.max() > 0 else 1.0
-        d = np.where(np.isfinite(d_left), d_left / top, 1.0)
+        d = np.minimum(1.0, nearest[left] / scale)
         score = w.atypicality * a[left] + w.uncertainty * u[left] + w.diversity * d
         k = int(np.argmax(score))  # first maximum: name order breaks ties
         j = left.pop(k)

@@ -1,0 +1,123 @@
+"""Screen new images against the k fold runs of a cross-validation: every annotated image calibrates.
+
+Fold run k's QC model is fitted on its own training images (the reference) and calibrated on its own
+held-out images (``metrics.json["cv"]["val_groups"]``); a new image is scored by every fold's model, and
+the folds' counts are pooled by :mod:`matseg_nb.qc.cross_conformal` (cross-conformal p-values, Vovk 2015).
+So screening calibrates on all N annotated images instead of the 3-4 of one validation split. The batch
+verdict follows the same rules as single-run screening (:func:`matseg_nb.qc.conformal.batch_test`):
+"shifted" at p <= alpha, else "in distribution" with strong / weak evidence by the test's power against a
+strong shift with N vs m images, else "too few images to tell".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from matseg_nb.errors import UserError
+from matseg_nb.qc.conformal import MIN_POWER, TARGET_POWER, batch_power, flag_count_test, reason
+from matseg_nb.qc.cross_conformal import cross_conformal_batch_test, cross_conformal_image_pvalues
+from matseg_nb.qc.features import ImageItem
+from matseg_nb.qc.results import ImageScreen, ScreeningResult
+
+
+def fold_groups(run_dir: str | Path) -> tuple[list[str], list[str]]:
+    """(train groups, held-out groups) of a cross-validation fold run, from ``metrics.json["cv"]``."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        cv = json.loads(path.read_text(encoding="utf-8")).get("cv")
+    except (OSError, ValueError, AttributeError) as err:
+        raise UserError(f"{path}: expected the metrics.json of a cross-validation fold run, found {err}") from None
+    if not isinstance(cv, dict) or not cv.get("val_groups") or not cv.get("train_groups"):
+        raise UserError(f"{path}: expected 'cv' with train_groups and val_groups (a k-fold run), found {cv!r}")
+    return [str(g) for g in cv["train_groups"]], [str(g) for g in cv["val_groups"]]
+
+
+def _fold_keys(run_dir: Path, pool: list[ImageItem], new: list[ImageItem], qc_settings, detector: str, k: int,
+               seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(held-out images' crop keys, new images' crop keys) under fold run ``run_dir``'s model and QC fit."""
+    from matseg_nb.qc.core import fit_qc
+    from matseg_nb.qc.run import QCSession
+    from matseg_nb.qc.screening import tile_keys
+
+    train_groups, val_groups = fold_groups(run_dir)
+    reference = [it for it in pool if str(it.meta.get("group")) in set(train_groups)]
+    heldout = [it for it in pool if str(it.meta.get("group")) in set(val_groups)]
+    if len(reference) < 2 or not heldout:
+        raise UserError(f"{run_dir}: expected >= 2 training and >= 1 held-out images of its fold in the dataset, "
+                        f"found {len(reference)} and {len(heldout)}")
+    session = QCSession.open(run_dir)
+    ext = session.extractor(tuple(qc_settings.extractors), qc_settings.tile_size, qc_settings.tiles_per_image, seed)
+    qc = fit_qc(*ext(reference, desc=f"QC fold {run_dir.name}: reference"), k, (detector,), seed=seed)
+
+    def per_image(items: list[ImageItem]) -> list[np.ndarray]:
+        if not items:
+            return []
+        blocks, groups = ext(items, desc=f"QC fold {run_dir.name}: scoring")
+        sc, feats = qc.score(blocks, groups)
+        keys = tile_keys({detector: sc[detector]}, feats, qc.feature_names())[detector]
+        return [keys[groups == i] for i in range(len(items))]
+
+    return per_image(heldout), per_image(new)
+
+
+def screen_folds(fold_runs: list[str | Path], new: list[ImageItem], batch: str = "new", alpha: float = 0.05,
+                 settings=None, detector: str = "ocsvm", k: int = 5, seed: int = 0) -> ScreeningResult:
+    """Cross-conformal :class:`ScreeningResult` of ``new`` images against the ``fold_runs`` of one CV.
+
+    ``settings``: :class:`matseg_nb.loop.StageSettings` (its ``qc`` extractors and crops; default the named
+    stage settings). The calibration set is every fold's held-out images (``n_calibration_images`` = N)."""
+    from matseg_nb.loop import stage_settings
+    from matseg_nb.qc.run import QCSession
+    from matseg_nb.qc.sources import dataset_items
+
+    runs = [Path(r) for r in fold_runs]
+    if len(runs) < 2:
+        raise UserError(f"cross-conformal screening: expected the >= 2 fold runs of a k-fold CV, found {len(runs)}")
+    qc_settings = (settings or stage_settings()).qc
+    ds = QCSession.open(runs[0]).ds
+    pool = [it for it in dataset_items(ds, None) if it.name.split("/", 1)[0] in ("train", "val")]
+    cal, scored = [], []
+    for run in runs:
+        c, s = _fold_keys(run, pool, new, qc_settings, detector, k, seed)
+        cal.append(c)
+        scored.append(s)
+    n_cal = sum(len(c) for c in cal)
+    names = [it.name for it in new]
+    images = []
+    if new:
+        p, typ = cross_conformal_image_pvalues([np.concatenate(c) for c in cal], scored)
+        n_crops = sum(len(t) for c in cal for t in c)
+        smallest = min(1.0, 2.0 / (n_crops + 1))
+        images = [ImageScreen(n, float(pv), float(t), bool(pv <= alpha), reason(float(pv), alpha, smallest))
+                  for n, pv, t in zip(names, p, typ, strict=True)]
+    test = cross_conformal_batch_test(cal, scored, alpha) if new else {"p_value": None, "test": "",
+                                                                        "smallest_possible_p": 1.0}
+    power = batch_power(n_cal, len(new), float(alpha)) if new else 0.0
+    n_flag = sum(1 for i in images if i.flagged)
+    verdict, evidence, notes = _verdict(test, power, alpha, n_flag, len(new), n_cal)
+    notes.insert(0, f"cross-conformal over {len(runs)} folds: each fold's model against its own held-out images, "
+                    f"{n_cal} calibration images in all")
+    return ScreeningResult(batch, images, alpha, n_flag, len(new), verdict, test["test"], test["p_value"],
+                           flag_count_test(n_flag, len(new), alpha), "each fold's training images",
+                           "held-out (all folds)", detector, n_cal, notes, power, evidence)
+
+
+def _verdict(test: dict, power: float, alpha: float, n_flag: int, m: int, n_cal: int) -> tuple[str, str, list[str]]:
+    """(verdict, evidence, notes) by the rules of :func:`matseg_nb.qc.conformal.batch_test`."""
+    p = test["p_value"]
+    if p is None or test["smallest_possible_p"] > alpha:
+        return "too few images to tell", "", [f"{m} image(s) vs {n_cal} calibration images: the batch test cannot "
+                                              f"reach p <= {alpha:g}"]
+    if p <= alpha:
+        return "shifted", "", []
+    if power < MIN_POWER or (power < TARGET_POWER and n_flag):
+        return "too few images to tell", "", [f"no shift found, but {m} image(s) vs {n_cal} calibration images "
+                                              f"detect a strong shift only {100 * power:.0f}% of the time"]
+    if power < TARGET_POWER:
+        return "in distribution", "weak", [f"weak evidence: {m} image(s) vs {n_cal} calibration images detect a "
+                                           f"strong shift {100 * power:.0f}% of the time (below "
+                                           f"{100 * TARGET_POWER:.0f}%)"]
+    return "in distribution", "strong", []

@@ -1,0 +1,76 @@
+"""Cross-conformal screening over the fold runs of a 5-fold CV: all 10 annotated images calibrate."""
+
+from __future__ import annotations
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from _qc_helpers import blob_image
+
+from matseg_nb.errors import UserError
+from matseg_nb.qc.cross_screening import fold_groups, screen_folds
+from matseg_nb.qc.features import ImageItem
+
+N, FOLDS = 10, 5
+
+
+@pytest.fixture(scope="module")
+def fold_runs(tmp_path_factory):
+    import segmentation_models_pytorch as smp
+    import torch
+
+    from matseg_nb.models import save_model
+
+    root = tmp_path_factory.mktemp("cvqc")
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (root / "data" / sub / "train").mkdir(parents=True)
+    for i in range(N):
+        img, mask = blob_image(rng, 64)
+        iio.imwrite(root / "data" / "images" / "train" / f"im{i}.png", img)
+        iio.imwrite(root / "data" / "masks" / "train" / f"im{i}.png", mask)
+    runs = []
+    for k in range(FOLDS):
+        run = root / f"run_f{k}of{FOLDS}"
+        torch.manual_seed(k)
+        save_model(smp.Unet("tu-test_resnet", encoder_weights=None, in_channels=1, classes=2), run / "model")
+        (run / "job.json").write_text(json.dumps({"dataset": str(root / "data"), "normalization": "percentile",
+                                                  "fold": k, "folds": FOLDS}))
+        val = [f"im{i}" for i in range(N) if i % FOLDS == k]
+        (run / "metrics.json").write_text(json.dumps({"dataset_level": {}, "cv": {
+            "fold": k, "folds": FOLDS, "val_groups": val,
+            "train_groups": [f"im{i}" for i in range(N) if f"im{i}" not in val]}}))
+        runs.append(run)
+    return runs
+
+
+def _items(rng, stripes: bool = False) -> list[ImageItem]:
+    out = []
+    for i in range(4):
+        img = blob_image(rng, 64)[0].astype(np.float32)
+        if stripes:
+            img = np.where((np.arange(64)[None, :] // 2) % 2 == 0, 60.0, 190.0) * np.ones((64, 1)) \
+                + rng.normal(0, 12, (64, 64))
+        out.append(ImageItem(img[None].astype(np.float32), f"new{i}"))
+    return out
+
+
+def test_calibrates_on_every_annotated_image_and_catches_a_shift(fold_runs):
+    from matseg_nb.loop import TINY_SETTINGS
+
+    rng = np.random.default_rng(1)
+    same = screen_folds(fold_runs, _items(rng), "same", settings=TINY_SETTINGS)
+    assert same.n_calibration_images == N and same.batch_verdict != "shifted", same.headline()
+    assert "cross-conformal over 5 folds" in same.notes[0]
+    shifted = screen_folds(fold_runs, _items(rng, stripes=True), "stripes", settings=TINY_SETTINGS)
+    assert shifted.batch_verdict == "shifted" and shifted.n_flagged == 4, shifted.headline()
+
+
+def test_a_run_without_cv_is_one_line(tmp_path, fold_runs):
+    (tmp_path / "metrics.json").write_text(json.dumps({"dataset_level": {}}))
+    with pytest.raises(UserError, match="expected 'cv' with train_groups and val_groups"):
+        fold_groups(tmp_path)
+    with pytest.raises(UserError, match="expected the >= 2 fold runs"):
+        screen_folds(fold_runs[:1], [])
