@@ -78,7 +78,7 @@ def screen_folds(fold_runs: list[str | Path], new: list[ImageItem], batch: str =
         raise UserError(f"cross-conformal screening: expected the >= 2 fold runs of a k-fold CV, found {len(runs)}")
     qc_settings = (settings or stage_settings()).qc
     ds = QCSession.open(runs[0]).ds
-    pool = [it for it in dataset_items(ds, None) if it.name.split("/", 1)[0] in ("train", "val")]
+    pool = [it for it in dataset_items(ds, None) if it.mask is not None]  # each fold picks its groups
     cal, scored = [], []
     for run in runs:
         c, s = _fold_keys(run, pool, new, qc_settings, detector, k, seed)
