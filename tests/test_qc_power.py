@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from matseg_nb.qc.power import images_needed, planning_auroc, validation_power_sentence
+from matseg_nb.qc.power import (
+    images_needed,
+    perfect_separation_images,
+    planning_auroc,
+    validation_power_sentence,
+)
 from matseg_nb.qc.validation import auroc_interval
 
 #: stated tolerance: simulated power within 0.07 of the 80% the count is planned for (1000 draws, SE 0.013)
@@ -34,11 +39,13 @@ def test_no_count_at_or_below_the_threshold_and_the_floor_of_ten():
     assert images_needed(0.7, 0.7) is None
     assert images_needed(0.999, 0.5) == 10
     assert "no number of images" in validation_power_sentence("EBC1", 0.6, 4, 4, 0.9)
+    assert perfect_separation_images(0.95) == 10 and perfect_separation_images(0.99) > 10
 
 
 def test_sentence_for_a_perfect_separation_of_four_images():
     assert planning_auroc(1.0, 4, 4) == pytest.approx(16.5 / 17)
     s = validation_power_sentence("nasa-ebc1", 1.0, 4, 4, 0.9)
     need = images_needed(planning_auroc(1.0, 4, 4), 0.9)
-    assert f"about {need - 4} more held-out images ({need} on a side)" in s and "80% power" in s
+    assert f"about {need - 4} ({need} on a side) if the AUROC is 0.97" in s and "80% power" in s
+    assert "6 more held-out images (10 on a side) if the separation stays perfect" in s  # 0.9: n = 10 suffices
     assert "enough images" in validation_power_sentence("x", 0.99, 60, 60, 0.7)

@@ -9,7 +9,8 @@ is what decides at these sizes, so the lower bound exceeds the threshold t with 
 
 for the true AUROC A. A is planned from the observed AUROC with half a discordant pair added,
 A_plan = (A_obs * n_id * n_ood + 0.5) / (n_id * n_ood + 1), so a perfect separation of 4 vs 4 images
-(A_obs = 1) plans for 0.97, not for a certainty. The count is per side; a shifted copy of a held-out image
+(A_obs = 1) plans for 0.97, not for a certainty; for an observed AUROC of 1 the sentence also gives the
+count at which a perfect separation that stays perfect would suffice (:func:`perfect_separation_images`). The count is per side; a shifted copy of a held-out image
 adds one image to each side, so it is also the number of held-out images. ``tests/test_qc_power.py``
 checks the count against simulation (normal location model, the real interval code).
 """
@@ -42,12 +43,24 @@ def images_needed(auroc: float, threshold: float, level: float = 0.95, power: fl
     return max(min_images, math.ceil(z * z * auroc * (1 - auroc) / (auroc - threshold) ** 2))
 
 
+def perfect_separation_images(threshold: float, level: float = 0.95, min_images: int = MIN_IMAGES,
+                              largest: int = 10_000) -> int | None:
+    """Images per side at which a perfect separation (observed AUROC 1) puts the floored lower ``level``
+    bound above ``threshold`` (A_c = 1 - 1/(2 n^2), variance A_c (1 - A_c) / n); at least ``min_images``."""
+    z = norm.ppf(0.5 + level / 2)
+    for n in range(max(2, min_images), largest):
+        a_c = 1 - 1 / (2 * n * n)
+        if a_c - z * math.sqrt(a_c * (1 - a_c) / n) > threshold:
+            return n
+    return None
+
+
 def validation_power_sentence(set_name: str, auroc: float | None, n_id: int, n_ood: int, threshold: float,
                               level: float = 0.95, power: float = TARGET_POWER) -> str:
     """One sentence: how many more held-out images would decide readiness on ``set_name`` at ``power``.
 
-    E.g. "EBC1: AUROC 1.00 on 4 vs 4 images; about 18 more held-out images (22 on a side) would put the
-    lower 95% bound above 0.9 with 80% power (planned at AUROC 0.97)"."""
+    E.g. "x: AUROC 0.90 on 8 vs 8 images; about 12 more held-out images (20 on a side) at AUROC 0.89, for the
+    lower 95% bound to clear 0.7 with 80% power"."""
     if auroc is None or n_id == 0 or n_ood == 0:
         return f"{set_name}: no AUROC (a side has no images); held-out and {set_name} images are needed"
     plan = planning_auroc(auroc, n_id, n_ood)
@@ -59,6 +72,9 @@ def validation_power_sentence(set_name: str, auroc: float | None, n_id: int, n_o
                 f"{threshold:g}: a detector that separates this set better is needed")
     if need <= have:
         return f"{head}: enough images for {100 * power:.0f}% power at this threshold ({need} on a side)"
-    return (f"{head}; about {need - have} more held-out images ({need} on a side) would put the lower "
-            f"{100 * level:.0f}% bound above {threshold:g} with {100 * power:.0f}% power (planned at AUROC "
-            f"{plan:.2f})")
+    goal = f"for the lower {100 * level:.0f}% bound to clear {threshold:g} with {100 * power:.0f}% power"
+    perfect = perfect_separation_images(threshold, level) if auroc >= 1.0 else None
+    if perfect is not None and perfect > have:
+        return (f"{head}; {perfect - have} more held-out images ({perfect} on a side) if the separation stays "
+                f"perfect, about {need - have} ({need} on a side) if the AUROC is {plan:.2f}, {goal}")
+    return f"{head}; about {need - have} more held-out images ({need} on a side) at AUROC {plan:.2f}, {goal}"
