@@ -12,6 +12,7 @@ from matseg_nb.qc.power import (
     images_needed,
     perfect_separation_images,
     planning_auroc,
+    readiness_power_sentence,
     validation_power_sentence,
 )
 from matseg_nb.qc.validation import auroc_interval
@@ -49,3 +50,31 @@ def test_sentence_for_a_perfect_separation_of_four_images():
     assert f"about {need - 4} ({need} on a side) if the AUROC is 0.97" in s and "80% power" in s
     assert "6 more held-out images (10 on a side) if the separation stays perfect" in s  # 0.9: n = 10 suffices
     assert "enough images" in validation_power_sentence("x", 0.99, 60, 60, 0.7)
+
+
+def test_readiness_sentence_names_the_set_that_needs_the_most_images():
+    rows = [{"set": "noise", "detector": d, "auroc": 1.0, "n_id": 4, "n_ood": 4, "harm": "harmful"}
+            for d in ("gmm", "ocsvm")]
+    rows += [{"set": "blur", "detector": "gmm", "auroc": 0.9, "n_id": 4, "n_ood": 4, "harm": "harmful"},
+             {"set": "blur", "detector": "ocsvm", "auroc": 1.0, "n_id": 4, "n_ood": 4, "harm": "harmful"},
+             {"set": "brightness", "detector": "gmm", "auroc": 0.5, "n_id": 4, "n_ood": 4, "harm": "harmless"}]
+    s = readiness_power_sentence(rows, 0.8)
+    assert s.startswith("blur: AUROC 0.90 on 4 vs 4 images")  # gmm's 0.9 decides blur; brightness is harmless
+    assert readiness_power_sentence(rows[-1:], 0.8) is None
+
+
+def test_qc_validation_reason_says_what_would_decide(tmp_path):
+    """The readiness reason of a real (tiny) QC run carries the power sentence after "fewer than 10 images"."""
+    from _qc_helpers import folder_dataset, tiny_run
+
+    from matseg_nb.loop import QCSettings
+    from matseg_nb.qc.dataset_qc import qc_dataset
+
+    ds = folder_dataset(tmp_path / "ds", n_train=4, n_test=3)
+    settings = QCSettings(shifts=("noise:strong",), extractors=("texture",), tile_size=48, tiles_per_image=6,
+                          other_split="")
+    other = folder_dataset(tmp_path / "other", n_train=2, n_test=2, seed=5)  # harm unknown: counts for readiness
+    res = qc_dataset(tiny_run(tmp_path / "run", ds), [str(other)], tmp_path / "qc", settings)
+    reason = res.validation.reason
+    assert reason.startswith(f"fewer than 10 images on a side for: {other}; {other}: AUROC"), reason
+    assert "more held-out images" in reason or "no number of images" in reason, reason

@@ -78,3 +78,25 @@ def validation_power_sentence(set_name: str, auroc: float | None, n_id: int, n_o
         return (f"{head}; {perfect - have} more held-out images ({perfect} on a side) if the separation stays "
                 f"perfect, about {need - have} ({need} on a side) if the AUROC is {plan:.2f}, {goal}")
     return f"{head}; about {need - have} more held-out images ({need} on a side) at AUROC {plan:.2f}, {goal}"
+
+
+def readiness_power_sentence(rows: list[dict], threshold: float, level: float = 0.95, power: float = TARGET_POWER
+                             ) -> str | None:
+    """The power sentence of the set that needs the most images, over validation ``rows`` {"set", "detector",
+    "auroc", "n_id", "n_ood", "harm"} (readiness counts harmful / harm-unknown sets under gmm and ocsvm, and
+    a set is decided by its worse detector). None when no such row has an AUROC."""
+    worst: dict[str, dict] = {}
+    for r in rows:
+        if r.get("harm") == "harmless" or r.get("detector") not in ("gmm", "ocsvm") or r.get("auroc") is None:
+            continue
+        if r["set"] not in worst or r["auroc"] < worst[r["set"]]["auroc"]:
+            worst[r["set"]] = r
+
+    def need(r: dict) -> float:
+        n = images_needed(planning_auroc(r["auroc"], r["n_id"], r["n_ood"]), threshold, level, power)
+        return math.inf if n is None else n - min(r["n_id"], r["n_ood"])
+
+    if not worst:
+        return None
+    r = max(sorted(worst.values(), key=lambda x: x["set"]), key=need)
+    return validation_power_sentence(r["set"], r["auroc"], r["n_id"], r["n_ood"], threshold, level, power)

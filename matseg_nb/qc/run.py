@@ -21,6 +21,7 @@ from matseg_nb.errors import UserError
 from matseg_nb.qc.core import QCModel, fit_qc
 from matseg_nb.qc.evaluate import detection_metrics, flag, verdict
 from matseg_nb.qc.features import PREDICTION_EXTRACTORS, FeatureContext, ImageItem, make_extractor, tile_boxes
+from matseg_nb.qc.power import readiness_power_sentence
 from matseg_nb.qc.results import ShiftCheck, ValidationResult
 from matseg_nb.qc.screening import tile_keys
 from matseg_nb.qc.shifts import parse_shift
@@ -398,8 +399,10 @@ def _validation(summary: dict, rows: list[dict], set_keys: dict, heldout: str, r
             checks.append(ShiftCheck(name, d, ci["auroc"], ci["low"], ci["high"], ci["n_id"], ci["n_ood"],
                                      hm["harm"], hm["iou_change"]))
             table.append({"set": name, "detector": d, "low": ci["low"], "n_id": ci["n_id"], "n_ood": ci["n_ood"],
-                          "harm": hm["harm"]})
+                          "harm": hm["harm"], "auroc": ci["auroc"]})
     verdict_, why = readiness(table, threshold, tuple(detectors))
+    if verdict_ == "insufficient evidence" and why.startswith("fewer than"):  # what would decide (qc/power.py)
+        why = "; ".join(filter(None, [why, readiness_power_sentence(table, threshold)]))
     return ValidationResult(verdict_, why, threshold, heldout, reference, checks, list(detectors))
 
 
