@@ -78,3 +78,14 @@ def test_qc_validation_reason_says_what_would_decide(tmp_path):
     reason = res.validation.reason
     assert reason.startswith(f"fewer than 10 images on a side for: {other}; {other}: AUROC"), reason
     assert "more held-out images" in reason or "no number of images" in reason, reason
+
+
+def test_screening_count_matches_the_batch_power_table():
+    from matseg_nb.qc.conformal import batch_power
+    from matseg_nb.qc.power import calibration_images_needed, screening_power_words
+
+    assert calibration_images_needed(4, 4) == 5  # 4 vs 4: 78%, 5 vs 4: 85% (docs/qc.md)
+    need = calibration_images_needed(3, 3)
+    assert batch_power(need, 3) >= 0.8 > batch_power(need - 1, 3)
+    assert screening_power_words(4, 4).startswith("1 more annotated image(s) not trained on (5 calibration images)")
+    assert "screen more new images together" in screening_power_words(4, 1)

@@ -20,6 +20,7 @@ from matseg_nb.errors import UserError
 from matseg_nb.qc.conformal import MIN_POWER, TARGET_POWER, batch_power, flag_count_test, reason
 from matseg_nb.qc.cross_conformal import cross_conformal_batch_test, cross_conformal_image_pvalues
 from matseg_nb.qc.features import ImageItem
+from matseg_nb.qc.power import screening_power_words
 from matseg_nb.qc.results import ImageScreen, ScreeningResult
 
 
@@ -115,9 +116,10 @@ def _verdict(test: dict, power: float, alpha: float, n_flag: int, m: int, n_cal:
         return "shifted", "", []
     if power < MIN_POWER or (power < TARGET_POWER and n_flag):
         return "too few images to tell", "", [f"no shift found, but {m} image(s) vs {n_cal} calibration images "
-                                              f"detect a strong shift only {100 * power:.0f}% of the time"]
+                                              f"detect a strong shift only {100 * power:.0f}% of the time; "
+                                              + screening_power_words(n_cal, m, alpha)]
     if power < TARGET_POWER:
         return "in distribution", "weak", [f"weak evidence: {m} image(s) vs {n_cal} calibration images detect a "
                                            f"strong shift {100 * power:.0f}% of the time (below "
-                                           f"{100 * TARGET_POWER:.0f}%)"]
+                                           f"{100 * TARGET_POWER:.0f}%); " + screening_power_words(n_cal, m, alpha)]
     return "in distribution", "strong", []

@@ -100,3 +100,26 @@ def readiness_power_sentence(rows: list[dict], threshold: float, level: float = 
         return None
     r = max(sorted(worst.values(), key=lambda x: x["set"]), key=need)
     return validation_power_sentence(r["set"], r["auroc"], r["n_id"], r["n_ood"], threshold, level, power)
+
+
+def calibration_images_needed(n_calibration: int, n_batch: int, level: float = 0.05, power: float = TARGET_POWER,
+                              largest: int = 200) -> int | None:
+    """The fewest calibration images with which the screening's batch test of ``n_batch`` new images detects a
+    strong shift with probability ``power`` (:func:`matseg_nb.qc.conformal.batch_power`); None above ``largest``."""
+    from matseg_nb.qc.conformal import batch_power
+
+    for n in range(max(1, n_calibration), largest + 1):
+        if batch_power(n, n_batch, level) >= power:
+            return n
+    return None
+
+
+def screening_power_words(n_calibration: int, n_batch: int, level: float = 0.05, power: float = TARGET_POWER) -> str:
+    """E.g. "1 more annotated image not trained on (5 calibration images) would give 80% power; with k-fold CV,
+    cross-conformal screening calibrates on every annotated image"."""
+    need = calibration_images_needed(n_calibration, n_batch, level, power)
+    if need is None:
+        return (f"with {n_batch} new image(s) no calibration set (up to 200 images) gives {100 * power:.0f}% power: "
+                "screen more new images together")
+    return (f"{need - n_calibration} more annotated image(s) not trained on ({need} calibration images) would give "
+            f"{100 * power:.0f}% power; with k-fold CV, cross-conformal screening calibrates on every annotated image")

@@ -29,6 +29,7 @@ from matseg_nb.qc.conformal import (
     reason,
 )
 from matseg_nb.qc.features import ImageItem
+from matseg_nb.qc.power import screening_power_words
 from matseg_nb.qc.results import ImageScreen, ScreeningResult
 
 DTYPE_FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0}
@@ -118,13 +119,15 @@ def screen_scores(calibration: Calibration, tile_scores: list[np.ndarray], names
                      f"{len(screened)} vs {n_cal} calibration images (power {power} against {shift_words})")
     elif test["evidence"] == "weak":
         extra.append(f"weak evidence: no shift found, but {len(screened)} image(s) vs {n_cal} calibration images "
-                     f"detect {shift_words} only {power} of the time (below {100 * TARGET_POWER:.0f}%)")
+                     f"detect {shift_words} only {power} of the time (below {100 * TARGET_POWER:.0f}%); "
+                     + screening_power_words(n_cal, len(screened), alpha))
     elif test["verdict"] == "too few images to tell" and test["p_value"] is None:
         extra.append(f"{len(screened)} image(s) vs {n_cal} calibration images: the batch test cannot reach "
                      f"p <= {alpha:g} (smallest possible p {test['smallest_possible_p']:.2g})")
     elif test["verdict"] == "too few images to tell":
         extra.append(f"no shift found, but {len(screened)} image(s) vs {n_cal} calibration images detect "
-                     f"{shift_words} only {power} of the time (below {100 * MIN_POWER:.0f}%)")
+                     f"{shift_words} only {power} of the time (below {100 * MIN_POWER:.0f}%); "
+                     + screening_power_words(n_cal, len(screened), alpha))
     return ScreeningResult(batch, images, alpha, n_flag, len(screened), test["verdict"], test["test"],
                            test["p_value"], flag_count_test(n_flag, len(screened), alpha), reference,
                            calibration_name, detector, n_cal, extra, test["power"], test["evidence"])
