@@ -457,6 +457,8 @@ class Sweep:
                 names = (run.dataset, Path(str(run.dataset)).name, job.get("dataset_slug"))
                 if dataset is not None and dataset not in names:
                     continue
+                if job.get("refit"):  # trained on every image: its validation score is on training images
+                    continue
                 if architecture is not None and f"{job.get('encoder')}+{job.get('decoder')}" != architecture:
                     continue
                 run.metrics()  # unreadable test metrics: not a candidate
@@ -470,14 +472,16 @@ class Sweep:
     def deployed_runs(self, dataset: str | None = None, architecture: str | None = None) -> list[Run]:
         """The run folders deployment uses for ``dataset`` (see :meth:`best_run` for how it is named).
 
-        Without cross-validation: ``[best_run(dataset, architecture)]``. With k-fold CV: the FOLD ENSEMBLE,
-        the k complete fold runs of one seed of the architecture with the highest mean per-image out-of-fold
-        IoU (``architecture`` fixes it, e.g. the comparison's pick); the seed is the one with the highest
-        mean out-of-fold IoU. The ensemble averages the k models' class probabilities
-        (``matseg_nb.models.ensemble.load_deployed_model``); docs/compare.md has the measurement that chose it
-        over a refit on all images. [] when nothing complete matches.
+        Without cross-validation: ``[best_run(dataset, architecture)]``. With k-fold CV the architecture is the
+        one with the highest mean per-image out-of-fold IoU (``architecture`` fixes it, e.g. the comparison's
+        pick) and the seed the one with the highest mean out-of-fold IoU; deployment uses that seed's REFIT
+        run (trained on the whole pool: ``[refit]``), which beat the fold ensemble on held-out images
+        (docs/compare.md, "Deployed model after CV"). Without a complete refit (an older sweep, or the refit
+        failed) it falls back to the FOLD ENSEMBLE: the k fold runs, whose class probabilities
+        ``matseg_nb.models.ensemble.load_deployed_model`` averages. [] when nothing complete matches.
         """
         groups: dict[tuple[str, int], list[tuple[Run, list[float]]]] = {}
+        refits: dict[tuple[str, int], Run] = {}
         for run in self.complete_runs():
             try:
                 job = run.job()
@@ -486,6 +490,9 @@ class Sweep:
                 if (dataset is not None and dataset not in names) or job.get("folds") is None:
                     continue
                 if architecture is not None and arch != architecture:
+                    continue
+                if job.get("refit"):
+                    refits[(arch, int(job.get("seed", 0)))] = run
                     continue
                 oof = [v["iou"] for v in run.per_image_foreground(oof=True).values() if v.get("iou") is not None]
             except RunFileError:
@@ -504,4 +511,6 @@ class Sweep:
         arch = max(sorted(by_arch), key=lambda a: mean(by_arch[a]))
         seeds = {seed: members for (a, seed), members in groups.items() if a == arch}
         seed = max(sorted(seeds), key=lambda s: mean([v for _, oof in seeds[s] for v in oof]))
+        if (arch, seed) in refits:
+            return [refits[(arch, seed)]]
         return sorted((run for run, _ in seeds[seed]), key=lambda r: r.job_id)

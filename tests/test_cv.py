@@ -49,12 +49,13 @@ def test_fold_job_ids_are_deterministic_and_holdout_ids_unchanged():
     cv = compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})))
     again = compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})))
     assert [j.job_id for j in cv] == [j.job_id for j in again]
-    assert len(cv) == 2 * 3 and [j.fold for j in cv[:3]] == [0, 1, 2]
-    assert all(f"__f{j.fold}of3__" in j.job_id for j in cv) and len({j.job_id for j in cv}) == 6
+    assert len(cv) == 2 * (3 + 1) and [j.fold for j in cv[:3]] == [0, 1, 2]  # 3 folds + the refit
+    assert all(f"__f{j.fold}of3__" in j.job_id for j in cv if not j.refit) and len({j.job_id for j in cv}) == 8
+    assert [j.refit for j in cv[:4]] == [False, False, False, True] and "__refitof3__" in cv[3].job_id
     holdout = compile_jobs(profile_from_dict(tiny_profile_dict()))
     explicit = compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": None})))
     assert [j.job_id for j in holdout] == [j.job_id for j in explicit]  # no CV: ids as before
-    assert profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})).grid_size() == 6
+    assert profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})).grid_size() == 8
     restored = type(cv[1]).from_dict(json.loads(json.dumps(cv[1].to_dict())))
     assert restored == cv[1]  # what papermill passes to the notebook
 
@@ -86,7 +87,7 @@ def test_bad_folds_are_one_line_errors_naming_the_field(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_resumes_mid_cv(tmp_path, monkeypatch):
-    """Fold 1 fails, folds 0 and 2 complete; the rerun starts only fold 1."""
+    """Fold 1 fails, folds 0 and 2 and the refit complete; the rerun starts only fold 1."""
     nb = make_fake_notebook(tmp_path / "fake.ipynb")
     profile = write_profile(tmp_path, tiny_profile_dict(model={"decoders": ["Unet"]}, evaluation={"folds": 3}))
     ids = [j.job_id for j in compile_jobs(load_profile(profile))]
@@ -94,12 +95,12 @@ def test_sweep_resumes_mid_cv(tmp_path, monkeypatch):
     monkeypatch.setenv(CONTROL_ENV, str(write_control(tmp_path / "c.json", counter,
                                                       jobs={"__f1of3__": {"raise": "boom"}})))
     assert main(["sweep", str(profile), "--out", str(out), "--notebook", str(nb), "--no-progress"]) == 1
-    assert [(out / i / "COMPLETE").exists() for i in ids] == [True, False, True]
+    assert [(out / i / "COMPLETE").exists() for i in ids] == [True, False, True, True]  # folds 0-2, refit
     monkeypatch.setenv(CONTROL_ENV, str(write_control(tmp_path / "c2.json", tmp_path / "counter2.txt")))
     assert main(["sweep", str(profile), "--out", str(out), "--notebook", str(nb), "--no-progress"]) == 0
     assert counted(tmp_path / "counter2.txt") == [ids[1]]
     assert all((out / i / "COMPLETE").exists() for i in ids)
-    assert len(counted(counter)) == 3
+    assert len(counted(counter)) == 4
 
 
 @pytest.mark.slow

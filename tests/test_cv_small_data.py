@@ -301,3 +301,32 @@ def test_report_answer_says_what_would_decide_and_the_protocol():
     holdout = DatasetAnswer("demo")
     _comparison(holdout, {**row, "scored_on": "test", "power": "", "unlearned": ""})
     assert "Holdout protocol: scored on the fixed test split only" in holdout.summary()
+
+
+def test_real_refit_trains_on_every_image_and_is_the_deployed_model(tmp_path):
+    """A real (tiny) 2-fold CV over all 5 images plus its refit: the refit trains on all 5, writes no
+    out-of-fold scores and no test scores (nothing is held out), compare leaves it out, and deployment
+    uses it."""
+    from _training_helpers import tiny_job
+
+    from matseg_nb.compare.runs import load_runs
+    from matseg_nb.runs import Sweep
+    from matseg_nb.sweep.marker import write_marker
+    from matseg_nb.training.runner import run_job
+    from matseg_nb.training.spec import as_job
+
+    folder = make_folder(tmp_path / "data", {"train": 3, "val": 1, "test": 1}, hw=(64, 64))
+    sweep = tmp_path / "sweep"
+    ids = {}
+    for fold in (0, 1, "refit"):
+        cv = {"refit": True} if fold == "refit" else {"fold": fold}
+        job = as_job({**tiny_job(folder, "Unet", max_epochs=1, steps_per_epoch=1), "folds": 2, "pool": "all", **cv})
+        metrics = run_job(job, sweep / job.job_id, threads=1, echo=None)
+        write_marker(sweep / job.job_id, job.job_id, "2026-01-01T00:00:00+00:00", 1.0)
+        ids[fold] = job.job_id
+    assert "__refitof2__" in ids["refit"] and metrics["cv"]["refit"] and metrics["cv"]["n_train"] == 5
+    assert not (sweep / ids["refit"] / "oof_per_image.csv").exists()
+    rs = load_runs([sweep])
+    assert ids["refit"] not in set(rs.runs["job_id"]) and len(rs.oof) == 5  # all 5 images out of fold once
+    assert [r.job_id for r in Sweep(sweep).deployed_runs()] == [ids["refit"]]
+    assert Sweep(sweep).best_run().job_id != ids["refit"]  # its validation images were training images

@@ -11,7 +11,8 @@ Two tables come out of :func:`load_runs`:
 - ``per_class``: one row per (complete job, scored image, class): ``job_id, image, class_id, class_name, iou,
   gt_fraction, split`` (``test``, or ``oof`` for cross-validation jobs), for naming classes no model learned.
 
-Cross-validation jobs (``metrics.json["cv"]``) carry ``fold`` (0..k-1) and ``folds`` (k); other jobs have
+Refit jobs of a CV sweep (``__refitof<k>__``: the deployed model, trained on the whole pool, nothing held
+out) are not compared and are left out. Cross-validation jobs (``metrics.json["cv"]``) carry ``fold`` (0..k-1) and ``folds`` (k); other jobs have
 fold -1, folds 0. ``protocol`` is ``holdout`` or ``k-fold CV``; ``val_iou`` is the selection score: the
 out-of-fold IoU (full images, the job's own fold) for CV jobs, the best-epoch validation IoU otherwise. When
 one dataset was run with several protocols, its rows are relabelled ``<dataset> [<protocol>]`` so that
@@ -163,6 +164,11 @@ def _per_class(job_dir: Path, job_id: str, cv: bool) -> pd.DataFrame:
     return out[PER_CLASS_COLUMNS]
 
 
+def is_refit(job_id: str, job: dict | None = None) -> bool:
+    """True for the refit job of a CV sweep (id part ``refitof<k>``, or ``refit`` in job.json)."""
+    return bool((job or {}).get("refit")) or any(re.fullmatch(r"refitof\d+", p) for p in job_id.split("__"))
+
+
 def _listed_jobs(sweep: Path) -> dict[str, dict]:
     """Jobs named by ``summary.json`` and ``sweep.json`` (``matseg_nb.runs.Sweep.listed``)."""
     return Sweep(sweep).listed()
@@ -183,6 +189,8 @@ def load_sweep(sweep: Path) -> tuple[list[dict], list[pd.DataFrame], list[pd.Dat
     for name in names:
         job_dir = sweep / name
         job = _provenance(job_dir)
+        if is_refit(name, job):
+            continue
         status, error = _status(job_dir, listed.get(name, {}))
         metrics = {}
         if status == "complete":

@@ -5,7 +5,9 @@ Order: dataset (as listed) x encoder x decoder x seed (x fold). Each job id is
 the sha256 of the canonical JSON of the job's *effective configuration*: everything that can change its
 results (dataset content, encoder, decoder, encoder weights, seed, the whole training section, the fold)
 and nothing else (task metrics and execution settings are excluded). With ``evaluation.folds = k`` there
-is one job per fold, ``...__s<seed>__f<fold>of<k>__<hash8>`` (fold 0..k-1); ids without CV are unchanged.
+is one job per fold, ``...__s<seed>__f<fold>of<k>__<hash8>`` (fold 0..k-1), plus one REFIT job
+``...__s<seed>__refitof<k>__<hash8>`` that trains on the whole pool: the model deployment uses (measured
+against the fold ensemble in docs/compare.md). Ids without CV are unchanged.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Job(BaseModel):
     fold: int | None = Field(default=None, ge=0, description="cross-validation fold validated on (0..folds-1)")
     folds: int | None = Field(default=None, ge=2, description="k of k-fold cross-validation; None = fixed splits")
     pool: str | None = Field(default=None, description="images CV pools: 'all' | 'train+val' (None = train+val)")
+    refit: bool = Field(default=False, description="with folds: train on the whole CV pool (the deployed model)")
     task: TaskConfig
     execution: ExecutionConfig
 
@@ -74,7 +77,8 @@ class Job(BaseModel):
             "seed": self.seed,
             **({"decoder_options": self.decoder_options} if self.decoder_options else {}),
             "training": self.training.model_dump(mode="json"),
-            **({"cv": {"fold": self.fold, "folds": self.folds, "rule": FOLD_RULES[self.pool or "train+val"]}}
+            **({"cv": {"fold": self.fold, "folds": self.folds, "rule": FOLD_RULES[self.pool or "train+val"],
+                       **({"refit": True} if self.refit else {})}}
                if self.folds else {}),
         }
 
@@ -83,7 +87,7 @@ class Job(BaseModel):
         return hashlib.sha256(canonical_json(self.effective_config()).encode("ascii")).hexdigest()
 
     def expected_id(self) -> str:
-        fold = f"__f{self.fold}of{self.folds}" if self.folds else ""
+        fold = (f"__refitof{self.folds}" if self.refit else f"__f{self.fold}of{self.folds}") if self.folds else ""
         return f"{self.dataset_slug}__{self.encoder}__{self.decoder}__s{self.seed}{fold}__{self.config_hash()[:8]}"
 
     def to_dict(self) -> dict:
@@ -92,6 +96,10 @@ class Job(BaseModel):
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> Job:
+        if self.refit:
+            if self.folds is None or self.fold is not None:
+                raise ValueError(f"expected a refit job with folds and no fold, found fold {self.fold}, folds {self.folds}")
+            return self
         if (self.fold is None) != (self.folds is None) or (self.folds and not 0 <= self.fold < self.folds):
             raise ValueError(f"expected fold 0..folds-1 with folds, found fold {self.fold}, folds {self.folds}")
         return self
@@ -106,7 +114,9 @@ class Job(BaseModel):
 
 
 def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed: int, ident, weights: str,
-           fold: int | None = None) -> Job:
+           fold: int | str | None = None) -> Job:
+    """One job; ``fold``: None (no CV), 0..k-1, or ``"refit"`` (the whole CV pool)."""
+    refit = fold == "refit"
     entry = profile.dataset[entry_index]
     fields = dict(
         job_id="",
@@ -126,9 +136,10 @@ def _build(profile: Profile, entry_index: int, encoder: str, decoder: str, seed:
         min_encoder_key_match=profile.model.min_encoder_key_match,
         decoder_options=dict(profile.model.decoder_options.get(decoder, {})),
         training=profile.training_for(entry_index),
-        fold=fold,
+        fold=None if refit else fold,
         folds=profile.evaluation.folds if fold is not None else None,
         pool=profile.evaluation.pool if fold is not None else None,
+        refit=refit,
         task=profile.task,
         execution=profile.execution,
     )
@@ -172,7 +183,7 @@ def compile_jobs(profile: Profile, base_dir: str | Path | None = None) -> list[J
                 problems.append(f"evaluation.folds: {problem} (dataset[{i}] {ident.ref})")
     if problems:
         raise UserError(*[prefix + p for p in problems])
-    fold_ids: list[int | None] = list(range(folds)) if folds else [None]
+    fold_ids: list[int | str | None] = [*range(folds), "refit"] if folds else [None]
     return [
         _build(profile, i, encoder, decoder, seed, ident, weights, fold)
         for i, ident in enumerate(identities)

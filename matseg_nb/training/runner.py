@@ -130,6 +130,19 @@ def cv_split(ds, fold: int, folds: int, normalization: str = "percentile",
     return _load_samples(ds, train, normalization), _load_samples(ds, val, normalization), info
 
 
+def refit_split(ds, folds: int, normalization: str = "percentile",
+                pool_name: str = "train+val") -> tuple[Split, Split, dict]:
+    """(train, val, info) of the refit after ``folds``-fold CV: train on the whole pool; "val" is the same
+    images (no held-out image is left: it only picks the checkpoint, on training images)."""
+    pool = cv_pool(ds.samples(), pool_name)
+    if not pool:
+        raise UserError(f"evaluation.pool: expected annotated images in {pool_name} of {ds.name}, found none")
+    train = _load_samples(ds, pool, normalization)
+    info = {"refit": True, "folds": folds, "rule": FOLD_RULES[pool_name], "pool": pool_name,
+            "train_groups": sorted({s.group for s in pool}), "val_groups": []}
+    return train, train, info
+
+
 def _evaluate(predictor, split: Split, num_classes: int, class_names: list[str], cfg: dict):
     """(predictions, metrics, per-image rows, latency) of ``split`` at full resolution (tiled)."""
     if not len(split):
@@ -167,7 +180,10 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     cv_info = None
     if spec.get("folds"):
         pool_name = spec.get("pool") or "train+val"
-        train, val, cv_info = cv_split(ds, int(spec["fold"]), int(spec["folds"]), norm, pool_name)
+        if spec.get("refit"):
+            train, val, cv_info = refit_split(ds, int(spec["folds"]), norm, pool_name)
+        else:
+            train, val, cv_info = cv_split(ds, int(spec["fold"]), int(spec["folds"]), norm, pool_name)
         # pool 'all': the test images are in the folds (scored out of fold), so nothing is left to test
         test = load_split(ds, "test", norm) if pool_name == "train+val" else Split([], [], [])
     else:
@@ -249,7 +265,9 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     for name, pred in zip(test.names, preds, strict=True):
         run.write_prediction(name, _png(pred))
     run.write_per_image(rows, PER_IMAGE_COLUMNS)
-    if cv_info is not None:  # out-of-fold: the fold's own images, scored by the model that never trained on them
+    if cv_info is not None and cv_info.get("refit"):
+        metrics["cv"] = {**cv_info, "n_train": len(train)}
+    elif cv_info is not None:  # out-of-fold: the fold's own images, scored by the model that never trained on them
         _, oof, oof_rows, _ = _evaluate(predictor, val, ds.num_classes, class_names, cfg)
         run.write_per_image(oof_rows, PER_IMAGE_COLUMNS, oof=True)
         metrics["cv"] = {**cv_info, "n_train": len(train), "n_val": len(val)}

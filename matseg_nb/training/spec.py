@@ -57,6 +57,7 @@ def as_job(job: Any):
                     min_encoder_key_match=float(job.get("min_encoder_key_match", 0.95)),
                     decoder_options=dict(job.get("decoder_options") or {}), training=training,
                     fold=job.get("fold"), folds=job.get("folds"), pool=job.get("pool"),
+                    refit=bool(job.get("refit", False)),
                     task=TaskConfig.model_validate(job.get("task") or {"objective": "ad-hoc training run"}),
                     execution=ExecutionConfig.model_validate(job.get("execution") or {}))
     except ValidationError as exc:
