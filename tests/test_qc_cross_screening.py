@@ -10,8 +10,9 @@ import pytest
 from _qc_helpers import blob_image
 
 from matseg_nb.errors import UserError
-from matseg_nb.qc.cross_screening import fold_groups, screen_folds
+from matseg_nb.qc.cross_screening import fold_groups, screen_folds, sibling_fold_runs
 from matseg_nb.qc.features import ImageItem
+from matseg_nb.runs import Run
 
 N, FOLDS = 10, 5
 
@@ -33,7 +34,7 @@ def fold_runs(tmp_path_factory):
         iio.imwrite(root / "data" / "masks" / "train" / f"im{i}.png", mask)
     runs = []
     for k in range(FOLDS):
-        run = root / f"run_f{k}of{FOLDS}"
+        run = root / "sweep" / f"tiny__u__s0__f{k}of{FOLDS}__{k:08x}"
         torch.manual_seed(k)
         save_model(smp.Unet("tu-test_resnet", encoder_weights=None, in_channels=1, classes=2), run / "model")
         (run / "job.json").write_text(json.dumps({"dataset": str(root / "data"), "normalization": "percentile",
@@ -42,6 +43,7 @@ def fold_runs(tmp_path_factory):
         (run / "metrics.json").write_text(json.dumps({"dataset_level": {}, "cv": {
             "fold": k, "folds": FOLDS, "val_groups": val,
             "train_groups": [f"im{i}" for i in range(N) if f"im{i}" not in val]}}))
+        Run(run).mark_complete("2026-01-01T00:00:00", 1.0)
         runs.append(run)
     return runs
 
@@ -68,9 +70,35 @@ def test_calibrates_on_every_annotated_image_and_catches_a_shift(fold_runs):
     assert shifted.batch_verdict == "shifted" and shifted.n_flagged == 4, shifted.headline()
 
 
+def test_cli_screens_against_the_sibling_folds(fold_runs, tmp_path):
+    import subprocess
+    import sys
+
+    assert sibling_fold_runs(fold_runs[2]) == fold_runs
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i, item in enumerate(_items(np.random.default_rng(2), stripes=True)):
+        iio.imwrite(folder / f"s{i}.png", np.clip(item.image[0], 0, 255).astype(np.uint8))
+    proc = subprocess.run([sys.executable, "-m", "matseg_nb", "qc", str(fold_runs[0]), "--new", str(folder),
+                           "--cross-conformal", "--extractors", "texture", "--tile", "64", "--tiles", "4",
+                           "--out", str(tmp_path / "qc")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "shifted" in proc.stdout and "10 calibration images in all" in proc.stdout, proc.stdout
+    written = json.loads((tmp_path / "qc" / "qc.json").read_text())
+    assert written["cross_conformal"] and len(written["fold_runs"]) == FOLDS
+
+
 def test_a_run_without_cv_is_one_line(tmp_path, fold_runs):
     (tmp_path / "metrics.json").write_text(json.dumps({"dataset_level": {}}))
     with pytest.raises(UserError, match="expected 'cv' with train_groups and val_groups"):
         fold_groups(tmp_path)
     with pytest.raises(UserError, match="expected the >= 2 fold runs"):
         screen_folds(fold_runs[:1], [])
+    with pytest.raises(UserError, match="expected a cross-validation fold run"):
+        sibling_fold_runs(tmp_path)
+    (fold_runs[4] / "COMPLETE").rename(fold_runs[4] / "COMPLETE.bak")
+    try:
+        with pytest.raises(UserError, match=r"found none complete for fold\(s\) 4"):
+            sibling_fold_runs(fold_runs[0])
+    finally:
+        (fold_runs[4] / "COMPLETE.bak").rename(fold_runs[4] / "COMPLETE")

@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--new", nargs="*", default=[], metavar="PATH",
                    help="screen new images: files, folders, dataset refs name[:split] or split:<name>")
     p.add_argument("--alpha", type=float, default=0.05, help="flag level for screening (default 0.05)")
+    p.add_argument("--cross-conformal", action="store_true",
+                   help="RUN is a k-fold CV run: screen against all its fold runs, each calibrated on its own "
+                        "held-out images (every annotated image calibrates; docs/qc.md)")
     p.add_argument("--calibration", default="val", metavar="SPLIT",
                    help="in-distribution images not trained on, for conformal p-values (default val)")
     p.add_argument("--validate", action="store_true",
@@ -56,6 +59,15 @@ def handler(args: argparse.Namespace) -> int:
         if args.run_dir is None:
             raise UserError("--new: expected a run folder (the model whose inputs are screened), found none")
         detector = "ocsvm" if "ocsvm" in args.detectors else args.detectors[0]  # see docs/qc.md: screening detector
+        if args.cross_conformal:
+            from matseg_nb.loop import QCSettings
+            from matseg_nb.qc.cross_screening import screen_run_folds
+
+            results = screen_run_folds(args.run_dir, args.new, args.out, args.alpha, QCSettings(
+                extractors=tuple(args.extractors), tile_size=args.tile, tiles_per_image=args.tiles), detector, args.k,
+                args.seed)
+            print("\n".join(r.summary() for r in results) + f"\nwrote {args.out}/qc.json")
+            return 0
         results = screen_run(args.run_dir, args.new, args.out, alpha=args.alpha, reference_split=args.reference,
                              calibration_split=args.calibration, extractors=tuple(args.extractors),
                              detector=detector, k=args.k, tile_size=args.tile, tiles_per_image=args.tiles,

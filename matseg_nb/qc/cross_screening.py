@@ -12,6 +12,7 @@ strong shift with N vs m images, else "too few images to tell".
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,58 @@ def fold_groups(run_dir: str | Path) -> tuple[list[str], list[str]]:
     if not isinstance(cv, dict) or not cv.get("val_groups") or not cv.get("train_groups"):
         raise UserError(f"{path}: expected 'cv' with train_groups and val_groups (a k-fold run), found {cv!r}")
     return [str(g) for g in cv["train_groups"]], [str(g) for g in cv["val_groups"]]
+
+
+#: a CV job id: <config>__f<fold>of<folds>__<hash8> (matseg_nb.profiles.jobs)
+FOLD_ID = re.compile(r"^(?P<config>.+)__f(?P<fold>\d+)of(?P<folds>\d+)__[0-9a-f]+$")
+
+
+def sibling_fold_runs(run_dir: str | Path) -> list[Path]:
+    """The complete fold runs of ``run_dir``'s cross-validation (itself included), from the job ids in its
+    sweep folder; UserError naming the folder when it is not a fold run or a fold is missing."""
+    from matseg_nb.runs import Run
+
+    run_dir = Path(run_dir)
+    m = FOLD_ID.match(run_dir.name)
+    if not m:
+        raise UserError(f"{run_dir}: expected a cross-validation fold run (job id ..__f<k>of<K>__<hash>), found "
+                        f"{run_dir.name}")
+    folds = int(m["folds"])
+    found = {}
+    for p in sorted(run_dir.parent.iterdir()):
+        q = FOLD_ID.match(p.name)
+        if q and q["config"] == m["config"] and int(q["folds"]) == folds and Run(p).is_complete:
+            found[int(q["fold"])] = p
+    missing = sorted(set(range(folds)) - set(found))
+    if missing:
+        raise UserError(f"{run_dir.parent}: expected the {folds} complete fold runs of {m['config']}, found none "
+                        f"complete for fold(s) {', '.join(map(str, missing))}")
+    return [found[k] for k in range(folds)]
+
+
+def screen_run_folds(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: float = 0.05,
+                     qc_settings=None, detector: str = "ocsvm", k: int = 5, seed: int = 0) -> list[ScreeningResult]:
+    """Cross-conformal screening of each ``new`` source (files, folders, dataset refs) against the fold runs of
+    ``run_dir``'s CV; writes ``out_dir/qc.json`` {"mode": "screening", "cross_conformal": true, "fold_runs",
+    "screening": [...]} like :func:`matseg_nb.qc.screening.screen_run`. Returns the results."""
+    from matseg_nb.atomic import atomic_write_json
+    from matseg_nb.qc.run import QCSession, _jsonable
+    from matseg_nb.qc.screening import load_new_images
+
+    if not new:
+        raise UserError("--new: expected at least one image file, folder or dataset ref, found none")
+    runs = sibling_fold_runs(run_dir)
+    ds = QCSession.open(runs[0]).ds
+    results = []
+    for ref in new:
+        items, notes = load_new_images(ref, ds.in_channels, ds)
+        res = screen_folds(runs, items, ref, alpha, qc_settings, detector, k, seed)
+        res.images += [ImageScreen(n, None, None, None, "not screened", note) for n, note in notes.items()]
+        results.append(res)
+    atomic_write_json(Path(out_dir) / "qc.json", _jsonable({
+        "mode": "screening", "cross_conformal": True, "run_dir": str(run_dir), "fold_runs": [str(r) for r in runs],
+        "alpha": alpha, "detector": detector, "screening": [r.to_json() for r in results]}))
+    return results
 
 
 def _fold_keys(run_dir: Path, pool: list[ImageItem], new: list[ImageItem], qc_settings, detector: str, k: int,
@@ -68,8 +121,8 @@ def screen_folds(fold_runs: list[str | Path], new: list[ImageItem], batch: str =
                  settings=None, detector: str = "ocsvm", k: int = 5, seed: int = 0) -> ScreeningResult:
     """Cross-conformal :class:`ScreeningResult` of ``new`` images against the ``fold_runs`` of one CV.
 
-    ``settings``: :class:`matseg_nb.loop.StageSettings` (its ``qc`` extractors and crops; default the named
-    stage settings). The calibration set is every fold's held-out images (``n_calibration_images`` = N)."""
+    ``settings``: :class:`matseg_nb.loop.StageSettings` or :class:`matseg_nb.loop.QCSettings` (extractors and
+    crops; default the named stage settings). The calibration set is every fold's held-out images (``n_calibration_images`` = N)."""
     from matseg_nb.loop import stage_settings
     from matseg_nb.qc.run import QCSession
     from matseg_nb.qc.sources import dataset_items
@@ -77,7 +130,8 @@ def screen_folds(fold_runs: list[str | Path], new: list[ImageItem], batch: str =
     runs = [Path(r) for r in fold_runs]
     if len(runs) < 2:
         raise UserError(f"cross-conformal screening: expected the >= 2 fold runs of a k-fold CV, found {len(runs)}")
-    qc_settings = (settings or stage_settings()).qc
+    settings = settings or stage_settings()
+    qc_settings = getattr(settings, "qc", settings)
     ds = QCSession.open(runs[0]).ds
     pool = [it for it in dataset_items(ds, None) if it.mask is not None]  # each fold picks its groups
     cal, scored = [], []
