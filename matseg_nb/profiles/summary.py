@@ -55,7 +55,7 @@ def summarize(profile: Profile, jobs: list[Job] | None = None) -> str:
     lines += [
         f"grid: {_plural(len(profile.dataset), 'dataset')} x {_plural(len(m.encoders), 'encoder')} x "
         f"{_plural(len(m.decoders), 'decoder')} x {_plural(len(profile.seeds), 'seed')}"
-        f"{f' x {profile.evaluation.folds} folds (cross-validation)' if profile.evaluation.folds else ''}"
+        f"{f' x ({profile.evaluation.folds} folds + 1 refit; cross-validation over {profile.evaluation.pool} images)' if profile.evaluation.folds else ''}"
         f" = {_plural(n_jobs, 'job')}",
         f"  encoders: {', '.join(m.encoders)} (weights: {m.encoder_weights})",
         f"  decoders: {', '.join(m.decoders)}",
