@@ -47,8 +47,11 @@ def test_sentence_for_a_perfect_separation_of_four_images():
     assert planning_auroc(1.0, 4, 4) == pytest.approx(16.5 / 17)
     s = validation_power_sentence("nasa-ebc1", 1.0, 4, 4, 0.9)
     need = images_needed(planning_auroc(1.0, 4, 4), 0.9)
-    assert f"about {need - 4} ({need} on a side) if the AUROC is 0.97" in s and "80% power" in s
-    assert "6 more held-out images (10 on a side) if the separation stays perfect" in s  # 0.9: n = 10 suffices
+    assert f"about {need} images on a side ({need - 4} more each) if the AUROC is 0.97" in s and "80% power" in s
+    assert "10 images on a side (6 more each) if the separation stays perfect" in s  # 0.9: n = 10 suffices
+    uneven = validation_power_sentence("ebc1", 1.0, 3, 3, 0.95)  # plans at 0.95 = the threshold
+    assert "(7 more each) if the separation stays perfect, no count if the AUROC is 0.95" in uneven
+    assert "(6 more held-out, 7 more ebc1)" in validation_power_sentence("ebc1", 1.0, 4, 3, 0.95)
     assert "enough images" in validation_power_sentence("x", 0.99, 60, 60, 0.7)
 
 

@@ -59,25 +59,35 @@ def validation_power_sentence(set_name: str, auroc: float | None, n_id: int, n_o
                               level: float = 0.95, power: float = TARGET_POWER) -> str:
     """One sentence: how many more held-out images would decide readiness on ``set_name`` at ``power``.
 
-    E.g. "x: AUROC 0.90 on 8 vs 8 images; about 12 more held-out images (20 on a side) at AUROC 0.89, for the
-    lower 95% bound to clear 0.7 with 80% power"."""
+    E.g. "x: AUROC 0.90 on 8 vs 8 images; about 20 images on a side (12 more each) at AUROC 0.89, for the
+    lower 95% bound to clear 0.7 with 80% power". A shifted copy of a held-out image adds one image to each
+    side, so for a shift "k more each" is k more held-out images."""
     if auroc is None or n_id == 0 or n_ood == 0:
         return f"{set_name}: no AUROC (a side has no images); held-out and {set_name} images are needed"
     plan = planning_auroc(auroc, n_id, n_ood)
-    have = min(n_id, n_ood)
     need = images_needed(plan, threshold, level, power)
     head = f"{set_name}: AUROC {auroc:.2f} on {n_id} vs {n_ood} images"
+    goal = f"for the lower {100 * level:.0f}% bound to clear {threshold:g} with {100 * power:.0f}% power"
+
+    def side(n: int) -> str:
+        """"N on a side (k more held-out, j more <set> images)"."""
+        if n - n_id == n - n_ood > 0:
+            return f"{n} images on a side ({n - n_id} more each)"
+        more = [f"{n - n_id} more held-out"] if n > n_id else []
+        more += [f"{n - n_ood} more {set_name}"] if n > n_ood else []
+        return f"{n} images on a side ({', '.join(more)})" if more else f"{n} images on a side"
+
+    perfect = perfect_separation_images(threshold, level) if auroc >= 1.0 else None
+    if perfect is not None and perfect > min(n_id, n_ood):
+        planned = (f"about {side(need)} if the AUROC is {plan:.2f}" if need is not None else
+                   f"no count if the AUROC is {plan:.2f} (half a discordant pair added)")
+        return f"{head}; {side(perfect)} if the separation stays perfect, {planned}, {goal}"
     if need is None:
         return (f"{head}; at AUROC {plan:.2f} no number of images puts the lower {100 * level:.0f}% bound above "
                 f"{threshold:g}: a detector that separates this set better is needed")
-    if need <= have:
+    if need <= min(n_id, n_ood):
         return f"{head}: enough images for {100 * power:.0f}% power at this threshold ({need} on a side)"
-    goal = f"for the lower {100 * level:.0f}% bound to clear {threshold:g} with {100 * power:.0f}% power"
-    perfect = perfect_separation_images(threshold, level) if auroc >= 1.0 else None
-    if perfect is not None and perfect > have:
-        return (f"{head}; {perfect - have} more held-out images ({perfect} on a side) if the separation stays "
-                f"perfect, about {need - have} ({need} on a side) if the AUROC is {plan:.2f}, {goal}")
-    return f"{head}; about {need - have} more held-out images ({need} on a side) at AUROC {plan:.2f}, {goal}"
+    return f"{head}; about {side(need)} at AUROC {plan:.2f}, {goal}"
 
 
 def readiness_power_sentence(rows: list[dict], threshold: float, level: float = 0.95, power: float = TARGET_POWER
