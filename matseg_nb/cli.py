@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "suggest",
     "init",
     "weights",
+    "segment",
 ]
 
 
