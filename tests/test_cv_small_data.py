@@ -50,8 +50,11 @@ def test_cv_paired_test_holds_its_level_on_ties(n, k):
     """Two tied architectures (mean difference 0): rejections at alpha = 0.05 stay <= 5% + 1.5 points."""
     rng = np.random.default_rng(n)
     draws, fold_of = _cv_draws(rng, 3000, n, k, 0.0, 0.05, fold_sd=0.03)
-    rate = np.mean([cv_paired_test(d, fold_of).p_value < 0.05 for d in draws])
+    results = [cv_paired_test(d, fold_of) for d in draws]
+    rate = np.mean([r.p_value < 0.05 for r in results])
     assert rate <= 0.065
+    # the 95% interval of the paired difference is the same test: it covers 0 exactly when p >= 0.05
+    assert all((r.ci_lo <= 0 <= r.ci_hi) == (r.p_value >= 0.05) for r in results)
 
 
 def test_cv_paired_test_has_power_against_a_planted_difference():

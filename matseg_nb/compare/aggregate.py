@@ -226,6 +226,7 @@ def best_table(rs: RunSet, cells: pd.DataFrame, alpha: float = 0.05) -> tuple[pd
             row.update(runner_up=second["arch"], runner_up_val_iou=second["val_iou"], runner_up_iou=runner_iou,
                        delta_iou=row["iou"] - runner_iou, test=res.method, n_images=res.n,
                        p_value=res.p_value, verdict=res.verdict,
+                       delta_interval=("—" if math.isnan(res.ci_lo) else f"[{res.ci_lo:.3f}, {res.ci_hi:.3f}]"),
                        # a fraction over one pair is 0 or 1, not a probability: n/a below 2 pairs
                        p_beats_runner_up=(prob_a_beats_b(sa[seeds].to_numpy(), sb[seeds].to_numpy())
                                           if len(seeds) >= MIN_PAIRED_RUNS else math.nan),

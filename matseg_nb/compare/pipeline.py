@@ -57,6 +57,7 @@ def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
         "Dice": best["dice"].map(fmt), "runner-up": best["runner_up"],
         "runner-up val IoU": best["runner_up_val_iou"].map(fmt),
         "runner-up test IoU": best["runner_up_iou"].map(fmt), "ΔIoU": best["delta_iou"].map(fmt),
+        "ΔIoU 95% CI (CV)": best["delta_interval"] if "delta_interval" in best else "—",
         "n img": best["n_images"], "p": p_text, "P(best > runner-up)": best["p_beats_runner_up"].map(fmt),
         "verdict": best["verdict"], "conclusion": best["winner"],
         "what would decide": best["power"].fillna("") if "power" in best else "",
@@ -119,7 +120,9 @@ class ComparisonResult:
                 continue
             lines.append(f"{r['dataset']}: best {r['arch']} (IoU {_num(r.get('iou'))}), runner-up "
                          f"{r.get('runner_up')} ({_num(r.get('runner_up_iou'))}); {r.get('winner')}")
-            lines.append(f"  scored on {r.get('scored_on')}, n = {r.get('n_images')}, p = {_num(r.get('p_value'), 2)}")
+            ci = r.get("delta_interval")
+            ci = f" (95% CI of the paired difference {ci}, Nadeau-Bengio)" if ci and ci != "—" else ""
+            lines.append(f"  scored on {r.get('scored_on')}, n = {r.get('n_images')}, p = {_num(r.get('p_value'), 2)}{ci}")
             if r.get("power"):
                 lines.append(f"  what would decide: {r['power']}")
         lines += [f"{u['dataset']}: {u['text']}" for u in self.unlearned]
@@ -228,7 +231,7 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
     keep = ["dataset", "arch", "protocol", "runs", "selected_on", "scored_on", "val_iou", "val_interval", "iou",
             "iou_interval", "runner_up", "runner_up_val_iou", "runner_up_iou", "n_images", "test", "p_value",
-            "verdict", "p_beats_runner_up", "winner", "power"]
+            "verdict", "p_beats_runner_up", "winner", "power", "delta_interval"]
     result = ComparisonResult(
         selected_on=summary["selected_on"], scored_on=summary["scored_on"], conclusion=note, context=context_text,
         mean_dataset_tau=stability["mean_kendall_tau"], mean_seed_tau=stability["mean_seed_tau"],

@@ -111,6 +111,9 @@ class PairedResult:
     mean_diff: float
     p_value: float
     verdict: str
+    #: 95% interval of the mean difference (the corrected CV test only; NaN otherwise)
+    ci_lo: float = math.nan
+    ci_hi: float = math.nan
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -271,7 +274,9 @@ def cv_paired_test(diff: np.ndarray, fold_of: np.ndarray, alpha: float = 0.05,
     if var <= 0 or np.allclose(d, 0.0):
         return PairedResult(method, n, mean_diff, 1.0, "not significant (identical)")
     p = min(1.0, n_pairs * float(2 * sstats.t.sf(abs(mean_diff) / math.sqrt(var), k - 1)))
-    return PairedResult(method, n, mean_diff, p, "significant" if p < alpha else "not significant")
+    half = float(sstats.t.ppf(0.975, k - 1) * math.sqrt(var))
+    return PairedResult(method, n, mean_diff, p, "significant" if p < alpha else "not significant",
+                        mean_diff - half, mean_diff + half)
 
 
 def cv_per_image_sd(diff: np.ndarray, fold_of: np.ndarray) -> float:
