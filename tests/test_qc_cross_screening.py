@@ -75,6 +75,9 @@ def test_cli_screens_against_the_sibling_folds(fold_runs, tmp_path):
     import sys
 
     assert sibling_fold_runs(fold_runs[2]) == fold_runs
+    refit = fold_runs[0].parent / f"tiny__u__s0__refitof{FOLDS}__deadbeef"
+    refit.mkdir(exist_ok=True)
+    assert sibling_fold_runs(refit) == fold_runs  # the deployed refit screens against the folds it came after
     folder = tmp_path / "new"
     folder.mkdir()
     for i, item in enumerate(_items(np.random.default_rng(2), stripes=True)):
@@ -102,3 +105,15 @@ def test_a_run_without_cv_is_one_line(tmp_path, fold_runs):
             sibling_fold_runs(fold_runs[0])
     finally:
         (fold_runs[4] / "COMPLETE.bak").rename(fold_runs[4] / "COMPLETE")
+
+
+def test_suggest_on_a_fold_run_calibrates_on_its_own_held_out_images(fold_runs, tmp_path):
+    from matseg_nb.loop import TINY_SETTINGS
+    from matseg_nb.suggest import suggest
+
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for i, item in enumerate(_items(np.random.default_rng(3))):
+        iio.imwrite(folder / f"n{i}.png", np.clip(item.image[0], 0, 255).astype(np.uint8))
+    res = suggest(fold_runs[1], [str(folder)], 2, tmp_path / "s", settings=TINY_SETTINGS)
+    assert res.calibration == "fold 1 held-out" and res.n_heldout == N // FOLDS and len(res.suggestions) == 2

@@ -145,3 +145,16 @@ def test_bad_weights_and_n_are_one_line(planted, tmp_path):
     with pytest.raises(UserError, match="--n: expected a positive"):
         suggest(planted[0], [str(planted[1])], 0, tmp_path / "o")
     assert not Path(tmp_path / "o").exists()
+
+
+def test_a_refit_on_every_image_is_one_line(planted, tmp_path):
+    """A refit on the whole CV pool has no held-out image to calibrate the signals on."""
+    import shutil
+
+    from matseg_nb.suggest import suggest
+
+    run = tmp_path / "refit"
+    shutil.copytree(planted[0], run)
+    (run / "metrics.json").write_text(json.dumps({"dataset_level": {}, "cv": {"refit": True, "folds": 5}}))
+    with pytest.raises(UserError, match="found a refit on every annotated image; pass one of its fold runs"):
+        suggest(run, [str(planted[1])], 3, tmp_path / "o")

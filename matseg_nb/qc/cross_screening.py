@@ -38,12 +38,14 @@ def fold_groups(run_dir: str | Path) -> tuple[list[str], list[str]]:
 
 
 #: a CV job id: <config>__f<fold>of<folds>__<hash8> (matseg_nb.profiles.jobs)
-FOLD_ID = re.compile(r"^(?P<config>.+)__f(?P<fold>\d+)of(?P<folds>\d+)__[0-9a-f]+$")
+#: (the refit on the whole pool: <config>__refitof<folds>__<hash8>; its folds are its siblings)
+FOLD_ID = re.compile(r"^(?P<config>.+)__(?:f(?P<fold>\d+)of|refitof)(?P<folds>\d+)__[0-9a-f]+$")
 
 
 def sibling_fold_runs(run_dir: str | Path) -> list[Path]:
-    """The complete fold runs of ``run_dir``'s cross-validation (itself included), from the job ids in its
-    sweep folder; UserError naming the folder when it is not a fold run or a fold is missing."""
+    """The complete fold runs of ``run_dir``'s cross-validation (itself included; for a refit run, the folds it
+    was refitted after), from the job ids in its sweep folder; UserError naming the folder when it is not a
+    CV run or a fold is missing."""
     from matseg_nb.runs import Run
 
     run_dir = Path(run_dir)
@@ -55,7 +57,8 @@ def sibling_fold_runs(run_dir: str | Path) -> list[Path]:
     found = {}
     for p in sorted(run_dir.parent.iterdir()):
         q = FOLD_ID.match(p.name)
-        if q and q["config"] == m["config"] and int(q["folds"]) == folds and Run(p).is_complete:
+        if q and q["fold"] is not None and q["config"] == m["config"] and int(q["folds"]) == folds \
+                and Run(p).is_complete:
             found[int(q["fold"])] = p
     missing = sorted(set(range(folds)) - set(found))
     if missing:

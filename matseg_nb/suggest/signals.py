@@ -62,6 +62,35 @@ def image_features(blocks: dict[str, np.ndarray], groups: np.ndarray, n_images: 
     return np.concatenate(cols, axis=1)
 
 
+def _split_images(session, reference_split: str) -> tuple[list[ImageItem], list[ImageItem], str, list[str]]:
+    """(reference, held-out, held-out name, notes): a CV fold run's own training and held-out groups
+    (``metrics.json["cv"]``), else the run's ``reference_split`` and its validation split (test when none).
+    A refit on the whole CV pool has no held-out image: UserError naming the fix."""
+    import json
+
+    from matseg_nb.qc.sources import dataset_items
+
+    cv = {}
+    if session.run_dir is not None:
+        try:
+            cv = json.loads((session.run_dir / "metrics.json").read_text(encoding="utf-8")).get("cv") or {}
+        except (OSError, ValueError, AttributeError):
+            cv = {}
+    if cv.get("refit"):
+        raise UserError(f"suggest {session.run_dir}: expected a run with held-out images, found a refit on every "
+                        "annotated image; pass one of its fold runs (..__f0of<k>__..)")
+    if cv.get("val_groups"):
+        pool = [it for it in dataset_items(session.ds, None) if it.mask is not None]
+        train, val = set(map(str, cv.get("train_groups") or [])), set(map(str, cv["val_groups"]))
+        return ([it for it in pool if str(it.meta.get("group")) in train],
+                [it for it in pool if str(it.meta.get("group")) in val], f"fold {cv.get('fold')} held-out", [])
+    heldout = session.items("val")
+    if heldout:
+        return session.items(reference_split), heldout, "val", []
+    return (session.items(reference_split), session.items("test"), "test",
+            ["no 'val' split: the test split is the calibration set"])
+
+
 def run_signals(session, candidates: list[ImageItem], qc_settings, detector: str = "ocsvm", k: int = 5,
                 seed: int = 0) -> Signals:
     """:class:`Signals` of ``candidates`` against the run of ``session`` (a :class:`matseg_nb.qc.run.QCSession`)."""
@@ -69,12 +98,7 @@ def run_signals(session, candidates: list[ImageItem], qc_settings, detector: str
     from matseg_nb.qc.core import fit_qc
     from matseg_nb.qc.screening import tile_keys
 
-    reference = session.items(qc_settings.reference_split)
-    cal_name, notes = "val", []
-    heldout = session.items("val")
-    if not heldout:
-        cal_name, heldout = "test", session.items("test")
-        notes.append("no 'val' split: the test split is the calibration set")
+    reference, heldout, cal_name, notes = _split_images(session, qc_settings.reference_split)
     if len(reference) < 2 or not heldout:
         raise UserError(f"suggest: expected >= 2 '{qc_settings.reference_split}' images and a validation or test "
                         f"split in {session.meta.get('dataset')}, found {len(reference)} and {len(heldout)}")
