@@ -128,7 +128,7 @@ def predict_mask(dm: DeployedModel, image_chw: np.ndarray, settings: SegmentSett
 
 
 def segment_one(dm: DeployedModel, image: InputImage, folder: SegmentFolder, settings: SegmentSettings,
-                length_unit: str, screener=None, timer: dict | None = None) -> ImageRecord:
+                length_unit: str, screener=None, timer: dict | None = None, qc_note: str = "") -> ImageRecord:
     """Segment one image and write its outputs, its record last. Never raises for a bad file: the record
     says ``not segmented: <reason>``."""
     from matseg_nb.data import read_image
@@ -160,7 +160,7 @@ def segment_one(dm: DeployedModel, image: InputImage, folder: SegmentFolder, set
     if screener is not None:
         rec.qc_p_value, rec.qc_flag, rec.qc_note = screener.p_value(img, image.name, image.path)
     else:
-        rec.qc_note = "not screened (QC off)" if not settings.qc else "not screened: no calibration set"
+        rec.qc_note = "not screened (QC off)" if not settings.qc else qc_note or "not screened"
     rec.status = SEGMENTED
     rec.seconds = round(time.perf_counter() - t0, 3)
     folder.write_record(rec)
@@ -192,11 +192,11 @@ def segment_chunk(model_ref: str, dataset: str | None, images: list[InputImage],
     dm = dm or resolve_model(model_ref, dataset, settings.device)
     from matseg_nb.segment.screen import open_screener
 
-    screener = open_screener(dm, settings) if settings.qc else None
+    screener, qc_note = open_screener(dm, settings) if settings.qc else (None, "")
     from tqdm.auto import tqdm
 
     for im in tqdm(todo, desc="segment", unit="image", disable=not progress):
-        rec = segment_one(dm, im, folder, settings, length_unit, screener)
+        rec = segment_one(dm, im, folder, settings, length_unit, screener, qc_note=qc_note)
         counts["segmented" if rec.segmented else "not_segmented"] += 1
     return counts
 

@@ -56,16 +56,16 @@ class ImageScreener:
         return float(im.p_value), bool(im.p_value <= self.alpha), im.reason
 
 
-def open_screener(dm: DeployedModel, settings) -> ImageScreener | None:
-    """An :class:`ImageScreener` for the model's calibration run, None when the model has none or the
-    QC screening entry is not available (each record then says why it was not screened)."""
+def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, str]:
+    """(an :class:`ImageScreener` for the model's calibration run, "") or (None, why not): the model has
+    no run folder, or the QC screening entry is not available. Records then say why they were not screened."""
     if dm.calibration_run is None:
-        return None
+        return None, "not screened: the model has no run folder with a calibration set"
     try:
         from matseg_nb.qc import RunScreener
     except ImportError:
-        return None
-    return ImageScreener(RunScreener.open(dm.calibration_run), settings.alpha)
+        return None, "not screened: matseg_nb.qc.RunScreener is not available in this version"
+    return ImageScreener(RunScreener.open(dm.calibration_run), settings.alpha), ""
 
 
 def batch_verdict(records: list[ImageRecord], alpha: float) -> dict[str, Any]:
