@@ -333,3 +333,14 @@ def test_real_refit_trains_on_every_image_and_is_the_deployed_model(tmp_path):
     assert ids["refit"] not in set(rs.runs["job_id"]) and len(rs.oof) == 5  # all 5 images out of fold once
     assert [r.job_id for r in Sweep(sweep).deployed_runs()] == [ids["refit"]]
     assert Sweep(sweep).best_run().job_id != ids["refit"]  # its validation images were training images
+
+
+def test_an_unfinished_refit_is_a_note_not_a_cell(tmp_path):
+    sweep = all_cv_sweep(tmp_path, 10, 5, unet=0.80, dlv3p=0.60)
+    broken = sweep / f"{DATASET}__resnet18__Unet__s0__refitof5__00000000"
+    broken.mkdir()
+    (broken / "error.json").write_text(json.dumps({"type": "RuntimeError", "message": "out of memory"}))
+    compare_sweeps([sweep], tmp_path / "out")
+    result = ComparisonResult.load(tmp_path / "out")
+    assert len(result.rows) == 1 and result.rows[0]["arch"] == "resnet18+Unet"
+    assert any(n.startswith(f"refit {broken.name} is failed") and "fold ensemble" in n for n in result.notes)

@@ -14,7 +14,7 @@ from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.compare import plots
 from matseg_nb.compare.aggregate import arch_labels, best_table, cell_table
 from matseg_nb.compare.classes import class_scores, unlearned_classes
-from matseg_nb.compare.runs import load_runs, mixed_protocols
+from matseg_nb.compare.runs import is_refit, load_runs, mixed_protocols
 from matseg_nb.compare.stats import context_verdict, rank_stability, seed_noise_ceiling
 from matseg_nb.compare.tables import fmt, to_markdown, write_table
 from matseg_nb.errors import UserError
@@ -132,6 +132,19 @@ class ComparisonResult:
                          for line in lines)
 
 
+def refit_notes(sweep_dirs: list[Path]) -> list[str]:
+    """One note per CV refit job (the deployed model; not compared) that is not complete."""
+    from matseg_nb.runs import Sweep
+
+    out = []
+    for sweep in sweep_dirs:
+        for job in Sweep(sweep).jobs():
+            if is_refit(job.job_id) and job.status != "complete":
+                out.append(f"refit {job.job_id} is {job.status}{f' ({job.error})' if job.error else ''}: "
+                           "deployment falls back to the fold ensemble")
+    return out
+
+
 def _num(value, digits: int = 3) -> str:
     """3 decimals (``digits`` significant figures below 3); n/a for None/NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -225,7 +238,8 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
         "sweeps": [str(p) for p in sweep_dirs], "n_jobs": len(rs.runs), "n_complete": len(rs.complete),
         "n_failed_or_incomplete": len(rs.failures), "rank_stability": stability,
         "selected_on": _selected_on(best.get("selected_on", pd.Series(dtype=str))),
-        "scored_on": _scored_on(best.get("scored_on", pd.Series(dtype=str))), "conclusion": note, "notes": mixed_protocols(rs.runs),
+        "scored_on": _scored_on(best.get("scored_on", pd.Series(dtype=str))), "conclusion": note,
+        "notes": mixed_protocols(rs.runs) + refit_notes([Path(p) for p in sweep_dirs]),
         "files": {k: v.name for k, v in paths.items()},
     }
     paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
