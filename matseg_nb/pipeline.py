@@ -145,8 +145,12 @@ def stage_compare(ctx: DemoContext) -> None:
 
     paths = compare_and_recommend([ctx.layout.sweep], ctx.layout.compare)
     ctx.results["compare"] = {k: str(v) for k, v in paths.items()}
-    if "best_table_md" in paths:  # the best architecture per dataset vs its runner-up
-        ctx.log(Path(paths["best_table_md"]).read_text().strip())
+    if "comparison_json" in paths:  # the answer per dataset in <= 100 columns; the full tables are files
+        from matseg_nb.compare.pipeline import ComparisonResult
+
+        ctx.log(ComparisonResult.load(Path(paths["comparison_json"]).parent).terminal(100))
+    if "best_table_md" in paths:
+        ctx.log(f"  best per dataset (full table): {paths['best_table_md']}")
     ctx.log(f"  comparison written to {ctx.out / 'compare'}")
 
 
