@@ -142,6 +142,8 @@ def test_bad_weights_and_n_are_one_line(planted, tmp_path):
 
     with pytest.raises(UserError, match="--weights: expected three"):
         parse_weights("1,2")
+    with pytest.raises(UserError, match="found no such file"):
+        suggest(planted[0], [str(tmp_path / "missing.png")], 3, tmp_path / "o")
     with pytest.raises(UserError, match="--n: expected a positive"):
         suggest(planted[0], [str(planted[1])], 0, tmp_path / "o")
     assert not Path(tmp_path / "o").exists()

@@ -82,6 +82,8 @@ def load_candidates(sources: list[str], channels: int, ds=None):
     items, origin, notes = [], {}, []
     for ref in sources:
         p = Path(ref)
+        if not p.exists() and ("/" in ref or p.suffix.lower() in IMAGE_EXT):
+            raise UserError(f"suggest {ref}: expected an image file, folder or dataset ref, found no such file")
         if p.is_dir() and not any(f.suffix.lower() in IMAGE_EXT for f in p.rglob("*") if f.is_file()) \
                 and not (p / "images").is_dir() and not any(p.glob("*.yaml")):
             raise UserError(f"suggest {ref}: expected image files ({', '.join(sorted(IMAGE_EXT))}), found none")
