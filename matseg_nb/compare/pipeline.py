@@ -14,6 +14,7 @@ from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.compare import plots
 from matseg_nb.compare.aggregate import arch_labels, best_table, cell_table
 from matseg_nb.compare.classes import class_scores, unlearned_classes
+from matseg_nb.compare.measurement import measurement_columns
 from matseg_nb.compare.runs import is_refit, load_runs, mixed_protocols
 from matseg_nb.compare.stats import context_verdict, rank_stability, seed_noise_ceiling
 from matseg_nb.compare.tables import fmt, to_markdown, write_table
@@ -35,6 +36,8 @@ def _pretty_cells(cells: pd.DataFrame) -> pd.DataFrame:
         "val IoU (selects)": cells["val_iou"].map(fmt), "val 95% CI (folds)": cells["val_interval"],
         "test IoU": cells["iou"].map(fmt), "test IoU/img [95% t-CI]": [
             _ci(m, iv) for m, iv in zip(cells["iou_img_mean"], cells["iou_interval"], strict=True)],
+        "area frac. |bias| (pp)": cells["af_abs_bias_pp"].map(fmt) if "af_abs_bias_pp" in cells else "—",
+        "measurement error (test)": cells["measurement_error"] if "measurement_error" in cells else "—",
         "Dice": cells["dice"].map(fmt), "wIoU": cells["wiou"].map(fmt),
         "wIoU (class freq.)": cells["wiou_class_freq"].map(fmt), "PA": cells["pixel_accuracy"].map(fmt),
         "epochs": cells["epochs_run"].map(lambda v: fmt(v, 1)),
@@ -54,6 +57,8 @@ def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
         "runs": best["runs"], "selected on": best["selected_on"], "scored on": best["scored_on"],
         "val IoU": best["val_iou"].map(fmt), "val 95% CI (folds)": best["val_interval"],
         "test IoU": best["iou"].map(fmt), "95% t-CI (IoU/img)": best["iou_interval"],
+        "area frac. |bias| (pp)": best["af_abs_bias_pp"].map(fmt) if "af_abs_bias_pp" in best else "—",
+        "measurement error (test)": best["measurement_error"].fillna("—") if "measurement_error" in best else "—",
         "Dice": best["dice"].map(fmt), "runner-up": best["runner_up"],
         "runner-up val IoU": best["runner_up_val_iou"].map(fmt),
         "runner-up test IoU": best["runner_up_iou"].map(fmt), "ΔIoU": best["delta_iou"].map(fmt),
@@ -182,8 +187,11 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     rs = load_runs([Path(p) for p in sweep_dirs])
     if rs.runs.empty:
         raise UserError(*(f"{p}: expected job folders or a summary.json listing jobs, found none" for p in sweep_dirs))
-    cells = cell_table(rs)
+    cells = measurement_columns(cell_table(rs), rs.runs)
     best, note = best_table(rs, cells, alpha=alpha)
+    if not best.empty and "arch" in best:  # the measurement error of the chosen cell, beside its IoU
+        best = best.merge(cells[["dataset", "arch", "af_abs_bias_pp", "measurement_error"]],
+                          on=["dataset", "arch"], how="left")
     arch_of_job = dict(zip(rs.runs["job_id"], arch_labels(rs.runs), strict=True))
     per_class = class_scores(rs.per_class, arch_of_job, dict(zip(rs.runs["job_id"], rs.runs["dataset"], strict=True)))
     unlearned = unlearned_classes(per_class)
@@ -203,7 +211,10 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
                "fewer than 3 folds: 'insufficient evidence'). test IoU = "
                "dataset-level (pooled pixels) test IoU, mean over seeds. IoU/img = mean per-image foreground "
                "test IoU (seed-averaged per image) with a 95% Student-t interval over images; fewer than 3 "
-               "images: 'insufficient evidence'. weights = encoder weights ('none' = trained from scratch).")
+               "images: 'insufficient evidence'. weights = encoder weights ('none' = trained from scratch). "
+               "measurement error = prediction - ground truth on the test images, mean over seeds: area "
+               "fraction (pp) and equivalent-diameter median (d50) per foreground class (matseg segment's "
+               "measurements); area frac. |bias| = the largest over foreground classes.")
     paths.update(write_table(cells, _pretty_cells(cells), out_dir, "complete_table",
                              caption="All encoder x decoder results per dataset.", note=ci_note))
     test_note = (f"Selected on: validation (highest mean validation IoU over seeds, or mean out-of-fold IoU "
@@ -245,7 +256,7 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
     paths["summary_json"] = atomic_write_json(out_dir / "summary.json", summary)
     keep = ["dataset", "arch", "protocol", "runs", "selected_on", "scored_on", "val_iou", "val_interval", "iou",
             "iou_interval", "runner_up", "runner_up_val_iou", "runner_up_iou", "n_images", "test", "p_value",
-            "verdict", "p_beats_runner_up", "winner", "power", "delta_interval"]
+            "verdict", "p_beats_runner_up", "winner", "power", "delta_interval", "af_abs_bias_pp", "measurement_error"]
     result = ComparisonResult(
         selected_on=summary["selected_on"], scored_on=summary["scored_on"], conclusion=note, context=context_text,
         mean_dataset_tau=stability["mean_kendall_tau"], mean_seed_tau=stability["mean_seed_tau"],
