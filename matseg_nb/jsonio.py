@@ -1,4 +1,7 @@
-"""One JSON round trip for the package's typed results and settings (dataclasses).
+"""One JSON reader and one JSON round trip for the package's typed results and settings (dataclasses).
+
+:func:`read_json` (None when absent or unreadable) and :func:`read_json_object` (None when absent, a
+one-line error when unreadable or not an object) are the package's only JSON file readers.
 
 ``class Foo(JsonRecord)`` on a dataclass gives ``to_dict()`` (JSON-ready: tuples become lists, nested
 dataclasses become dicts) and ``from_dict(data)`` (the inverse: lists become tuples where the field is a
@@ -9,9 +12,38 @@ files, missing keys take the field's default).
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import types
 import typing
 from typing import Any
+
+from matseg_nb.errors import UserError
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parsed JSON of ``path``; None when it is absent or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def read_json_object(path: str | os.PathLike, error: type[Exception] | None = None) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when absent; ``error`` (default ``matseg_nb.errors.UserError``)
+    with one line "expected a JSON object, found ..." when it is unreadable or not an object."""
+    error = error or UserError
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: expected a JSON object, found unreadable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 def _plain(value: Any) -> Any:

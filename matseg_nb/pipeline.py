@@ -92,7 +92,7 @@ def stage_data(ctx: DemoContext) -> None:
     from matseg_nb.data.preview import save_preview
     from matseg_nb.errors import UserError
 
-    out = ctx.out / "data"
+    out = ctx.layout.data
     summaries = {}
     opened, missing = [], []
     for entry in ctx.profile.dataset:  # open all first: one line per missing dataset, before any training
@@ -131,8 +131,8 @@ def stage_sweep(ctx: DemoContext) -> None:
     """Train and evaluate every job of the profile (papermill per job; resumes a killed sweep)."""
     from matseg_nb.sweep import format_status, run_sweep, sweep_status
 
-    summary = run_sweep(ctx.profile_path, ctx.out / "sweep")
-    ctx.log(format_status(sweep_status(ctx.out / "sweep")))
+    summary = run_sweep(ctx.profile_path, ctx.layout.sweep)
+    ctx.log(format_status(sweep_status(ctx.layout.sweep)))
     failed = [r.job_id for r in summary.jobs if r.status != "complete"]
     ctx.results["failed_jobs"] = failed
     if failed:
@@ -151,7 +151,7 @@ def stage_compare(ctx: DemoContext) -> None:
         ctx.log(ComparisonResult.load(Path(paths["comparison_json"]).parent).terminal(100))
     if "best_table_md" in paths:
         ctx.log(f"  best per dataset (full table): {paths['best_table_md']}")
-    ctx.log(f"  comparison written to {ctx.out / 'compare'}")
+    ctx.log(f"  comparison written to {ctx.layout.compare}")
 
 
 def best_run(sweep_dir: Path, dataset: str | None = None) -> Path | None:
@@ -166,7 +166,7 @@ def _qc_dataset(ctx: DemoContext) -> tuple[str, Path | None]:
     """The validation-selected run of the whole sweep and its dataset's name (``best_run``)."""
     from matseg_nb.runs import Run
 
-    run = best_run(ctx.out / "sweep")
+    run = best_run(ctx.layout.sweep)
     if run is None:
         return "", None
     from matseg_nb.data import open_dataset
@@ -191,17 +191,17 @@ def stage_qc(ctx: DemoContext) -> None:
             str((base / e.ref).resolve()) if (base / e.ref).exists() else e.ref  # folder refs: the profile's
             for e in ctx.profile.dataset}
     ctx.results["qc"] = {}
-    for name, run, res in qc_each_dataset(ctx.out / "sweep", refs, ctx.out / "qc", ctx.settings.qc):
+    for name, run, res in qc_each_dataset(ctx.layout.sweep, refs, ctx.layout.qc, ctx.settings.qc):
         if run is None:
             ctx.log(f"  {name}: no complete run, QC skipped")
             continue
-        ctx.results["qc"][name] = {"run": str(run), "out": str(ctx.out / "qc" / name),
+        ctx.results["qc"][name] = {"run": str(run), "out": str(ctx.layout.qc / name),
                                    "verdict": res.validation.verdict, "seconds": round(res.seconds["total"], 1)}
         ctx.log(format_qc(res))
+        from matseg_nb.jsonio import read_json
         from matseg_nb.report.answer import typicality_iou_words
-        from matseg_nb.report.collect import read_json
 
-        words = typicality_iou_words(read_json(ctx.out / "qc" / name / "qc.json") or {})
+        words = typicality_iou_words(read_json(ctx.layout.qc / name / "qc.json") or {})
         if words:
             ctx.log(f"  {words}")
 
@@ -213,24 +213,31 @@ def format_qc(res) -> str:
     return "\n".join("  " + ln for ln in res.summary().splitlines()) + f"\n  (QC took {res.seconds['total']:.0f} s)"
 
 
-def explain_input(ctx: DemoContext, crop: int | None = None) -> dict | None:
-    """What the explain stage explains: the first test image of the best model's dataset, as model input
-    cropped to its centre ``crop`` px (default ``ctx.settings.explain.crop``; None: the whole image at full
-    resolution), with its ground truth.
+def explain_input(ctx: DemoContext, crop: int | None = None, run: Path | None = None,
+                  image: str | Path | None = None) -> dict | None:
+    """What the explain stage explains: ``image`` (default: the first test image) of ``run``'s dataset
+    (default: the best model, :func:`best_run`), as model input cropped to its centre ``crop`` px (default
+    ``ctx.settings.explain.crop``; None: the whole image at full resolution), with its ground truth.
     Returns {run, sample, model, meta, image (C, S, S), gt (S, S), crop_yx_size [y0, x0, S]}; None without a
-    complete run."""
+    complete run. UserError when ``image`` is not a test or validation image of the dataset."""
     from matseg_nb.data import open_dataset
+    from matseg_nb.errors import UserError
     from matseg_nb.explain.pipeline import load_model_input
     from matseg_nb.models import load_run_model
-
-    crop = ctx.settings.explain.crop if crop is None else crop
-    name, run = _qc_dataset(ctx)
-    if run is None:
-        return None
     from matseg_nb.runs import Run
 
+    crop = ctx.settings.explain.crop if crop is None else crop
+    if run is None:
+        _name, run = _qc_dataset(ctx)
+    if run is None:
+        return None
     ds = open_dataset(Run(run).job()["dataset"], base_dir=ctx.profile.base_dir)  # a folder's name is no ref
-    sample = ds.samples("test")[0]
+    samples = ds.samples("test") or ds.samples("val")
+    if image is not None:
+        samples = [s for s in samples if Path(s.image).resolve() == Path(image).resolve()]
+        if not samples:
+            raise UserError(f"{image}: expected a test or validation image of {ds.name}, found another file")
+    sample = samples[0]
     model, meta = load_run_model(run)
     img = load_model_input(sample.image, meta)
     gt = ds.load_mask(sample)
@@ -245,24 +252,25 @@ def explain_input(ctx: DemoContext, crop: int | None = None) -> dict | None:
 
 
 def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None = None,
-                  stride: int | None = None, mask: str | Path | None = None) -> None:
+                  stride: int | None = None, mask: str | Path | None = None, run: Path | None = None,
+                  image: str | Path | None = None) -> None:
     """Counterfactual heatmap + faithfulness for one test image of the best model (:func:`explain_input`),
     with A = the ground truth's class boundaries (stated as such in the annotation's JSON) or the user's
     annotation PNG ``mask`` (drawn on the same crop, e.g. with :func:`explain_painter`), on a ``crop`` px centre
     crop so the demo stays within minutes on a CPU. ``crop``/``window``/``stride`` (px) default to
-    ``ctx.settings.explain``."""
+    ``ctx.settings.explain``; ``run``/``image``: another run and test image (the dashboard's choice)."""
     from matseg_nb.explain.annotation import save_boundary_annotation
     from matseg_nb.explain.pipeline import explain_image
 
     window = ctx.settings.explain.window if window is None else window
     stride = ctx.settings.explain.stride if stride is None else stride
-    inp = explain_input(ctx, crop)
+    inp = explain_input(ctx, crop, run=run, image=image)
     if inp is None:
         ctx.log("  no complete run: explanation skipped")
         return
     run, sample, crop_yx = inp["run"], inp["sample"], inp["crop_yx_size"]
     settings = ctx.settings.explain
-    out = ctx.out / "explain"
+    out = ctx.layout.explain
     width = settings.boundary_width
     mask_png = Path(mask) if mask else save_boundary_annotation(inp["gt"], out / "annotation.png", sample.image, width)
     source = None if mask else f"ground-truth class boundaries ({width} px) of the test image, not an expert drawing"
@@ -297,7 +305,7 @@ def stage_report(ctx: DemoContext) -> None:
     """One self-contained HTML report plus report.json of everything above."""
     from matseg_nb.report import build_report
 
-    html, js = build_report(ctx.out / "sweep", ctx.out / "report.html")
+    html, js = build_report(ctx.layout.sweep, ctx.layout.report_html)
     ctx.results["report"] = {"html": str(html), "json": str(js)}
     ctx.log(f"report: {html}\nfacts:  {js}")
 

@@ -1,7 +1,7 @@
 """Browser walk of the Voilà dashboard (headless Debian chromium, Voilà on a free loopback port).
 
 load -> add images (a bad upload named, then a good one checked and picked) -> refuse a path outside the workspace -> change a profile field -> save -> start a tiny sweep
--> see the status table (live epoch) -> compare table -> QC in the background, found again after a reload -> draw a stroke on the canvas -> see the heatmap ->
+-> see the status table (live epoch) -> compare table and the same recommendation as ``matseg demo`` -> QC in the background, found again after a reload -> draw a stroke on the canvas -> see the heatmap ->
 build the report. Screenshots go to ``tests/artifacts/dashboard_*.png``. External requests
 (Voilà's CDN font) are aborted, so the walk needs no network.
 """
@@ -55,8 +55,9 @@ def voila(tmp_path):
     port = free_port()
     log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
     token = new_token()
+    env = dict(dashboard_env(ws, token), MATSEG_NB_STAGE_SETTINGS="tiny")  # every route of the loop: tiny stages
     proc = subprocess.Popen(voila_command(port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env=dashboard_env(ws, token), start_new_session=True)
+                            env=env, start_new_session=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -120,6 +121,31 @@ def upload(page, css: str, paths: list[Path]) -> None:
         page.click(css)
     chooser.value.set_files([str(p) for p in paths])
     page.wait_for_timeout(500)
+
+
+def demo_recommendation(run: Path, out: Path) -> str:
+    """The recommendation sentence of ``matseg demo``'s compare stage on a copy of the dashboard's sweep,
+    in the words the dashboard shows (``widgets.dashboard_app.recommendation_html``)."""
+    import shutil
+
+    from matseg_nb.pipeline import run_demo
+    from matseg_nb.widgets.dashboard_app import recommendation_html
+
+    shutil.copytree(run / "sweep", out / "sweep")
+    run_demo(run / "profile.json", out, stages=["compare"], log=lambda _line: None)
+    rec = json.loads((out / "compare" / "recommendation.json").read_text())
+    html = recommendation_html([rec])
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        text = ""
+
+        def handle_data(self, data):
+            self.text += data
+
+    parser = _Text()
+    parser.feed(html)
+    return parser.text
 
 
 def test_dashboard_walk(voila, tmp_path):
@@ -196,6 +222,8 @@ def test_dashboard_walk(voila, tmp_path):
             page.click(".matseg-compare-run")
             page.locator(".matseg-compare-table").first.wait_for(timeout=300_000)
             assert "Unet" in page.locator(".matseg-compare-output").inner_text()
+            shown = page.locator(".matseg-recommendation").first.inner_text()
+            assert shown == demo_recommendation(ws / "runs" / "walk", tmp_folder / "demo"), shown
             shot(page, "5_compare")
 
             # QC runs in a background process: reload the page while it runs, pick the run, see the verdict
@@ -229,6 +257,7 @@ def test_dashboard_walk(voila, tmp_path):
             page.click(".matseg-explain-run")
             page.locator(".matseg-heatmap").first.wait_for(timeout=EXPLAIN_MS)
             assert (ws / "runs" / "walk" / "explain" / "heatmap.npy").exists()
+            assert json.loads((ws / "runs" / "walk" / "explain" / "explain.json").read_text())  # the demo's files
             shot(page, "7_heatmap")
 
             # the report download link

@@ -136,7 +136,8 @@ def test_start_sweep_launches_a_detached_argument_list(tmp_path, monkeypatch):
 
 def test_no_eval_exec_or_shell_in_the_dashboard():
     for path in (REPO / "matseg_nb" / "widgets" / "dashboard_app.py", REPO / "matseg_nb" / "widgets" / "profile_editor.py",
-                 REPO / "matseg_nb" / "commands" / "dashboard.py"):
+                 REPO / "matseg_nb" / "commands" / "dashboard.py", REPO / "matseg_nb" / "dashboard" / "actions.py",
+                 REPO / "matseg_nb" / "dashboard" / "background.py"):
         text = path.read_text()
         for banned in ("eval(", "exec(", "shell=True", "os.system"):
             assert banned not in text, (path.name, banned)
@@ -188,6 +189,9 @@ def test_analysis_tabs_show_their_folders(tmp_path):
     qc.mkdir()
     (comp / "best_table.csv").write_text("dataset,encoder,decoder,iou\nnasa-super1,tu-test_resnet,Unet,0.51234\n")
     write_png(comp / "heatmap_iou.png")
+    (comp / "recommendation.json").write_text(json.dumps({"dataset": "nasa-super1", "confidence": "low",
+                                                         "confidence_reason": "one run",
+                                                         "ranked": [{"arch": "tu-test_resnet+Unet"}]}))
     _write_dataset_qc(qc / "nasa-super1")
     write_png(qc / "nasa-super1" / "roc.png")
     app.compare.show(comp)
@@ -195,6 +199,7 @@ def test_analysis_tabs_show_their_folders(tmp_path):
     html = "".join(c.value for c in app.compare.output.children if hasattr(c, "value") and isinstance(c.value, str))
     assert "matseg-compare-table" in html and "0.5123" in html and "runs/starter/compare" in app.compare.message.value
     assert any(getattr(c, "format", "") == "png" for c in app.compare.output.children)
+    assert "Recommended for nasa-super1: <b>tu-test_resnet+Unet</b> (confidence low" in html
     (run / "qc.state.json").write_text(json.dumps({"state": "done", "pid": 1, "out": str(qc), "elapsed_s": 3}))
     app.run.current_run = run
     app.quality.follow()
@@ -241,28 +246,50 @@ def test_run_tab_follows_an_existing_sweep_folder(tmp_path):
     app.run.current_run = None  # stop the poller
 
 
-def test_qc_button_runs_one_qc_per_dataset_on_its_validation_selected_run(tmp_path, monkeypatch):
-    """As the demo's QC stage: each dataset's best-validation run, the other datasets as new images / OOD."""
+def test_analyses_are_the_demo_stages_on_the_run_layout(tmp_path, monkeypatch):
+    """One route: compare, QC, explain and report are ``matseg_nb.pipeline``'s stage functions on the loop
+    context of ``runs/<name>`` (its recorded profile, its LoopLayout, the loop's stage settings)."""
     from _sweep_helpers import write_fake_run
 
-    import matseg_nb.qc.dataset_qc as dataset_qc
-    from matseg_nb.widgets.dashboard_app import DashboardState
+    import matseg_nb.pipeline as pipeline
+    from matseg_nb.dashboard.actions import ANALYSES, DashboardState
+    from matseg_nb.loop import LoopLayout, stage_settings
 
     st = DashboardState(tmp_path / "ws")
-    run = st.workspace / "runs" / "two"
-    sweep = run / "sweep"
-    for job, ds, val in (("a1", "nasa-super1", 0.7), ("a2", "nasa-super1", 0.4), ("b1", "nasa-ebc1", 0.3)):
-        write_fake_run(sweep, job, dataset=ds, val_iou=val)
+    sweep = st.workspace / "runs" / "starter" / "sweep"
+    write_fake_run(sweep, "a1", val_iou=0.7)
+    (sweep.parent / "profile.json").write_text((st.workspace / "profiles" / "starter.json").read_text())
     calls = []
-
-    class _Res:
-        def summary(self):
-            return "QC summary"
-
-    monkeypatch.setattr(dataset_qc, "qc_dataset",
-                        lambda chosen, others, out, settings: calls.append((Path(chosen).name, others, out)) or _Res())
-    assert st.qc(run) == run / "qc"
-    assert sorted(calls) == [("a1", ["nasa-ebc1"], run / "qc" / "nasa-super1"),
-                             ("b1", ["nasa-super1"], run / "qc" / "nasa-ebc1")]
+    for name in ("stage_compare", "stage_qc", "stage_explain", "stage_report"):
+        monkeypatch.setattr(pipeline, name, lambda ctx, _n=name, **kw: calls.append((_n, ctx, kw)))
+    run = sweep.parent
+    assert ANALYSES["compare"](st, run) == LoopLayout(run).compare
+    assert ANALYSES["qc"](st, run) == LoopLayout(run).qc
+    assert ANALYSES["explain"](st, run, job_dir=sweep / "a1", image_path=Path("x.png"),
+                               mask_png=run / "explain" / "A.png") == LoopLayout(run).explain
+    assert st.report(run) == LoopLayout(run).report_html
+    assert [c[0] for c in calls] == ["stage_compare", "stage_qc", "stage_explain", "stage_report"]
+    for _name, ctx, _kw in calls:
+        assert ctx.layout == LoopLayout(run.resolve()) and ctx.settings == stage_settings()
+        assert ctx.profile_path == (run / "profile.json").resolve()
+    assert calls[2][2] == {"mask": run / "explain" / "A.png", "run": sweep / "a1", "image": Path("x.png")}
+    empty = st.workspace / "runs" / "none"
+    empty.mkdir()
+    (empty / "profile.json").write_text((run / "profile.json").read_text())
     with pytest.raises(UserError, match="expected a complete job"):
-        st.qc(st.workspace / "runs" / "none")
+        st.qc(empty)
+
+
+def test_a_sweep_started_elsewhere_takes_the_profile_its_sweep_json_records(tmp_path):
+    from matseg_nb.dashboard.actions import DashboardState
+
+    st = DashboardState(tmp_path / "ws")
+    run = st.workspace / "runs" / "other"
+    (run / "sweep").mkdir(parents=True)
+    with pytest.raises(UserError, match="expected a sweep started from a profile"):
+        st.loop(run)
+    profile = json.loads((st.workspace / "profiles" / "starter.json").read_text())
+    (run / "sweep" / "sweep.json").write_text(json.dumps({"profile": profile, "job_ids": []}))
+    assert st.loop(run).profile.name == "starter"
+    with pytest.raises(UserError, match="outside"):
+        st.loop(st.workspace / ".." / "x")

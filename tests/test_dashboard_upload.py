@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from matseg_nb.dashboard.uploads import UploadedFile, add_uploaded_dataset, list_uploaded_datasets
 from matseg_nb.errors import UserError
-from matseg_nb.widgets.uploads import UploadedFile, add_uploaded_dataset, list_uploaded_datasets
 
 
 def png(array: np.ndarray) -> bytes:

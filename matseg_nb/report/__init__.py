@@ -26,9 +26,12 @@ ANALYSES = ("compare", "qc", "explain", "data")
 
 
 def default_analysis_dirs(sweep_dir: str | os.PathLike) -> dict[str, Path]:
-    """``{"compare": <sweep>/../compare, "qc": ..., "explain": ..., "data": ...}`` (may not exist)."""
-    root = Path(sweep_dir).resolve().parent
-    return {name: root / name for name in ANALYSES}
+    """``{"compare": <sweep>/../compare, "qc": ..., "explain": ..., "data": ...}`` (may not exist): the
+    folders of the loop's ``matseg_nb.loop.LoopLayout`` whose ``sweep`` is ``sweep_dir``."""
+    from matseg_nb.loop import LoopLayout
+
+    layout = LoopLayout.from_sweep(Path(sweep_dir).resolve())
+    return {name: getattr(layout, name) for name in ANALYSES}
 
 
 def build_report(

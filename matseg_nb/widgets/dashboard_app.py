@@ -1,52 +1,42 @@
 """Voilà dashboard: tabs Configure / Run / Compare / Quality / Explain over one workspace folder.
 
-:class:`DashboardState` holds everything that is not a widget (workspace, chosen profile, sweep
-process, analysis calls) so it can be tested without a browser; :class:`DashboardApp` is the view.
+The view only: what the buttons do lives in :class:`matseg_nb.dashboard.actions.DashboardState` (workspace,
+profiles, the detached sweep, the analyses, each the demo's stage function on the run's
+:class:`~matseg_nb.loop.LoopLayout`), testable without a browser. :class:`DashboardApp` builds one view per
+entry of :data:`TAB_REGISTRY`.
 
-Workspace layout::
-
-    <ws>/profiles/<name>.json          profiles (a tiny one is created on first start)
-    <ws>/runs/<profile name>/sweep/    the sweep (detached process, survives the page)
-    <ws>/runs/<profile name>/{compare,qc,explain}/, report.html, report.json
-
-Every path typed in the dashboard goes through :func:`resolve_in_workspace`; nothing typed is ever
-executed (the sweep is started with an argument list, no shell).
+Adding a tab (e.g. "Segment"): write a class ``MyTab(app)`` with a ``widget`` attribute (and, if it follows
+a background analysis, ``follow()``; :class:`_AnalysisTab` gives button + state + polling, a subclass sets
+``title``/``css``/``kind`` and writes ``show(out)``), put its non-widget action in
+``matseg_nb.dashboard.actions`` (``ANALYSES`` for background ones), and append
+``TabSpec("segment", "Segment", MyTab)`` to :data:`TAB_REGISTRY`; the app exposes it as ``app.segment``.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
-from matseg_nb.atomic import atomic_write_json, atomic_write_text
-from matseg_nb.errors import UserError
-from matseg_nb.report.workspace import resolve_in_workspace
-from matseg_nb.widgets.profile_editor import (
-    ProfileEditor,
-    ProfileEditorModel,
-    manifest_choices,
-    starter_profile,
+from matseg_nb.dashboard.actions import (  # noqa: F401 - DashboardState is re-exported for the page's users
+    DashboardState,
+    error_text,
+    job_progress,
+    recommendations,
 )
-from matseg_nb.widgets.uploads import UploadedFile, UploadResult, add_uploaded_dataset, list_uploaded_datasets
+from matseg_nb.dashboard.uploads import UploadedFile, UploadResult
+from matseg_nb.errors import UserError
+from matseg_nb.widgets.profile_editor import ProfileEditor, ProfileEditorModel
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-WORKSPACE_ENV = "MATSEG_WORKSPACE"
 #: seconds between sweep status polls
 POLL_S = 2.0
-#: explanation settings used by the dashboard (fast on CPU: locations only near A)
-EXPLAIN_KW = {"kernel": "blur", "window": 16, "stride": 16, "region_dilation": 8}
-TABS = ("Configure", "Run", "Compare", "Quality", "Explain")
 
 
 def esc(text: Any) -> str:
@@ -73,225 +63,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-# ------------------------------------------------------------------------------------------------ state
-
-
-class DashboardState:
-    """Non-widget state and actions of the dashboard, confined to ``workspace``."""
-
-    def __init__(self, workspace: str | os.PathLike | None = None) -> None:
-        ws = workspace or os.environ.get(WORKSPACE_ENV) or "workspace"
-        self.workspace = Path(ws).expanduser().resolve()
-        (self.workspace / "profiles").mkdir(parents=True, exist_ok=True)
-        (self.workspace / "runs").mkdir(parents=True, exist_ok=True)
-        if not any((self.workspace / "profiles").glob("*.json")):
-            atomic_write_text(self.workspace / "profiles" / "starter.json", json.dumps(starter_profile(), indent=2))
-        self.profile_path: Path | None = None
-        self.process: subprocess.Popen | None = None
-        self.analyses: dict[str, subprocess.Popen] = {}
-
-    # -- paths ----------------------------------------------------------------------------------
-    def resolve(self, user_path: str) -> Path:
-        """Workspace-confined absolute path (UserError when it escapes)."""
-        return resolve_in_workspace(self.workspace, user_path)
-
-    def relative(self, path: Path) -> str:
-        return str(Path(path).resolve().relative_to(self.workspace))
-
-    def list_profiles(self) -> list[str]:
-        return sorted(self.relative(p) for p in (self.workspace / "profiles").glob("*.json"))
-
-    def dataset_choices(self) -> list[str]:
-        """Datasets the profile editor offers: shipped manifests, then folders added with "Add images"."""
-        return [*manifest_choices(), *(str(p) for p in list_uploaded_datasets(self.workspace))]
-
-    def add_images(self, name: str, images: list[UploadedFile], masks: list[UploadedFile]) -> UploadResult:
-        """Check uploaded images + masks and add them as ``<ws>/datasets/<name>`` (see ``widgets.uploads``)."""
-        return add_uploaded_dataset(self.workspace, name, images, masks)
-
-    def list_runs(self) -> list[str]:
-        return sorted(self.relative(p.parent) for p in (self.workspace / "runs").glob("*/sweep"))
-
-    def run_dir_for(self, profile_path: Path) -> Path:
-        """``<ws>/runs/<profile name>`` (the name inside the profile, else the file stem)."""
-        try:
-            name = json.loads(Path(profile_path).read_text()).get("name") or Path(profile_path).stem
-        except (OSError, ValueError, AttributeError):
-            name = Path(profile_path).stem
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "run"
-        return self.workspace / "runs" / safe
-
-    # -- sweep ----------------------------------------------------------------------------------
-    def start_sweep(self, profile_rel: str) -> Path:
-        """Start ``matseg sweep`` on a workspace profile as a detached process; returns the sweep folder.
-
-        The process gets its own session (closing the page or the kernel does not stop it) and logs
-        to ``<run>/sweep.log``.
-        """
-        profile = self.resolve(profile_rel)
-        if not profile.is_file():
-            raise UserError(f"profile {profile_rel}: expected a JSON file in the workspace, found nothing there")
-        from matseg_nb.profiles import load_profile
-
-        load_profile(profile)  # refuse an invalid profile before starting anything
-        run = self.run_dir_for(profile)
-        sweep = run / "sweep"
-        if self.sweep_running(sweep):
-            raise UserError(f"sweep {self.relative(sweep)}: expected no sweep running there, found one running")
-        run.mkdir(parents=True, exist_ok=True)
-        log = open(run / "sweep.log", "ab")  # noqa: SIM115 - handed to the child process
-        cmd = [sys.executable, "-m", "matseg_nb.cli", "sweep", str(profile), "--out", str(sweep), "--no-progress"]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-        log.close()
-        atomic_write_text(run / "sweep.pid", str(self.process.pid))
-        return sweep
-
-    def sweep_running(self, sweep: Path) -> bool:
-        pid_file = sweep.parent / "sweep.pid"
-        if self.process is not None and self.process.poll() is None:
-            return True
-        try:
-            os.kill(int(pid_file.read_text()), 0)
-        except (OSError, ValueError):
-            return False
-        return True
-
-    def status(self, sweep: Path) -> dict | None:
-        """``matseg_nb.sweep.sweep_status`` of ``sweep`` or None before the sweep wrote its files."""
-        from matseg_nb.sweep import sweep_status
-
-        try:
-            return sweep_status(sweep)
-        except UserError:
-            return None
-
-    def complete_jobs(self, sweep: Path) -> list[Path]:
-        from matseg_nb.runs import Sweep
-
-        return [run.path for run in Sweep(sweep).complete_runs()]
-
-    # -- analyses -------------------------------------------------------------------------------
-    def start_analysis(self, kind: str, run: Path, **paths: Path | str) -> dict:
-        """Start ``compare``/``qc``/``explain`` of ``run`` in a detached process (see ``widgets.background``).
-
-        Like the sweep it has its own session, so closing the page does not stop it; a second start
-        while one runs is refused. Returns the recorded state.
-        """
-        from matseg_nb.widgets import background as bg
-
-        run = self.resolve(str(run))
-        if (bg.read_state(run, kind) or {}).get("state") == "running":
-            raise UserError(f"{kind} of {self.relative(run)}: expected none running, found one running")
-        run.mkdir(parents=True, exist_ok=True)
-        args = json.dumps({k: str(v) for k, v in paths.items()})
-        cmd = [sys.executable, "-m", "matseg_nb.widgets.background", kind, str(self.workspace), str(run), args]
-        log = open(bg.log_file(run, kind), "wb")  # noqa: SIM115 - handed to the child process
-        proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        log.close()
-        self.analyses[kind] = proc
-        state = {"state": "running", "pid": proc.pid, "started": time.time()}
-        atomic_write_json(bg.state_file(run, kind), state)  # the child rewrites it with its own start
-        return state
-
-    def analysis_state(self, kind: str, run: Path) -> dict | None:
-        """Recorded state of an analysis plus ``progress`` (the last log line)."""
-        from matseg_nb.widgets import background as bg
-
-        proc = self.analyses.get(kind)
-        if proc is not None:
-            proc.poll()  # reap a finished child so its pid reads as gone
-        state = bg.read_state(run, kind)
-        if state is not None:
-            state["progress"] = bg.last_log_line(run, kind)
-        return state
-
-    def compare(self, run: Path) -> Path:
-        from matseg_nb.compare import compare_sweeps
-
-        out = run / "compare"
-        compare_sweeps([run / "sweep"], out)
-        return out
-
-    def qc(self, run: Path) -> Path:
-        """One QC per dataset of the sweep, as the demo's QC stage: ``qc_dataset`` on each dataset's
-        validation-selected run (``pipeline.best_run``), screening its held-out images, their shifted copy
-        and the other datasets' images, and validating the detector; output ``qc/<dataset>/``."""
-        from matseg_nb.loop import stage_settings
-        from matseg_nb.qc.dataset_qc import qc_each_dataset
-        from matseg_nb.runs import Run
-
-        jobs = self.complete_jobs(run / "sweep")
-        if not jobs:
-            raise UserError(f"{self.relative(run)}: expected a complete job to check, found none")
-        datasets: dict[str, str] = {}  # folder name -> dataset ref
-        for job in jobs:
-            meta = Run(job).job()
-            ref = str(meta["dataset"])
-            datasets.setdefault(str(meta.get("dataset_slug") or Path(ref).name), ref)
-        for name, chosen, res in qc_each_dataset(run / "sweep", datasets, run / "qc", stage_settings().qc):
-            if res is not None:
-                print(f"QC of {name}: {chosen.name}", flush=True)
-                print(res.summary(), flush=True)
-        return run / "qc"
-
-    def explain(self, job_dir: Path, image_path: Path, mask_png: Path, out: Path) -> dict:
-        from matseg_nb.explain import explain_image
-
-        return explain_image(job_dir, image_path, mask_png, out, **EXPLAIN_KW)
-
-    def report(self, run: Path) -> Path:
-        from matseg_nb.report import build_report
-
-        html_path, _ = build_report(run / "sweep", run / "report.html")
-        return html_path
-
-
-def _test_iou(job_dir: Path) -> float:
-    """Test IoU of a run folder (``matseg_nb.runs.Run``), 0 when it has none."""
-    from matseg_nb.runs import Run
-
-    return Run(job_dir).test_iou() or 0.0
-
-
-def job_progress(sweep: Path, job: dict) -> dict:
-    """A status row with the job's live ``epoch`` ("3/10") and latest ``val_iou`` from its progress.json."""
-    from matseg_nb.runs import Run
-
-    row = dict(job)
-    prog = Run(Path(sweep) / str(job.get("job_id"))).progress()
-    if prog and prog.get("epoch") is not None:
-        row["epoch"] = f"{prog['epoch']}/{prog.get('max_epochs', '?')}"
-        if row.get("val_iou") is None and prog.get("val_iou") is not None:
-            row["val_iou"] = prog["val_iou"]
-    return row
-
-
-def run_in_thread(fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> threading.Thread:
-    """Run ``fn`` in a daemon thread, then ``done(result, error)``."""
-
-    def target() -> None:
-        try:
-            result = fn()
-        except BaseException as err:  # noqa: BLE001 - reported in the UI
-            done(None, err)
-        else:
-            done(result, None)
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    return t
-
-
-def error_text(err: BaseException) -> str:
-    if isinstance(err, UserError):
-        return "; ".join(err.problems)
-    return f"{type(err).__name__}: {err}"
-
-
 def png_widget(path: Path, css: str, width: str = "640px") -> w.Image:
     img = w.Image(value=Path(path).read_bytes(), format="png", layout=w.Layout(max_width=width))
     img.add_class(css)
@@ -301,36 +72,46 @@ def png_widget(path: Path, css: str, width: str = "640px") -> w.Image:
 # ------------------------------------------------------------------------------------------------- view
 
 
-class DashboardApp:
-    """The dashboard widget tree (``app.widget``) over a :class:`DashboardState`."""
+@dataclass(frozen=True)
+class TabSpec:
+    """One dashboard tab: ``app.<attr>`` is ``view(app)``, shown under ``title``."""
 
-    def __init__(self, workspace: str | os.PathLike | None = None) -> None:
+    attr: str
+    title: str
+    view: Callable[[DashboardApp], Any]
+
+
+class DashboardApp:
+    """The dashboard widget tree (``app.widget``) over a :class:`DashboardState`, one view per :data:`TAB_REGISTRY`
+    entry (``app.configure``, ``app.run``, ...)."""
+
+    def __init__(self, workspace: str | Path | None = None) -> None:
         self.state = DashboardState(workspace)
         self.header = w.HTML(f"<div class='matseg-workspace'>workspace: <code>{esc(self.state.workspace)}</code>"
                              " (every path typed here stays inside it)</div>")
-        self.configure = ConfigureTab(self)
-        self.run = RunTab(self)
-        self.compare = CompareTab(self)
-        self.quality = QualityTab(self)
-        self.explain = ExplainTab(self)
-        self.tabs = w.Tab(children=[t.widget for t in (self.configure, self.run, self.compare, self.quality,
-                                                       self.explain)])
-        for i, title in enumerate(TABS):
-            self.tabs.set_title(i, title)
+        self.views: dict[str, Any] = {}
+        for spec in TAB_REGISTRY:
+            self.views[spec.attr] = spec.view(self)
+            setattr(self, spec.attr, self.views[spec.attr])
+        self.tabs = w.Tab(children=[v.widget for v in self.views.values()])
+        for i, spec in enumerate(TAB_REGISTRY):
+            self.tabs.set_title(i, spec.title)
         self.widget = w.VBox([self.header, self.tabs])
         self.widget.add_class("matseg-dashboard")
         self.follow_analyses()
 
     def follow_analyses(self) -> None:
-        """Show the state of compare/QC/explain of the current run (they may have run while the page was closed)."""
-        for tab in (getattr(self, name, None) for name in ("compare", "quality", "explain")):
-            if tab is not None:
-                tab.follow()
+        """Show the state of the background analyses of the current run (they may have run while the page was
+        closed): every built tab with a ``follow`` method."""
+        for view in list(getattr(self, "views", {}).values()):
+            if hasattr(view, "follow"):
+                view.follow()
 
     @property
     def run_dir(self) -> Path | None:
         """The run folder of the current profile (or the run picked in the Run tab)."""
-        return self.run.current_run
+        run = getattr(self, "run", None)
+        return None if run is None else run.current_run
 
 
 class ConfigureTab:
@@ -498,7 +279,7 @@ class RunTab:
         p = st.profile_path
         self.profile_label.value = (f"profile: <code>{esc(st.relative(p))}</code>" if p else
                                     "profile: <i>none loaded (Configure tab)</i>")
-        if p is not None and self.current_run is None and (st.run_dir_for(p) / "sweep").exists():
+        if p is not None and self.current_run is None and st.layout(st.run_dir_for(p)).sweep.exists():
             self.attach(st.relative(st.run_dir_for(p)))
 
     def start(self) -> None:
@@ -535,7 +316,7 @@ class RunTab:
             time.sleep(POLL_S)
             status = self.refresh()
             if status is not None and status["state"] != "running" and not self.app.state.sweep_running(
-                    self.current_run / "sweep"):
+                    self.app.state.layout(self.current_run).sweep):
                 return
 
     def refresh(self) -> dict | None:
@@ -551,14 +332,15 @@ class RunTab:
             self._syncing = False
         if self.current_run is None:
             return None
-        status = st.status(self.current_run / "sweep")
+        sweep = st.layout(self.current_run).sweep
+        status = st.status(sweep)
         if status is None:
             self.table.value = message_html("waiting for the sweep to write its status ...")
             return None
         c = status["counts"]
         head = (f"<div class='matseg-state'>sweep <b>{esc(status['state'])}</b>: {c['complete']} complete, "
                 f"{c['failed']} failed, {c['running']} running, {c['pending']} pending</div>")
-        rows = [job_progress(self.current_run / "sweep", job) for job in status["jobs"]]
+        rows = [job_progress(sweep, job) for job in status["jobs"]]
         self.table.value = head + table_html(rows, ["job_id", "status", "epoch", "duration_s", "val_iou",
                                                     "test_iou", "error"], "matseg-status-table")
         return status
@@ -683,6 +465,9 @@ class CompareTab(_AnalysisTab):
                 frame = pd.read_csv(out / name)
                 parts.append(w.HTML(f"<h4>{esc(name[:-4].replace('_', ' '))}</h4>"
                                     + frame.to_html(index=False, classes="matseg-compare-table", float_format="%.4g")))
+        recs = recommendations(out)
+        if recs:
+            parts.insert(0, w.HTML(recommendation_html(recs)))
         if (out / "comparison.json").exists():
             from matseg_nb.compare.pipeline import ComparisonResult
 
@@ -690,6 +475,18 @@ class CompareTab(_AnalysisTab):
             parts.insert(0, w.HTML("<p class='matseg-compare-summary'>" + esc(summary).replace("\n", "<br>") + "</p>"))
         parts += [png_widget(p, "matseg-compare-plot") for p in sorted(out.glob("*.png"))[:6]]
         self.output.children = parts
+
+
+def recommendation_html(recs: list[dict]) -> str:
+    """The compare stage's recommendation per dataset: the first-ranked pair and the confidence (the same files
+    ``matseg demo`` and the report read)."""
+    out = []
+    for rec in recs:
+        ranked = rec.get("ranked") or []
+        top = ranked[0].get("arch") if ranked else "none"
+        out.append(f"<p class='matseg-recommendation'>Recommended for {esc(rec.get('dataset'))}: <b>{esc(top)}</b> "
+                   f"(confidence {esc(rec.get('confidence'))}: {esc(rec.get('confidence_reason'))})</p>")
+    return "".join(out)
 
 
 class QualityTab(_AnalysisTab):
@@ -703,11 +500,9 @@ class QualityTab(_AnalysisTab):
         from matseg_nb.qc.dataset_qc import DatasetQC
 
         folders = sorted(p.parent.parent for p in Path(out).glob("*/screening/qc.json"))
-        if not folders:  # an older single-model QC folder
-            qc = json.loads((out / "qc.json").read_text()) if (out / "qc.json").exists() else {}
-            parts: list[w.Widget] = [w.HTML(f"<h3 class='matseg-verdict'>QC verdict: {esc(qc.get('verdict', 'unknown'))}"
-                                            "</h3>")]
-            self.output.children = parts + [png_widget(p, "matseg-qc-plot") for p in sorted(out.glob("*.png"))[:4]]
+        if not folders:
+            self.output.children = [w.HTML(message_html(f"{self.app.state.relative(out)}: expected qc/<dataset>/ "
+                                                        "folders, found none", "error"))]
             return
         parts = []
         for folder in folders:
@@ -775,7 +570,7 @@ class ExplainTab:
         if run is None:
             self.message.value = message_html("start or pick a sweep first (Run tab)", "error")
             return
-        jobs = [j.name for j in self.app.state.complete_jobs(run / "sweep")]
+        jobs = [j.name for j in self.app.state.complete_jobs(self.app.state.layout(run).sweep)]
         self.jobs.options = jobs
         self.jobs.value = jobs[0] if jobs else None
         self.message.value = message_html(f"{len(jobs)} complete job(s)" if jobs else "no complete job yet",
@@ -786,35 +581,27 @@ class ExplainTab:
             self.images.options = []
             return
         try:
-            from matseg_nb.data import open_dataset
-            from matseg_nb.runs import Run
-
-            meta = Run(self.app.run_dir / "sweep" / job).provenance()
-
-            ds = open_dataset(meta.get("dataset") or job.split("__")[0])
-            samples = ds.samples("test") or ds.samples("val")
-            self.images.options = [(s.image.name, str(s.image)) for s in samples]
-            self.images.value = str(samples[0].image) if samples else None
+            choices = self.app.state.explain_choices(self.app.run_dir, job)
         except Exception as err:  # noqa: BLE001
             self.message.value = message_html("cannot list images: " + error_text(err), "error")
+            return
+        self.images.options = choices
+        self.images.value = choices[0][1] if choices else None
 
     def open_image(self) -> None:
-        from matseg_nb.explain import load_model_input
+        """The painter over what Explain explains (the loop's explanation input, cropped as its settings say)."""
         from matseg_nb.widgets.painter_widget import PainterWidget
 
         if not self.jobs.value or not self.images.value:
             self.message.value = message_html("pick a job and an image first", "error")
             return
-        from matseg_nb.runs import Run
-
         try:
-            meta = Run(self.app.run_dir / "sweep" / self.jobs.value).provenance()
-        except UserError as err:
+            inp = self.app.state.explain_image_input(self.app.run_dir, self.jobs.value, self.images.value)
+        except Exception as err:  # noqa: BLE001
             self.message.value = message_html(error_text(err), "error")
             return
-        image = load_model_input(self.images.value, meta)
-        mask_path = self.app.run_dir / "explain" / "A.png"
-        self.painter = PainterWidget(image, save_path=str(mask_path), image_path=self.images.value,
+        mask_path = self.app.state.layout(self.app.run_dir).explain / "A.png"
+        self.painter = PainterWidget(inp["image"], save_path=str(mask_path), image_path=self.images.value,
                                      display_width=512, brush=8)
         self.painter.canvas.add_class("matseg-canvas")
         # A is saved into the run by Explain; the painter's own free-text save field stays hidden so no
@@ -831,13 +618,11 @@ class ExplainTab:
         if not self.painter.model.mask.any():
             self.message.value = message_html("draw a region first (the mask A is empty)", "error")
             return
-        run = self.app.run_dir
-        out = run / "explain"
-        mask = self.painter.model.save(str(out / "A.png"))
-        job_dir = run / "sweep" / self.jobs.value
+        layout = self.app.state.layout(self.app.run_dir)
+        mask = self.painter.model.save(str(layout.explain / "A.png"))
         try:
-            self.app.state.start_analysis("explain", run, job_dir=job_dir, image_path=Path(self.images.value),
-                                          mask_png=Path(mask), out=out)
+            self.app.state.start_analysis("explain", layout.root, job_dir=layout.sweep / self.jobs.value,
+                                          image_path=Path(self.images.value), mask_png=Path(mask))
         except UserError as err:
             self.message.value = message_html("not started: " + error_text(err), "error")
             return
@@ -859,3 +644,15 @@ class ExplainTab:
         if faith.exists():
             parts.append(w.HTML(f"<pre class='matseg-faithfulness'>{esc(faith.read_text())}</pre>"))
         self.output.children = parts
+
+
+#: the tabs in their order; append a :class:`TabSpec` to add one (see the module docstring)
+TAB_REGISTRY: list[TabSpec] = [
+    TabSpec("configure", "Configure", ConfigureTab),
+    TabSpec("run", "Run", RunTab),
+    TabSpec("compare", "Compare", CompareTab),
+    TabSpec("quality", "Quality", QualityTab),
+    TabSpec("explain", "Explain", ExplainTab),
+]
+#: the tab titles (kept for callers that list them)
+TABS = tuple(spec.title for spec in TAB_REGISTRY)
