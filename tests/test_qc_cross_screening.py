@@ -32,6 +32,12 @@ def fold_runs(tmp_path_factory):
         img, mask = blob_image(rng, 64)
         iio.imwrite(root / "data" / "images" / "train" / f"im{i}.png", img)
         iio.imwrite(root / "data" / "masks" / "train" / f"im{i}.png", mask)
+    for sub in ("images", "masks"):  # a fixed test split outside the CV pool (pool "train+val")
+        (root / "data" / sub / "test").mkdir(parents=True)
+    for i in range(3):
+        img, mask = blob_image(rng, 64)
+        iio.imwrite(root / "data" / "images" / "test" / f"te{i}.png", img)
+        iio.imwrite(root / "data" / "masks" / "test" / f"te{i}.png", mask)
     runs = []
     for k in range(FOLDS):
         run = root / "sweep" / f"tiny__u__s0__f{k}of{FOLDS}__{k:08x}"
@@ -117,3 +123,35 @@ def test_suggest_on_a_fold_run_calibrates_on_its_own_held_out_images(fold_runs, 
         iio.imwrite(folder / f"n{i}.png", np.clip(item.image[0], 0, 255).astype(np.uint8))
     res = suggest(fold_runs[1], [str(folder)], 2, tmp_path / "s", settings=TINY_SETTINGS)
     assert res.calibration == "fold 1 held-out" and res.n_heldout == N // FOLDS and len(res.suggestions) == 2
+
+
+def test_the_qc_loop_screens_a_cv_run_cross_conformally(fold_runs, tmp_path):
+    """qc_dataset on a fold run: the test split (outside the pool) and another dataset calibrate on all N."""
+    from _qc_helpers import folder_dataset
+
+    from matseg_nb.loop import QCSettings
+    from matseg_nb.qc.dataset_qc import DatasetQC, qc_dataset
+
+    other = folder_dataset(tmp_path / "other", n_train=2, n_test=2, seed=5)
+    settings = QCSettings(shifts=("noise:strong",), extractors=("texture",), tile_size=48, tiles_per_image=4,
+                          other_split="")
+    res = qc_dataset(fold_runs[0], [str(other)], tmp_path / "qc", settings)
+    assert [r.batch for r in res.screening] == ["split:test", "split:test@noise:strong", str(other)]
+    assert all(r.n_calibration_images == N and "cross-conformal" in r.notes[0] for r in res.screening)
+    assert DatasetQC.load(tmp_path / "qc") == res
+
+
+def test_images_in_the_cv_pool_are_not_screened_as_new(fold_runs, tmp_path):
+    from matseg_nb.loop import TINY_SETTINGS
+    from matseg_nb.qc.cross_screening import screen_loop_batches
+
+    rng = np.random.default_rng(4)
+    seen, fresh = _items(rng)[:2], _items(rng)[2:]
+    for i, it in enumerate(seen):
+        it.meta["group"] = f"im{i}"  # in the pool: trained on by 4 of the 5 fold models
+    res = screen_loop_batches(fold_runs, [("split:val", seen), ("split:test", fresh + seen)], tmp_path / "s",
+                              TINY_SETTINGS)
+    assert [r.batch for r in res] == ["split:test"] and res[0].n_screened == 2
+    assert any("2 image(s) of this batch are in the CV pool" in n for n in res[0].notes)
+    assert any(n.startswith("split:val not screened") for n in res[0].notes)
+    assert json.loads((tmp_path / "s" / "qc.json").read_text())["cross_conformal"]

@@ -180,3 +180,46 @@ def _verdict(test: dict, power: float, alpha: float, n_flag: int, m: int, n_cal:
                                            f"strong shift {100 * power:.0f}% of the time (below "
                                            f"{100 * TARGET_POWER:.0f}%); " + screening_power_words(n_cal, m, alpha)]
     return "in distribution", "strong", []
+
+
+def cv_fold_runs(run_dir: str | Path) -> list[Path]:
+    """The fold runs of ``run_dir``'s k-fold CV when it is a CV fold or refit run with every fold complete;
+    [] otherwise (a holdout run, or a CV whose folds are not all complete: single-run screening then)."""
+    if not FOLD_ID.match(Path(run_dir).name):
+        return []
+    try:
+        return sibling_fold_runs(run_dir)
+    except UserError:
+        return []
+
+
+def screen_loop_batches(fold_runs: list[Path], batches: list[tuple[str, list[ImageItem]]], out_dir: str | Path,
+                        settings=None, detector: str = "ocsvm", alpha: float = 0.05) -> list[ScreeningResult]:
+    """Cross-conformal screening of the QC loop's batches (``matseg_nb.qc.dataset_qc.qc_dataset``) for a CV run.
+
+    Images of the run's own dataset (batches named ``split:...``) whose group is in the CV pool were
+    trained on by the other folds' models, so they are left out, with a note; the rest (other datasets,
+    images outside the pool and their shifted copies) are screened. Writes ``out_dir/qc.json`` as
+    :func:`matseg_nb.qc.screening.screen_run` does. Returns the results."""
+    from matseg_nb.atomic import atomic_write_json
+    from matseg_nb.qc.run import _jsonable
+
+    pool = {g for run in fold_runs for g in fold_groups(run)[1]}
+    results, skipped = [], []
+    for name, items in batches:
+        keep = [it for it in items if not (name.startswith("split:") and str(it.meta.get("group")) in pool)]
+        if not keep and items:
+            skipped.append(name)  # every image was trained on by some fold: nothing new to screen
+            continue
+        res = screen_folds(fold_runs, keep, name, alpha, settings, detector)
+        if len(keep) < len(items):
+            res.notes.append(f"{len(items) - len(keep)} image(s) of this batch are in the CV pool (trained on by "
+                             "other folds) and were not screened")
+        results.append(res)
+    for res in results:
+        res.notes += [f"{name} not screened: its images are in the CV pool (each trained on by the other folds)"
+                      for name in skipped]
+    atomic_write_json(Path(out_dir) / "qc.json", _jsonable({
+        "mode": "screening", "cross_conformal": True, "fold_runs": [str(r) for r in fold_runs], "alpha": alpha,
+        "detector": detector, "screening": [r.to_json() for r in results]}))
+    return results

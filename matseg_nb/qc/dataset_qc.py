@@ -101,9 +101,14 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
         batches.append((f"split:{settings.heldout_split}@{settings.screening_shift}", sh.items))
     batches += [(o.name, o.items) for o in other_sets]
     detector = "ocsvm" if "ocsvm" in settings.detectors else settings.detectors[0]
-    screened = screen_run(run_dir, [], out / "screening", reference_split=settings.reference_split,
-                          extractors=tuple(settings.extractors), detector=detector, tile_size=settings.tile_size,
-                          tiles_per_image=settings.tiles_per_image, session=session, sources=batches)
+    from matseg_nb.qc.cross_screening import cv_fold_runs, screen_loop_batches
+
+    if folds := cv_fold_runs(run_dir):  # a k-fold CV run: every fold's held-out images calibrate (docs/qc.md)
+        screened = screen_loop_batches(folds, batches, out / "screening", settings, detector)
+    else:
+        screened = screen_run(run_dir, [], out / "screening", reference_split=settings.reference_split,
+                              extractors=tuple(settings.extractors), detector=detector, tile_size=settings.tile_size,
+                              tiles_per_image=settings.tiles_per_image, session=session, sources=batches)
     seconds["screening"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     summary = dict(val.summary, seconds=seconds)
