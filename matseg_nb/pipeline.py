@@ -358,5 +358,9 @@ def screen_new_images(ctx: DemoContext, images: list[str], dataset: str | None =
     if run is None:
         raise UserError(f"{ctx.layout.sweep}: expected a complete run for {name} to screen against, found none")
     qs = ctx.settings.qc
+    from matseg_nb.qc.cross_screening import cv_fold_runs, screen_run_folds
+
+    if cv_fold_runs(run):  # a k-fold CV run: every fold's held-out images calibrate (docs/qc.md)
+        return screen_run_folds(run, [str(i) for i in images], ctx.layout.qc / name / "new", qc_settings=qs)
     return screen_run(run, [str(i) for i in images], ctx.layout.qc / name / "new", reference_split=qs.reference_split,
                       extractors=tuple(qs.extractors), tile_size=qs.tile_size, tiles_per_image=qs.tiles_per_image)
