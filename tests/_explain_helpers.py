@@ -56,3 +56,55 @@ def checker_image(h: int = 64, w: int = 64, src=(8, 24, 8, 24)) -> np.ndarray:
     y0, y1, x0, x1 = src
     img[0, y0:y1, x0:x1] = checker[y0:y1, x0:x1]
     return img
+
+
+def reference64(model: nn.Module, image: np.ndarray, mask: np.ndarray, kernel: str = "blur", window: int = 16,
+                stride: int = 4, locations=None) -> tuple[np.ndarray, float]:
+    """H computed in float64 on the same float32 perturbed inputs, and the float32 rounding bound on H.
+
+    Returns (grid (nH, nW) float64, NaN where not computed; ``bound``). ``bound`` = 4 n δ with
+    n = |A| x K terms and δ = max |p32 - p64| over the unperturbed image's probabilities (the float32
+    model's rounding at this tensor's scale): |H32 - H64| <= Σ|δz| + Σ|δz'| <= 2 n δ for Z and Z', times
+    2 because the perturbed images and other kernel paths (AVX2 / AVX-512, crops vs whole maps) round
+    differently; floored at 8 eps32 max H64. A float32 result within ``bound`` of the grid is exact to
+    float32 rounding on any CPU; one wrong box or tap moves H by orders of magnitude more (planted in
+    ``test_explain_exactness.py``)."""
+    import copy
+
+    from matseg_nb.explain.forward import ProbFn, pad_batch
+    from matseg_nb.explain.grid import grid_locations
+    from matseg_nb.explain.kernels import make_perturbation
+
+    m64 = copy.deepcopy(model).double().eval()
+    fn32 = ProbFn(model, channels_last=False, shortcuts=False)
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32))
+    pert = make_perturbation(kernel, x, window)
+    ys, xs = grid_locations(tuple(x.shape[1:]), window, stride)
+    a = torch.as_tensor(np.asarray(mask) > 0, dtype=torch.float64)
+
+    def probs64(xx: torch.Tensor) -> torch.Tensor:
+        xp, (h, w) = pad_batch(xx[None], fn32.pad_multiple)
+        with torch.no_grad():
+            logits = m64(xp.double())[0, :, :h, :w]
+        if logits.shape[0] == 1:
+            p = torch.sigmoid(logits)
+            return torch.cat([1 - p, p])
+        return torch.softmax(logits, 0)
+
+    z = probs64(x)
+    delta = float((fn32(x[None])[0].double() - z).abs().max())
+    grid = np.full((len(ys), len(xs)), np.nan)
+    locs = locations if locations is not None else [(i, j) for i in range(len(ys)) for j in range(len(xs))]
+    for i, j in locs:
+        grid[i, j] = float(((z - probs64(pert.apply(x, ys[i], xs[j]))).abs() * a).sum())
+    n = int(a.sum()) * z.shape[0]
+    bound = max(4.0 * n * delta, 8 * float(np.finfo(np.float32).eps) * float(np.nanmax(grid)))
+    return grid, bound
+
+
+def assert_float32_exact(result_grid: np.ndarray, ref: tuple[np.ndarray, float]) -> None:
+    """``result_grid`` equals the float64 reference within its float32 bound, where the reference is computed."""
+    grid, bound = ref
+    done = ~np.isnan(grid)
+    err = float(np.abs(np.asarray(result_grid, dtype=np.float64)[done] - grid[done]).max())
+    assert err <= bound, f"max |H - H64| = {err:.3g} > float32 bound {bound:.3g} (max H64 {np.nanmax(grid):.3g})"

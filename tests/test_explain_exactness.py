@@ -1,12 +1,15 @@
-"""Exactness coverage of the heatmap shortcuts: each case equals the literal loop (one whole float32 forward
-pass per location, no shortcuts) to 1e-5 relative (of the largest H), and the shortcuts really ran."""
+"""Exactness coverage of the heatmap shortcuts: each case equals H computed in float64 on the same inputs
+(one whole forward pass per location, no shortcuts) within the float32 rounding bound of
+``_explain_helpers.reference64`` (4 |A| K max|p32 - p64|), which holds on every CPU kernel path
+(ONEDNN_MAX_CPU_ISA unset, AVX2, AVX512_CORE); the shortcuts really ran; and a planted error (one box
+off by one pixel, a window one pixel off) fails the same check."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from _explain_helpers import box_mask, rand_image
+from _explain_helpers import assert_float32_exact, box_mask, rand_image, reference64
 
 from matseg_nb.explain import ProbFn, heatmap, heatmap_literal
 
@@ -45,7 +48,39 @@ def test_fast_heatmap_equals_literal_loop(case):
     assert fast.meta()["incremental"] and fast.meta()["box_decoder"], case  # both shortcuts ran
     lit = heatmap_literal(model, img, a, window=16, stride=16, locations=locations)
     assert lit.grid.max() > 1e-3 and lit.valid.sum() == 4
-    np.testing.assert_allclose(fast.grid, lit.grid, rtol=1e-5, atol=1e-5 * lit.grid.max())
+    ref = reference64(model, img, a, window=16, stride=16, locations=locations)
+    assert_float32_exact(fast.grid, ref)
+    assert_float32_exact(lit.grid, ref)
+
+
+PLANTED = {  # one box off by one pixel in each shortcut, and the perturbed window one pixel off
+    "incremental-box-short": ("matseg_nb.explain.incremental", "_forward_span",
+                              lambda f: lambda lo, hi, u, n: (f(lo, hi, u, n)[0], max(f(lo, hi, u, n)[0],
+                                                                                      f(lo, hi, u, n)[1] - 1))),
+    "unet-box-grown-short": ("matseg_nb.explain.shortcuts", "grow",
+                             lambda f: lambda b, m, h, w: f(b, max(0, m - 1), h, w)),
+    "window-off-by-one": ("matseg_nb.explain.kernels.Perturbation", "patch",
+                          lambda f: lambda self, y0, x0: f(self, y0, x0 + 1)),
+}
+
+
+@pytest.mark.parametrize("planted", list(PLANTED))
+def test_planted_error_fails_the_float32_bound(planted, monkeypatch):
+    """The bound is tight enough to catch a real error: each planted error exceeds it."""
+    import importlib
+
+    module, attr, wrap = PLANTED[planted]
+    mod_name, _, cls = module.rpartition(".") if module.endswith("Perturbation") else (module, "", "")
+    target = getattr(importlib.import_module(mod_name), cls) if cls else importlib.import_module(module)
+    model = CASES["odd-size-padded"][0]()
+    img, a = rand_image(1, 67, 83, seed=3), box_mask(67, 83, (33, 47, 10, 34))
+    locations = [(0, 0), (1, 2), (2, 1), (3, 3)]
+    ref = reference64(model, img, a, window=16, stride=16, locations=locations)
+    monkeypatch.setattr(target, attr, wrap(getattr(target, attr)))
+    fast = heatmap(ProbFn(model, channels_last=False), img, a, window=16, stride=16, max_batch=4,
+                   locations=locations)
+    with pytest.raises(AssertionError, match="float32 bound"):
+        assert_float32_exact(fast.grid, ref)
 
 
 @pytest.mark.parametrize("arch", ["Unet", "DeepLabV3", "DeepLabV3Plus"])
