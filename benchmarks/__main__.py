@@ -3,7 +3,8 @@
 
 Cases (each module exposes ``run(quick: bool) -> list[dict]`` rows from :func:`benchmarks.common.record`):
 heatmap (counterfactual heatmap vs literal loop vs Captum Occlusion), qc (per-point PRDC + GMM vs a
-straightforward NumPy/scikit-learn version), metrics (vs torchmetrics), sweep (papermill and Dask overhead).
+straightforward NumPy/scikit-learn version), metrics (vs torchmetrics), sweep (papermill and Dask overhead),
+segment (deployment inference vs MONAI sliding_window_inference).
 GPU cases (training throughput, GPU heatmap) run from ``benchmarks/gpu.sh``.
 """
 
@@ -20,6 +21,7 @@ CASES = {
     "qc": "benchmarks.qc_prdc",
     "metrics": "benchmarks.metrics_bench",
     "sweep": "benchmarks.sweep_overhead",
+    "segment": "benchmarks.segment",
 }
 
 
