@@ -160,3 +160,25 @@ def test_a_refit_on_every_image_is_one_line(planted, tmp_path):
     (run / "metrics.json").write_text(json.dumps({"dataset_level": {}, "cv": {"refit": True, "folds": 5}}))
     with pytest.raises(UserError, match="found a refit on every annotated image; pass one of its fold runs"):
         suggest(run, [str(planted[1])], 3, tmp_path / "o")
+
+
+def test_dashboard_annotate_next_tab_shows_the_ranking(tmp_path):
+    from matseg_nb.atomic import atomic_write_bytes, atomic_write_json
+    from matseg_nb.dashboard.actions import ANALYSES
+    from matseg_nb.suggest import Suggestion
+    from matseg_nb.suggest.sheet import contact_sheet_png
+    from matseg_nb.widgets.dashboard_app import DashboardApp
+
+    app = DashboardApp(tmp_path / "ws")
+    out = tmp_path / "ws" / "runs" / "starter" / "suggest" / "nasa-super1"
+    res = SuggestResult("run", "nasa-super1", {}, SuggestWeights().words(), "val", 4, 2, [
+        Suggestion(1, "ebc1_a", 0.9, 0.98, 1.0, 0.5, 0.19, "unlike the held-out images"),
+        Suggestion(2, "super1_b", 0.4, 0.2, 0.5, 0.1, 0.17, "highest remaining mix")], out_dir=str(out))
+    atomic_write_json(out / "suggest.json", res.to_json())
+    atomic_write_bytes(out / "contact_sheet.png", contact_sheet_png([np.zeros((1, 8, 8))] * 2, ["#1", "#2"]))
+    app.suggest.show(out)
+    html = app.suggest.output.children[0].value
+    assert "1. ebc1_a: unlike the held-out images" in html and "matseg-suggest-table" in html
+    assert getattr(app.suggest.output.children[1], "format", "") == "png"
+    assert app.suggest.paths(tmp_path) is None and "expected a workspace folder" in app.suggest.message.value
+    assert "suggest" in ANALYSES

@@ -3,7 +3,7 @@
 Workspace layout::
 
     <ws>/profiles/<name>.json          profiles (a tiny one is created on first start)
-    <ws>/datasets/<name>/              datasets added with "Add images" (``matseg_nb.widgets.uploads``)
+    <ws>/datasets/<name>/              datasets added with "Add images" (``matseg_nb.dashboard.uploads``)
     <ws>/runs/<profile name>/          one loop (``matseg_nb.loop.LoopLayout``): sweep/, compare/, qc/,
                                        explain/, report.html; plus profile.json (the profile the sweep ran),
                                        sweep.log/pid and <analysis>.state.json/.log of the detached processes
@@ -11,7 +11,7 @@ Workspace layout::
 Each analysis is the stage function of ``matseg demo`` (``matseg_nb.pipeline``) on the loop context of
 the run folder (:meth:`DashboardState.loop`), so the dashboard and the demo write the same artefacts with
 the same stage settings (``matseg_nb.loop.stage_settings``). :data:`ANALYSES` names them; the page starts
-them in a detached process (``matseg_nb.dashboard.background``).
+them in a detached process (``matseg_nb.dashboard.worker``, files in ``matseg_nb.dashboard.background``).
 
 Adding an analysis: write ``def my_analysis(state, run, **paths) -> Path`` (the output folder) here, add it
 to :data:`ANALYSES`, and give it a tab (``matseg_nb.widgets.dashboard_app.TAB_REGISTRY``).
@@ -88,7 +88,7 @@ class DashboardState:
         return [*manifest_choices(), *(str(p) for p in list_uploaded_datasets(self.workspace))]
 
     def add_images(self, name: str, images: list, masks: list):
-        """Check uploaded images + masks and add them as ``<ws>/datasets/<name>`` (see ``widgets.uploads``)."""
+        """Check uploaded images + masks and add them as ``<ws>/datasets/<name>`` (see ``dashboard.uploads``)."""
         from matseg_nb.dashboard.uploads import add_uploaded_dataset
 
         return add_uploaded_dataset(self.workspace, name, images, masks)
@@ -211,7 +211,7 @@ class DashboardState:
             raise UserError(f"{kind} of {self.relative(run)}: expected none running, found one running")
         run.mkdir(parents=True, exist_ok=True)
         args = json.dumps({k: str(v) for k, v in paths.items()})
-        cmd = [sys.executable, "-m", "matseg_nb.dashboard.background", kind, str(self.workspace), str(run), args]
+        cmd = [sys.executable, "-m", "matseg_nb.dashboard.worker", kind, str(self.workspace), str(run), args]
         log = open(bg.log_file(run, kind), "wb")  # noqa: SIM115 - handed to the child process
         proc = subprocess.Popen(cmd, cwd=str(_package_root()), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
@@ -270,11 +270,20 @@ class DashboardState:
         return ctx.layout.report_html
 
 
+def suggest_in_loop(state: DashboardState, run: Path, images: Path, n: int = 10) -> Path:
+    """``matseg suggest`` on the loop's selected model of its first dataset: rank the unlabelled ``images``
+    (a workspace folder) for annotation; output ``<run>/suggest/<dataset>/`` (docs/suggest.md)."""
+    from matseg_nb.suggest import suggest_for_loop
+
+    return Path(suggest_for_loop(state.loop(run), [str(images)], None, n).out_dir)
+
+
 #: the analyses the page can start in the background: kind -> (state, run folder, **paths) -> output folder
 ANALYSES: dict[str, Callable[..., Path]] = {
     "compare": DashboardState.compare,
     "qc": DashboardState.qc,
     "explain": DashboardState.explain,
+    "suggest": suggest_in_loop,
 }
 
 

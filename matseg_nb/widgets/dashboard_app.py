@@ -229,7 +229,7 @@ class AddImagesStep:
         masks = [UploadedFile.from_widget(f) for f in self.masks.value]
         self.message.value = message_html(f"checking {len(images)} image(s) and {len(masks)} mask(s) ...")
         result = self.app.state.add_images(self.name.value.strip(), images, masks)
-        from matseg_nb.widgets.uploads import result_html
+        from matseg_nb.dashboard.uploads import result_html
 
         self.message.value = result_html(result, esc)
         self.preview.children = [png_widget(result.preview_png, "matseg-upload-preview-png", "900px")] \
@@ -646,6 +646,37 @@ class ExplainTab:
         self.output.children = parts
 
 
+class SuggestTab(_AnalysisTab):
+    """Which unlabelled images to annotate next (``matseg suggest``, docs/suggest.md) with the loop's model."""
+
+    title = "Suggest"
+    css = "suggest"
+    kind = "suggest"
+
+    def __init__(self, app: DashboardApp) -> None:
+        super().__init__(app)
+        self.folder = w.Text(description="unlabelled", placeholder="a folder of images in the workspace")
+        self.folder.add_class("matseg-suggest-folder")
+        self.widget.children = (self.folder, *self.widget.children)
+
+    def paths(self, run: Path) -> dict[str, Path] | None:
+        if not self.folder.value.strip():
+            self.message.value = message_html("expected a workspace folder of unlabelled images, found none", "error")
+            return None
+        return {"images": self.folder.value.strip()}
+
+    def show(self, out: Path) -> None:
+        from matseg_nb.suggest import SuggestResult
+
+        res = SuggestResult.load(out)
+        table = res.to_frame()[["rank", "image", "atypicality", "uncertainty", "diversity", "reason"]]
+        self.output.children = [
+            w.HTML("<p class='matseg-suggest-summary'>" + esc(res.summary()).replace("\n", "<br>") + "</p>"
+                   + table.to_html(index=False, classes="matseg-suggest-table", float_format="%.2f")),
+            *([png_widget(out / "contact_sheet.png", "matseg-suggest-sheet")] if (out / "contact_sheet.png").exists()
+              else [])]
+
+
 #: the tabs in their order; append a :class:`TabSpec` to add one (see the module docstring)
 TAB_REGISTRY: list[TabSpec] = [
     TabSpec("configure", "Configure", ConfigureTab),
@@ -653,6 +684,7 @@ TAB_REGISTRY: list[TabSpec] = [
     TabSpec("compare", "Compare", CompareTab),
     TabSpec("quality", "Quality", QualityTab),
     TabSpec("explain", "Explain", ExplainTab),
+    TabSpec("suggest", "Annotate next", SuggestTab),
 ]
 #: the tab titles (kept for callers that list them)
 TABS = tuple(spec.title for spec in TAB_REGISTRY)
