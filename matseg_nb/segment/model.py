@@ -5,7 +5,8 @@
 ``load(path, dataset, device) -> DeployedModel``); :func:`resolve_model` uses the first entry that accepts.
 
 Built in: ``run`` (a run folder: ``model/`` + ``job.json``) and ``sweep`` (a loop folder holding
-``sweep/``, or a sweep folder, plus ``--dataset``: the validation-selected run, ``runs.Sweep.best_run``).
+``sweep/``, or a sweep folder, plus ``--dataset``: the deployed model, ``runs.Sweep.deployed_runs``: the
+validation-selected run (``best_run``), or after k-fold CV the refit run, else the fold ensemble).
 Another module plugs in a format (e.g. exported bioimage.io / ONNX / TorchScript packages) with::
 
     from matseg_nb.segment.model import MODEL_LOADERS, ModelLoader
@@ -125,14 +126,32 @@ def _load_sweep(path: Path, dataset: str | None, device: str) -> DeployedModel:
             raise UserError(f"--dataset: expected one of {', '.join(datasets) or '(no complete runs)'} for sweep "
                             f"{sweep.path}, found none")
         dataset = datasets[0]
-    best = sweep.best_run(dataset)
-    if best is None:
+    deployed = sweep.deployed_runs(dataset)
+    if not deployed:
         raise UserError(f"--dataset {dataset}: expected a dataset the sweep {sweep.path} holds complete runs of, "
                         f"found {', '.join(datasets) or 'no complete runs'}")
-    val, n = best.best_val_iou(), sum(1 for r in runs if str(r.dataset) in (dataset, best.dataset))
-    score = f"best validation IoU {val:.3f}" if val is not None else f"best test IoU {best.test_iou():.3f} (no validation)"
-    why = f"{best.job_id}: {score} of {n} complete run(s) of {dataset} (runs.Sweep.best_run)"
-    return from_run(best.path, device, why=why)
+    n = sum(1 for r in runs if dataset in (str(r.dataset), Path(str(r.dataset)).name))
+    best = deployed[0]
+    if len(deployed) > 1:  # k-fold CV without a refit: the fold ensemble
+        from matseg_nb.models.ensemble import load_deployed_model
+
+        dm = from_run(best.path, device)
+        dm.model, _ = load_deployed_model([r.path for r in deployed], device)
+        dm.source = "sweep"
+        dm.why = (f"fold ensemble of {len(deployed)} runs ({best.job_id.rsplit('__', 2)[0]}...): highest mean "
+                  f"out-of-fold IoU of {n} complete run(s) of {dataset}, no complete refit (runs.Sweep.deployed_runs)")
+        return dm
+    if best.job().get("refit"):
+        why = (f"{best.job_id}: the refit on all images of the architecture and seed with the highest mean "
+               f"out-of-fold IoU of {n} complete run(s) of {dataset} (runs.Sweep.deployed_runs)")
+    else:
+        val = best.best_val_iou()
+        score = (f"best validation IoU {val:.3f}" if val is not None
+                 else f"best test IoU {best.test_iou() or float('nan'):.3f} (no validation score)")
+        why = f"{best.job_id}: {score} of {n} complete run(s) of {dataset} (runs.Sweep.best_run)"
+    dm = from_run(best.path, device, why=why)
+    dm.source = "sweep"
+    return dm
 
 
 MODEL_LOADERS: list[ModelLoader] = [
