@@ -1,4 +1,5 @@
-"""Scale bars on image axes: a round length (1, 2 or 5 x 10^n) near a fifth of the image width,
+"""Figures the package writes: :func:`figure_png` (the one matplotlib figure -> PNG bytes conversion,
+:func:`save_figure` writes them atomically) and scale bars on image axes: a round length (1, 2 or 5 x 10^n) near a fifth of the image width,
 drawn with its label (``50 µm``, ``500 nm``) by matplotlib's ``AnchoredSizeBar``.
 
 The pixel size comes from the dataset (manifest ``pixel_size_um`` or the file's calibration, see
@@ -8,7 +9,10 @@ uncalibrated figure never shows an invented length.
 
 from __future__ import annotations
 
+import io
 import math
+import os
+from pathlib import Path
 
 TARGET_FRACTION = 0.2  # bar length / image width aimed at
 _MANTISSAS = (1.0, 2.0, 5.0)
@@ -61,3 +65,23 @@ def add_scale_bar(ax, pixel_size_um: float | None, width_px: int | None = None, 
     bar.set_gid("scale-bar")
     ax.add_artist(bar)
     return length_um, label
+
+
+def figure_png(fig, dpi: float | None = None, tight: bool = False, close: bool = True) -> bytes:
+    """The matplotlib figure ``fig`` as PNG bytes (``dpi`` default: the figure's; ``tight``: crop to the
+    drawn extent); ``close`` frees the figure (pyplot keeps every open figure otherwise)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **({"dpi": dpi} if dpi is not None else {}),
+                **({"bbox_inches": "tight"} if tight else {}))
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: float | None = None, tight: bool = False) -> Path:
+    """Write :func:`figure_png` of ``fig`` to ``path`` atomically (``matseg_nb.atomic``); returns the path."""
+    from matseg_nb.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(path, figure_png(fig, dpi, tight))

@@ -256,7 +256,7 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
                   image: str | Path | None = None) -> None:
     """Counterfactual heatmap + faithfulness for one test image of the best model (:func:`explain_input`),
     with A = the ground truth's class boundaries (stated as such in the annotation's JSON) or the user's
-    annotation PNG ``mask`` (drawn on the same crop, e.g. with :func:`explain_painter`), on a ``crop`` px centre
+    annotation PNG ``mask`` (drawn on the same crop, e.g. with ``matseg_nb.widgets.painter_widget.explain_painter``), on a ``crop`` px centre
     crop so the demo stays within minutes on a CPU. ``crop``/``window``/``stride`` (px) default to
     ``ctx.settings.explain``; ``run``/``image``: another run and test image (the dashboard's choice)."""
     from matseg_nb.explain.annotation import save_boundary_annotation
@@ -287,18 +287,6 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
              else f"whole image, {inp['image'].shape[-2]}x{inp['image'].shape[-1]} px")
     ctx.log(f"  heatmap for {sample.image.name} ({where}) of {run.name}")
     ctx.log(f"  {summary.summary()}")
-
-
-def explain_painter(ctx: DemoContext):
-    """A painter widget (``matseg_nb.widgets.painter_widget.PainterWidget``) over the explain stage's crop;
-    **save** writes ``<loop>/explain/A.png``, to pass as ``stage_explain(ctx, mask=...)``."""
-    from matseg_nb.errors import UserError
-    from matseg_nb.widgets.painter_widget import PainterWidget
-
-    inp = explain_input(ctx)
-    if inp is None:
-        raise UserError(f"{ctx.layout.sweep}: expected a complete run to explain, found none")
-    return PainterWidget(inp["image"], save_path=ctx.layout.explain / "A.png", image_path=inp["sample"].image)
 
 
 def stage_report(ctx: DemoContext) -> None:

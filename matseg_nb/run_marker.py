@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from matseg_nb.atomic import atomic_write_json
-from matseg_nb.sweep.clock import now_iso, stamp
+from matseg_nb.clock import now_iso, stamp
 
 MARKER = "COMPLETE"
 ERROR_FILE = "error.json"

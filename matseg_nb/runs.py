@@ -11,7 +11,7 @@ A run folder (one per job, named by its job id) holds::
     progress.json   the live epoch while training (the dashboard's status rows)
     model/          the saved model (``matseg_nb.models.save_model``)
     predictions/    <image stem>.png, the predicted class ids of each test image
-    COMPLETE        written last by the sweep (``matseg_nb.sweep.marker``): the folder is finished
+    COMPLETE        written last by the sweep (``matseg_nb.run_marker``): the folder is finished
     error.json      written instead when the job failed
 
 A sweep folder holds run folders plus ``sweep.json`` (the job ids) and ``summary.json`` (times).
@@ -171,13 +171,13 @@ class Run:
     @property
     def is_complete(self) -> bool:
         """True when the ``COMPLETE`` marker names this job (and job.json agrees)."""
-        from matseg_nb.sweep.marker import is_complete
+        from matseg_nb.run_marker import is_complete
 
         return is_complete(self.path, self.job_id)
 
     def error(self) -> dict[str, Any] | None:
         """error.json of a failed job (type, message, traceback), or None."""
-        from matseg_nb.sweep.marker import read_error
+        from matseg_nb.run_marker import read_error
 
         return read_error(self.path)
 
@@ -191,7 +191,7 @@ class Run:
 
     def status(self, listed: str | None = None) -> RunStatus:
         """complete / failed / running / incomplete / pending (``listed``: what summary.json says)."""
-        from matseg_nb.sweep.marker import read_running
+        from matseg_nb.run_marker import read_running
 
         if self.is_complete:
             return "complete"
@@ -328,7 +328,7 @@ class Run:
 
     def mark_complete(self, started_at: str, duration_s: float) -> dict[str, Any]:
         """Write the ``COMPLETE`` marker (last, atomically)."""
-        from matseg_nb.sweep.marker import write_marker
+        from matseg_nb.run_marker import write_marker
 
         return write_marker(self.path, self.job_id, started_at, duration_s)
 

@@ -109,7 +109,7 @@ def test_real_cv_run_writes_out_of_fold_scores(tmp_path):
     exactly one out-of-fold score, the test split is scored by both fold models, and compare says so."""
     from matseg_nb.compare import compare_sweeps
     from matseg_nb.compare.pipeline import ComparisonResult
-    from matseg_nb.sweep.marker import write_marker
+    from matseg_nb.run_marker import write_marker
     from matseg_nb.training.runner import run_job
     from matseg_nb.training.spec import as_job
 

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from matseg_nb.report.scalebar import add_scale_bar, format_length, round_length_um
+from matseg_nb.figures import add_scale_bar, format_length, round_length_um
 
 
 @pytest.mark.parametrize(("width_um", "expected"), [(51.2, 10.0), (100.0, 20.0), (30.0, 5.0), (0.256, 0.05),

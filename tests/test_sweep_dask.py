@@ -11,7 +11,7 @@ import pytest
 from _sweep_helpers import CONTROL_ENV, counted, make_fake_notebook, write_control, write_profile
 
 from matseg_nb.sweep import run_sweep, sweep_status
-from matseg_nb.sweep.clock import parse_iso
+from matseg_nb.clock import parse_iso
 
 pytestmark = pytest.mark.slow
 

@@ -207,7 +207,7 @@ def test_a_job_past_its_walltime_is_recorded_with_that_reason(slurm, tmp_path):
 def _earlier_run(profile: Path, out: Path) -> list[str]:
     """A sweep folder as an earlier run leaves it: the first job complete, the second failed; its files."""
     from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.sweep.marker import write_marker
+    from matseg_nb.run_marker import write_marker
     from matseg_nb.sweep.spec import load_profile_and_jobs
 
     _, specs = load_profile_and_jobs(profile)

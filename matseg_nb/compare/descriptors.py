@@ -112,7 +112,7 @@ def _um(x: float | None) -> str:
     """`` = 1.2 µm`` when a size in µm is known, else nothing (the size is stated in px only)."""
     if x is None:
         return ""
-    from matseg_nb.report.scalebar import format_length
+    from matseg_nb.figures import format_length
 
     return f" = {format_length(float(f'{x:.3g}'))}"
 

@@ -6,7 +6,8 @@
   ``<ws>/runs/<profile name>`` and calls the same stage function as ``matseg demo`` and the notebooks
   (``stage_compare``, ``stage_qc``, ``stage_explain``, ``stage_report``), so the dashboard writes the same
   :class:`~matseg_nb.loop.LoopLayout` with the same stage settings.
-- :mod:`matseg_nb.dashboard.background`: runs one analysis in a detached process that outlives the page.
+- :mod:`matseg_nb.dashboard.worker` runs one analysis in a detached process that outlives the page;
+  :mod:`matseg_nb.dashboard.background` reads and names its state and log files.
 
 The widgets (tabs) live in :mod:`matseg_nb.widgets.dashboard_app`; its ``TAB_REGISTRY`` says how to add a tab.
 """

@@ -1,20 +1,17 @@
 """Dashboard analyses in a detached process that outlives the page.
 
-``python -m matseg_nb.dashboard.background KIND WORKSPACE RUN [JSON_KWARGS]`` runs the analysis ``KIND`` of
-:data:`matseg_nb.dashboard.actions.ANALYSES` on the loop folder ``RUN`` and records its state in
+The files of one detached analysis: ``python -m matseg_nb.dashboard.worker KIND WORKSPACE RUN [JSON_KWARGS]``
+runs the analysis ``KIND`` of :data:`matseg_nb.dashboard.actions.ANALYSES` on the loop folder ``RUN`` and
+records its state in
 ``<RUN>/<KIND>.state.json`` (``running`` with the pid, then ``done`` with the output folder or ``failed``
 with the error line); its output goes to ``<RUN>/<KIND>.log``. The page reads both on return.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
 from pathlib import Path
 
-from matseg_nb.atomic import atomic_write_json
 from matseg_nb.jsonio import read_json
 
 
@@ -55,34 +52,3 @@ def last_log_line(run: Path, kind: str, limit: int = 4000) -> str:
         return ""
     parts = [p.strip() for p in tail.replace("\r", "\n").split("\n") if p.strip()]
     return parts[-1] if parts else ""
-
-
-def main(argv: list[str]) -> int:
-    from matseg_nb.dashboard.actions import ANALYSES, DashboardState, error_text
-
-    kind, workspace, run_arg = argv[:3]
-    kwargs = json.loads(argv[3]) if len(argv) > 3 else {}
-    if kind not in ANALYSES:
-        print(f"analysis: expected one of {tuple(ANALYSES)}, found {kind!r}", file=sys.stderr)
-        return 2
-    st = DashboardState(workspace)
-    run = st.resolve(run_arg)
-    started = time.time()
-    atomic_write_json(state_file(run, kind), {"state": "running", "pid": os.getpid(), "started": started})
-    try:
-        # every path stays in the workspace but the image to explain, which explain_input checks is one of
-        # the dataset's test or validation images
-        paths = {k: Path(v) if k == "image_path" else st.resolve(v) for k, v in kwargs.items()}
-        out = ANALYSES[kind](st, run, **paths)
-    except BaseException as err:  # noqa: BLE001 - recorded for the page
-        atomic_write_json(state_file(run, kind), {"state": "failed", "pid": os.getpid(), "started": started,
-                                                  "error": error_text(err), "elapsed_s": time.time() - started})
-        print(error_text(err), file=sys.stderr)
-        return 1
-    atomic_write_json(state_file(run, kind), {"state": "done", "pid": os.getpid(), "started": started,
-                                              "out": str(out), "elapsed_s": time.time() - started})
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - run as a child process
-    sys.exit(main(sys.argv[1:]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ def preview_figure(ds, n: int = 4, alpha: float = 0.45):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from matseg_nb.report.scalebar import add_scale_bar
+    from matseg_nb.figures import add_scale_bar
 
     samples = pick_samples(ds, n)
     fig = Figure(figsize=(9, 3 * max(1, len(samples))), dpi=100)
@@ -67,9 +66,6 @@ def preview_figure(ds, n: int = 4, alpha: float = 0.45):
 
 def save_preview(ds, out_png: str | Path, n: int = 4) -> Path:
     """Write the preview PNG atomically; returns its path."""
-    from matseg_nb.atomic import atomic_write_bytes
+    from matseg_nb.figures import save_figure
 
-    fig = preview_figure(ds, n)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return atomic_write_bytes(out_png, buf.getvalue())
+    return save_figure(preview_figure(ds, n), out_png)

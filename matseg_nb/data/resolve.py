@@ -17,18 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
 import yaml
 from pydantic import ValidationError
 
-from matseg_nb.data.schema import FileRef, Manifest
+from matseg_nb.data.schema import REPO_MANIFESTS, FileRef, Manifest
 from matseg_nb.errors import UserError
 
-#: the shipped manifests (package data; the checkout's ``data_manifests/`` is the same folder)
-REPO_MANIFESTS = Path(str(resources.files("matseg_nb") / "resources" / "data_manifests"))
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,9 @@ from matseg_nb.vocabulary import Difficulty, MaterialClass, Modality
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+#: the shipped manifests (package data; the checkout's ``data_manifests/`` is the same folder)
+REPO_MANIFESTS = Path(str(resources.files("matseg_nb") / "resources" / "data_manifests"))
 
 
 class _Strict(BaseModel):
@@ -214,7 +218,6 @@ def schema_text() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Write the schema to ``data_manifests/schema.json`` (or the path given)."""
     from matseg_nb.atomic import atomic_write_text
-    from matseg_nb.data.resolve import REPO_MANIFESTS
 
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0]) if args else REPO_MANIFESTS / "schema.json"

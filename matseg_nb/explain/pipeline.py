@@ -25,9 +25,9 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def _png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
+    from matseg_nb.figures import figure_png
+
+    return figure_png(fig, dpi=110, close=False)
 
 
 def _heat_png(hmap: np.ndarray) -> bytes:
@@ -267,7 +267,7 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
                              title=f"{Path(str(image_path)).name}: {kernel}, window {window} px, stride {stride} px"
                              + (" (PARTIAL)" if res.partial else ""))
     from matseg_nb.data.formats import file_pixel_size_um
-    from matseg_nb.report.scalebar import add_scale_bar
+    from matseg_nb.figures import add_scale_bar
 
     add_scale_bar(fig.axes[0], (meta or {}).get("pixel_size_um") or file_pixel_size_um(image_path))  # image panel
     atomic_write_bytes(out / "explanation.png", _png_bytes(fig))

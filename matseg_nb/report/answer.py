@@ -10,7 +10,6 @@ Built from the loop's typed outputs: the sweep (``matseg_nb.runs``), the compari
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -322,8 +321,7 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     import numpy as np
     from PIL import Image
 
-    from matseg_nb.atomic import atomic_write_bytes
-    from matseg_nb.report.scalebar import add_scale_bar
+    from matseg_nb.figures import add_scale_bar, save_figure
 
     missing: list[str] = []
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), dpi=90)
@@ -355,7 +353,7 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
     ax.set_title(f"D: input\n{label if len(label) <= 28 else label[:27] + '…'}", fontsize=9)
     if image is not None:
         ax.imshow(image, cmap="gray")
-        add_scale_bar(ax, ds.pixel_size_um_of(sample))  # matseg_nb.report.scalebar: only when calibrated
+        add_scale_bar(ax, ds.pixel_size_um_of(sample))  # matseg_nb.figures: only when calibrated
     ax = axes[1]
     job = run.job()
     ax.set_title(f"Z: prediction of {job.get('encoder', '')}+{job.get('decoder', '')}", fontsize=9)
@@ -416,10 +414,7 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
             ax.text(0.5, 0.5, "not available", ha="center", va="center", fontsize=9, color="#7a8494",
                     transform=ax.transAxes)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(out_png, buf.getvalue())
+    save_figure(fig, out_png)
     return missing
 
 

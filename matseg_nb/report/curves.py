@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from matseg_nb.atomic import atomic_write_bytes
+from matseg_nb.figures import save_figure
 from matseg_nb.runs import RunFileError, Sweep
 
 
@@ -51,9 +50,6 @@ def learning_curves(sweep_dir: str | Path, out_dir: str | Path) -> list[dict]:
         ax.set_ylim(0.0, 1.0)
         ax.set_title(f"{name}: learning curves", fontsize=9)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        plt.close(fig)
-        png = atomic_write_bytes(Path(out_dir) / f"learning-curves-{name}.png", buf.getvalue())
+        png = save_figure(fig, Path(out_dir) / f"learning-curves-{name}.png", tight=True)
         out.append({"dataset": name, "png": str(png), "rows": rows})
     return out

@@ -138,12 +138,13 @@ def suggest_for_loop(ctx, images: list[str], dataset: str | None = None, n: int 
     (default: the profile's first dataset) ranks ``images``; writes ``<loop_root>/suggest/<dataset>/``.
     None when ``images`` is empty."""
     from matseg_nb.data import open_dataset
-    from matseg_nb.pipeline import best_run
+    from matseg_nb.runs import Sweep
 
     if not images:
         return None
     name = open_dataset(dataset or ctx.profile.dataset[0].ref, base_dir=ctx.profile.base_dir).name
-    run = best_run(ctx.layout.sweep, name)
+    best = Sweep(ctx.layout.sweep).best_run(name)  # the loop's selected model (``pipeline.best_run``)
+    run = None if best is None else best.path
     if run is None:
         raise UserError(f"{ctx.layout.sweep}: expected a complete run for {name} to rank images with, found none")
     return suggest(run, [str(i) for i in images], n, ctx.layout.root / "suggest" / name, settings=ctx.settings)

@@ -14,9 +14,9 @@ from typing import Any
 
 from matseg_nb.errors import UserError
 from matseg_nb.runs import Run
-from matseg_nb.sweep.clock import seconds_since
+from matseg_nb.clock import seconds_since
 from matseg_nb.sweep.failure import one_line
-from matseg_nb.sweep.marker import is_complete, read_error, read_marker, read_running
+from matseg_nb.run_marker import is_complete, read_error, read_marker, read_running
 from matseg_nb.sweep.progress import format_seconds
 from matseg_nb.sweep.slurm import slurm_columns
 from matseg_nb.sweep.summary import STATUSES, SUMMARY_FILE, SWEEP_FILE, JobRecord, SweepSummary

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from matseg_nb.atomic import atomic_write_json
-from matseg_nb.sweep.clock import now_iso, seconds_since
+from matseg_nb.clock import now_iso, seconds_since
 
 STATUSES = ("complete", "failed", "running", "pending")
 SUMMARY_FILE = "summary.json"

@@ -119,3 +119,16 @@ class PainterWidget:
         layer = self.canvas[1]
         layer.clear()
         layer.put_image_data(self.overlay_rgba(), 0, 0)
+
+
+def explain_painter(ctx) -> PainterWidget:
+    """A :class:`PainterWidget` over the explain stage's crop of the loop ``ctx`` (``matseg_nb.pipeline.DemoContext``,
+    ``pipeline.explain_input``);
+    **save** writes ``<loop>/explain/A.png``, to pass as ``stage_explain(ctx, mask=...)``."""
+    from matseg_nb.errors import UserError
+    from matseg_nb.pipeline import explain_input
+
+    inp = explain_input(ctx)
+    if inp is None:
+        raise UserError(f"{ctx.layout.sweep}: expected a complete run to explain, found none")
+    return PainterWidget(inp["image"], save_path=ctx.layout.explain / "A.png", image_path=inp["sample"].image)

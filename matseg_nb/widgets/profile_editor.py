@@ -8,7 +8,6 @@ The model holds the profile as raw JSON data (what is saved), validates it with
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
 from pathlib import Path
@@ -281,14 +280,13 @@ class ProfileEditor(w.VBox):
         try:
             from matseg_nb.data import open_dataset
             from matseg_nb.data.preview import preview_figure
+            from matseg_nb.figures import figure_png
 
-            fig = preview_figure(open_dataset(names[0], base_dir=self.model.base_dir), n=n)
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=60)
+            png = figure_png(preview_figure(open_dataset(names[0], base_dir=self.model.base_dir), n=n), dpi=60)
         except Exception as err:  # noqa: BLE001 - shown, not raised, in the UI
             self.preview.value = f"<span style='color:#8a1c1c'>preview of {_esc(str(names[0]))} failed: {_esc(str(err))}</span>"
             return
-        self.preview_image.value = buf.getvalue()
+        self.preview_image.value = png
         self.preview_image.layout.display = ""
         self.preview.value = f"preview of {_esc(str(names[0]))}"
 

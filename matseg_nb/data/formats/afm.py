@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matseg_nb.data.formats import ImageData, pick_channels
+from matseg_nb.data.formats.base import ImageData, pick_channels
 from matseg_nb.errors import UserError
 
 SUFFIXES = (".gwy", ".ibw", ".spm", ".jpk")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matseg_nb.data.formats import ImageData, bit_depth_of, pick_channels
+from matseg_nb.data.formats.base import ImageData, bit_depth_of, pick_channels
 from matseg_nb.errors import UserError
 
 SUFFIXES = (".dm3", ".dm4", ".emd", ".ser")

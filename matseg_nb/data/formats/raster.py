@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from matseg_nb.data.formats import ImageData, bit_depth_of, pick_channels
+from matseg_nb.data.formats.base import ImageData, bit_depth_of, pick_channels
 
 SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
@@ -69,10 +69,10 @@ def tiff_pixel_size(path: Path) -> tuple[float | None, str | None]:
 
 def read(path: Path, channels: Sequence[str] | None) -> ImageData:
     """(C, H, W) float32 in file units; channels of a multi-page TIFF are named ``page0``..."""
-    from matseg_nb.data.readers import page_count, read_array, to_chw
+    from matseg_nb.data.formats.pixels import RASTER_READERS, page_count, read_with, to_chw
 
     suffix = path.suffix.lower()
-    raw = read_array(path)
+    raw = read_with(RASTER_READERS[suffix], path, None)
     stacked = suffix in (".tif", ".tiff") and page_count(path) > 1
     chw = to_chw(raw, "auto", stacked=stacked)
     if stacked:
