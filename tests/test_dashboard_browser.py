@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
-NOTEBOOK = REPO / "matseg_nb" / "widgets" / "dashboard.ipynb"
+NOTEBOOK = REPO / "widgets" / "dashboard.ipynb"
 LOAD_MS = 180_000     # Voilà executes the notebook (imports torch) before the page shows widgets
 SWEEP_MS = 480_000    # tiny 1-job sweep incl. papermill kernel start (about 1 min unloaded)
 EXPLAIN_MS = 180_000

@@ -156,7 +156,7 @@ def test_dashboard_command_is_loopback_voila(tmp_path, capsys):
 def test_dashboard_notebook_is_thin():
     import nbformat
 
-    nb = nbformat.read(REPO / "matseg_nb" / "widgets" / "dashboard.ipynb", as_version=4)
+    nb = nbformat.read(REPO / "widgets" / "dashboard.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert len(code) <= 3 and "DashboardApp" in "".join(c.source for c in code)
     assert "MATSEG_WORKSPACE" in "".join(c.source for c in code)

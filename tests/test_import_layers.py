@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "matseg_nb"
 
 #: the layers, lowest first: (name, module prefixes) — a prefix names a module or a whole sub-package
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base: errors, files, units, figures", ("matseg_nb", "matseg_nb.errors", "matseg_nb.atomic", "matseg_nb.clock",
+    ("base: errors, files, units, figures", ("matseg_nb", "matseg_nb.errors", "matseg_nb.atomic", "matseg_nb.clock", "matseg_nb.progress",
                                             "matseg_nb.jsonio", "matseg_nb.vocabulary", "matseg_nb.metrics",
                                             "matseg_nb.figures", "matseg_nb.jsonschema_export")),
     ("data: datasets, formats, readers", ("matseg_nb.data",)),

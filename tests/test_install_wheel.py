@@ -26,8 +26,9 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 30
     return out
 
 
-@pytest.mark.slow
-def test_wheel_in_a_fresh_venv_validates_plans_and_sweeps(tmp_path):
+def _installed_wheel(tmp_path: Path) -> tuple[Path, Path, Path, dict]:
+    """(python, site-packages, a work folder outside the checkout, env) of the built wheel installed with
+    ``--no-deps`` into a fresh venv that sees this checkout's dependencies."""
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", str(dist), str(REPO)], cwd=tmp_path)
@@ -47,6 +48,12 @@ def test_wheel_in_a_fresh_venv_validates_plans_and_sweeps(tmp_path):
                MATSEG_DATA_MIRROR=os.environ.get("MATSEG_DATA_MIRROR", "/work/shared/data"))
     where = _run([str(py), "-c", "import matseg_nb; print(matseg_nb.__file__)"], cwd=work, env=env).stdout
     assert str(site) in where and str(REPO) not in where  # the installed copy, not the checkout
+    return py, site, work, env
+
+
+@pytest.mark.slow
+def test_wheel_in_a_fresh_venv_validates_plans_and_sweeps(tmp_path):
+    py, _site, work, env = _installed_wheel(tmp_path)
     profile = work / "tiny.json"
     profile.write_text(json.dumps(tiny_profile_dict(seeds=(0,))))
     _run([str(py), "-m", "matseg_nb.cli", "validate", str(profile)], cwd=work, env=env)
@@ -59,3 +66,51 @@ def test_wheel_in_a_fresh_venv_validates_plans_and_sweeps(tmp_path):
     (job,) = Sweep.open(work / "sweep").jobs()
     assert job.status == "complete", job.error
     assert job.run.metrics() is not None and job.run.predictions()
+
+
+@pytest.mark.slow
+def test_wheel_serves_the_dashboard_app(tmp_path):
+    """``matseg dashboard`` from a non-editable install serves the app of top-level ``widgets/`` (shipped as
+    package data): Voilà renders its widget tree."""
+    import http.client
+    import re
+    import select
+    import time
+
+    from _dashboard_helpers import free_port, stop_server
+
+    py, site, work, env = _installed_wheel(tmp_path)
+    shipped = site / "matseg_nb" / "resources" / "apps" / "dashboard.ipynb"
+    assert shipped.read_bytes() == (REPO / "widgets" / "dashboard.ipynb").read_bytes()
+    dry = _run([str(py), "-m", "matseg_nb.cli", "dashboard", "--dry-run", "--workspace", str(work / "ws")],
+               cwd=work, env=env).stdout
+    assert str(shipped) in dry, dry
+    port = free_port()
+    env = {**env, "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONUNBUFFERED": "1"}
+    env.pop("JUPYTER_TOKEN", None)
+    proc = subprocess.Popen([str(py), "-m", "matseg_nb.cli", "dashboard", "--port", str(port), "--workspace",
+                             str(work / "ws")], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    try:
+        out, token, deadline = b"", None, time.monotonic() + 120
+        while token is None and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 1)[0]:
+                out += os.read(proc.stdout.fileno(), 4096)
+                m = re.search(rb"\?token=([0-9a-f]{48})", out)
+                token = m.group(1).decode() if m else None
+            assert proc.poll() is None, out.decode()
+        assert token, out.decode()
+        body = ""
+        while time.monotonic() < deadline + 300 and not body:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                conn.request("GET", f"/?token={token}")
+                resp = conn.getresponse()
+                status, body = resp.status, resp.read().decode("utf-8", "replace")
+                conn.close()
+            except OSError:
+                time.sleep(1)
+        assert status == 200, body[-2000:]
+        assert "application/vnd.jupyter.widget-view+json" in body and "Traceback" not in body
+    finally:
+        stop_server(proc)

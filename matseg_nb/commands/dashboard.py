@@ -24,7 +24,21 @@ from pathlib import Path
 
 from matseg_nb.errors import UserError
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "widgets" / "dashboard.ipynb"
+
+def app_notebook(name: str = "dashboard") -> Path:
+    """The Voilà app ``<name>.ipynb``: the checkout's top-level ``widgets/<name>.ipynb`` when this package runs
+    from a checkout, else the package-data copy ``matseg_nb/resources/apps/<name>.ipynb`` (the same file:
+    the top-level one links to it), so a non-editable install serves the same app."""
+    from importlib import resources
+
+    checkout = Path(__file__).resolve().parents[2] / "widgets" / f"{name}.ipynb"
+    if checkout.is_file():
+        return checkout
+    shipped = Path(str(resources.files("matseg_nb") / "resources" / "apps" / f"{name}.ipynb"))
+    if not shipped.is_file():
+        raise UserError(f"app {name}: expected {shipped} (package data), found nothing; reinstall matseg-nb")
+    return shipped
+
 WORKSPACE_ENV = "MATSEG_WORKSPACE"
 TOKEN_ENV = "JUPYTER_TOKEN"
 LOOPBACK = "127.0.0.1"
@@ -43,7 +57,7 @@ def default_config_path() -> Path:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("dashboard", help="serve the Voila dashboard (Configure/Run/Compare/Quality/Explain)",
-                              description="Serves matseg_nb/widgets/dashboard.ipynb with Voila, bound to 127.0.0.1 "
+                              description="Serves widgets/dashboard.ipynb (package data matseg_nb/resources/apps/) with Voila, bound to 127.0.0.1 "
                               "and locked by a random token (printed in the URL) or by the password set with "
                               "--set-password. Every file the dashboard reads or writes stays inside --workspace.")
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
@@ -117,7 +131,7 @@ def voila_command(port: int, ip: str = LOOPBACK, *, auth: str = "token", passwor
     """
     voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
     base = [voila] if voila else [sys.executable, "-m", "voila"]
-    cmd = [*base, str(NOTEBOOK), "--no-browser", f"--Voila.ip={ip}", f"--port={port}"]
+    cmd = [*base, str(app_notebook("dashboard")), "--no-browser", f"--Voila.ip={ip}", f"--port={port}"]
     if auth == "token":
         cmd.append("--token")
     elif auth == "password":

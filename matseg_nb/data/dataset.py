@@ -114,9 +114,9 @@ class Dataset:
         fractions per split, missing files, and ``problems`` (one line per bad file).
         ``full=True`` also decodes every image (slower, catches corrupt pixel data).
         ``progress``: a ``tqdm.auto`` bar over the pairs (text on the CLI, a widget in Jupyter)."""
-        from tqdm.auto import tqdm
+        from matseg_nb.progress import progress_bar
 
-        bar = tqdm(total=len(self._samples), desc="data check", unit="pair", disable=not progress, leave=False)
+        bar = progress_bar(total=len(self._samples), desc="data check", unit="pair", disable=not progress, leave=False)
         out: dict = {
             "name": self.name, "title": self.title, "modality": self.modality, "material": self.material,
             "classes": self.class_names, "in_channels": self.in_channels,

@@ -190,6 +190,6 @@ def faithfulness(model, image, mask, hmap, window: int = 16, heatmap_kernel: str
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from matseg_nb.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="pass")
+    return progress_bar(total=total, desc=desc, unit="pass")

@@ -187,9 +187,9 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
                      if n) or "none") + (f" ({'; '.join(notes)})" if notes else ""))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from matseg_nb.progress import progress_bar
 
-        bar = tqdm(total=len(todo), desc="heatmap", unit="loc")
+        bar = progress_bar(total=len(todo), desc="heatmap", unit="loc")
     n_fwd, partial = 1, False
     setup_seconds = time.perf_counter() - t0  # Z, the AMP floor and the encoder cache, before any location
     for start in range(0, len(todo), batch):

@@ -167,9 +167,9 @@ def iter_tiled_bands(
     acc = torch.zeros(num_classes, 0, plan.wp)
     norm = torch.zeros(0, plan.wp)
     channels_last = device.type == "cuda"
-    from tqdm.auto import tqdm
+    from matseg_nb.progress import progress_bar
 
-    bar = tqdm(total=len(coords), desc="tiles", unit="tile", leave=False,
+    bar = progress_bar(total=len(coords), desc="tiles", unit="tile", leave=False,
                disable=not progress or len(coords) <= batch_size)
     done = 0
     for i in range(0, len(coords), batch_size):

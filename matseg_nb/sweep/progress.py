@@ -56,10 +56,10 @@ def postfix(summary: SweepSummary) -> str:
 
 
 def _interactive() -> bool:
-    """True in a terminal or a Jupyter kernel (where tqdm.auto draws a widget)."""
-    if "ipykernel" in sys.modules:
-        return True
-    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    """True in a terminal or a Jupyter kernel (``matseg_nb.progress.interactive``)."""
+    from matseg_nb.progress import interactive
+
+    return interactive(sys.stderr)
 
 
 class Progress:
