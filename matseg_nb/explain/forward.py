@@ -14,6 +14,7 @@ import torch
 
 from matseg_nb.explain.boxes import Box, area
 from matseg_nb.explain.incremental import IncrementalEncoder, supports_incremental
+from matseg_nb.explain.scaled import input_map_for
 from matseg_nb.explain.shortcuts import box_decoder_for
 from matseg_nb.models import pad_multiple, pad_to_multiple
 
@@ -64,16 +65,18 @@ class ProbFn:
         self.pad_multiple = int(multiple or max(32, pad_multiple(model)))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt).eval()
-        plain = bool(shortcuts) and _plain_forward(self.model)
-        self._box_dec = box_decoder_for(self.model) if plain else None
+        self.input_map = input_map_for(self.model) if shortcuts else None  # e.g. the input_scale wrapper
+        self.core = self.input_map.inner if self.input_map is not None else self.model  # what the rules see
+        plain = bool(shortcuts) and _plain_forward(self.core)
+        self._box_dec = box_decoder_for(self.core) if plain else None
         self.box_decoder = self._box_dec is not None
         on = self.device.type != "cuda" if incremental is None else bool(incremental)
-        self.incremental = plain and on and supports_incremental(self.model)
+        self.incremental = plain and on and supports_incremental(self.core)
         self.cache_mb = float(cache_mb)
         self.cache_note = ""
         self.used_box_decoder = False  # whether the last call ran a decoder on its crop box
         self._cache: IncrementalEncoder | None = None
-        self.shortcut_notes = _why_not(self.model, bool(shortcuts), plain, self.box_decoder, self.incremental, on)
+        self.shortcut_notes = _why_not(self.core, bool(shortcuts), plain, self.box_decoder, self.incremental, on)
 
     def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         xp, hw = pad_batch(x.to(self.device, torch.float32), self.pad_multiple)
@@ -86,12 +89,14 @@ class ProbFn:
         if self.incremental and x is not None:
             with torch.inference_mode(), self._autocast():
                 xp = self._padded(x)[0]
-                mb = IncrementalEncoder.bytes_per_pixel(self.model.encoder, xp) * xp.shape[-2] * xp.shape[-1] / 2**20
+                if self.input_map is not None:
+                    xp = self.input_map.resample(xp)
+                mb = IncrementalEncoder.bytes_per_pixel(self.core.encoder, xp) * xp.shape[-2] * xp.shape[-1] / 2**20
                 if mb > self.cache_mb:
                     self.cache_note = (f"incremental encoder off: its cache would take {mb:.0f} MB "
                                        f"> cache_mb = {self.cache_mb:.0f}")
                     return
-                self._cache = IncrementalEncoder(self.model.encoder, xp)
+                self._cache = IncrementalEncoder(self.core.encoder, xp)
 
     @property
     def cached(self) -> bool:
@@ -110,29 +115,52 @@ class ProbFn:
         ``windows``: per image, the box (px) outside which it equals the image given to :meth:`prepare`."""
         with torch.inference_mode():
             xp, (h, w) = self._padded(x)
+            full = (int(xp.shape[-2]), int(xp.shape[-1]))
             box = crop if crop is not None else (0, h, 0, w)
-            # a box decoder pays off for boxes well inside the image; near the whole image the native
-            # decoder is faster (measured: 0.36-0.51 s vs 0.18-0.24 s per 512x512 image on this CPU)
-            small = crop is not None and area(box) <= BOX_DECODER_MAX_FRACTION * xp.shape[-2] * xp.shape[-1]
-            m, dec = self.model, (self._box_dec if small else None)
-            self.used_box_decoder = dec is not None
+            wins = None if windows is None else [_padded_window(b, (h, w), full) for b in windows]
             with self._autocast():
-                if self._cache is not None and windows is not None:
-                    wins = [_padded_window(b, (h, w), xp.shape[-2:]) for b in windows]
-                    shapes = self._cache.level_shapes()
-                    if dec is not None and dec.applies(m, shapes):
-                        feats, origins = self._cache.features(xp, wins, dec.reads(m, shapes, box))
-                        return to_probs(dec.decode(m, feats, box, origins, shapes))
-                    feats = self._cache.features(xp, wins)[0]
-                else:
-                    feats = m.encoder(xp) if dec is not None else None
-                if feats is None:
-                    logits = m(xp)
-                elif dec is not None and dec.applies(m, [f.shape[-2:] for f in feats]):
-                    return to_probs(dec.decode(m, feats, box))
-                else:
-                    logits = m.segmentation_head(m.decoder(feats))
-            return to_probs(logits[:, :, box[0] : box[1], box[2] : box[3]])
+                if self.input_map is None:
+                    return to_probs(self._core_logits(xp, box, wins, crop is not None))
+                im = self.input_map
+                xin = im.resample(xp)
+                inner = (int(xin.shape[-2]), int(xin.shape[-1]))
+                read = im.reads(box, full, inner)
+                wins_in = None if wins is None else [im.window(b, full, inner) for b in wins]
+                return to_probs(im.upsample(self._core_logits(xin, read, wins_in, True), read, inner, full, box))
+
+    @property
+    def shortcut_names(self) -> list[str]:
+        """The exact shortcuts this function applies (for the heatmap's line), outermost first."""
+        names = [self.input_map.name] if self.input_map is not None else []
+        if self.box_decoder:
+            names.append(f"box decoder ({type(self.core).__name__})")
+        if self.incremental:
+            names.append(f"incremental encoder ({type(self.core.encoder).__name__})")
+        return names
+
+    def _core_logits(self, xp: torch.Tensor, box: Box, wins: list[Box] | None, cropped: bool) -> torch.Tensor:
+        """Logits (B, K, box) of the core model (the wrapper's inner model, if any) on its input ``xp``, with
+        the box decoder / incremental encoder where they apply; ``wins``: per image, the changed box of xp."""
+        # a box decoder pays off for boxes well inside the image; near the whole image the native
+        # decoder is faster (measured: 0.36-0.51 s vs 0.18-0.24 s per 512x512 image on this CPU)
+        small = cropped and area(box) <= BOX_DECODER_MAX_FRACTION * xp.shape[-2] * xp.shape[-1]
+        m, dec = self.core, (self._box_dec if small else None)
+        self.used_box_decoder = dec is not None
+        if self._cache is not None and wins is not None:
+            shapes = self._cache.level_shapes()
+            if dec is not None and dec.applies(m, shapes):
+                feats, origins = self._cache.features(xp, wins, dec.reads(m, shapes, box))
+                return dec.decode(m, feats, box, origins, shapes)
+            feats = self._cache.features(xp, wins)[0]
+        else:
+            feats = m.encoder(xp) if dec is not None else None
+        if feats is None:
+            logits = m(xp)
+        elif dec is not None and dec.applies(m, [f.shape[-2:] for f in feats]):
+            return dec.decode(m, feats, box)
+        else:
+            logits = m.segmentation_head(m.decoder(feats))
+        return logits[:, :, box[0] : box[1], box[2] : box[3]]
 
 
 def _plain_forward(model: torch.nn.Module) -> bool:

@@ -183,8 +183,7 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     say(f"heatmap: {len(todo)} locations ({valid.shape[0]}x{valid.shape[1]} grid, window {window} px, stride "
         f"{stride} px), {n_batches} forward passes of up to {batch} images, "
         f"{'AMP' if fn.amp else 'float32'}; exact shortcuts: "
-        + ("; ".join(n for n in ("box decoder" if fn.box_decoder else "", "incremental encoder" if fn.cached else "")
-                     if n) or "none") + (f" ({'; '.join(notes)})" if notes else ""))
+        + ("; ".join(_ran(fn)) or "none") + (f" ({'; '.join(notes)})" if notes else ""))
     bar = None
     if progress:
         from matseg_nb.progress import progress_bar
@@ -219,15 +218,22 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     if bar is not None:
         bar.close()
     incremental = fn.cached
+    shortcuts_ran = _ran(fn)
     fn.prepare(None)
     if partial:
         say(f"heatmap: stopped after {max_minutes} min with {int(done.sum())} of {len(todo)} locations (partial)")
     res = _finish(grid, done, ys, xs, shape, window, stride, pert, upsample_rule, t0, n_fwd,
                   max_batch=batch, box=list(box), device=str(fn.device), amp=fn.amp,
                   channels_last=fn.channels_last, box_decoder=fn.used_box_decoder, incremental=incremental,
+                  shortcuts=shortcuts_ran, input_map=fn.input_map.name if fn.input_map is not None else None,
                   locations_planned=len(todo), setup_seconds=setup_seconds, **extra, **({"note": "; ".join(notes)} if notes else {}))
     res.partial = partial
     return res
+
+
+def _ran(fn: ProbFn) -> list[str]:
+    """Names of the exact shortcuts in use (the incremental encoder only while its cache is prepared)."""
+    return [n for n in fn.shortcut_names if not n.startswith("incremental") or fn.cached]
 
 
 def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,
