@@ -34,6 +34,7 @@ from matseg_nb.segment.folder import (
 from matseg_nb.segment.inputs import InputImage, collect_inputs, content_key, pixel_size_note
 from matseg_nb.segment.measure import length_unit_for, measure_mask
 from matseg_nb.segment.model import DeployedModel, resolve_model
+from matseg_nb.segment.screen import SCREENER_MISSING
 
 #: longest side of an overlay preview (px); larger images are previewed downsampled
 OVERLAY_MAX_SIDE = 2048
@@ -150,7 +151,12 @@ def segment_one(dm: DeployedModel, image: InputImage, folder: SegmentFolder, set
                       f"{img.shape[0]} ({image.path.name})")
         folder.write_record(rec)
         return rec
-    mask, rec.mean_confidence, probs = predict_mask(dm, img, settings, timer)
+    try:
+        mask, rec.mean_confidence, probs = predict_mask(dm, img, settings, timer)
+    except (RuntimeError, ValueError) as err:  # e.g. an image the model cannot take; the others go on
+        rec.reason = f"inference failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        folder.write_record(rec)
+        return rec
     rec.mask = folder.write_mask(image.name, mask)
     classes = folder.classes() or default_classes(dm.class_names)
     rec.overlay = folder.write_overlay(image.name, overlay_rgb(img, mask, [c.color for c in classes]))
@@ -158,7 +164,11 @@ def segment_one(dm: DeployedModel, image: InputImage, folder: SegmentFolder, set
         rec.probs = folder.write_probs(image.name, probs)
     rec.measurements = measure_mask(mask, dm.class_names, image.pixel_size_um, length_unit)
     if screener is not None:
-        rec.qc_p_value, rec.qc_flag, rec.qc_note = screener.p_value(img, image.name, image.path)
+        try:
+            rec.qc_p_value, rec.qc_flag, rec.qc_note = screener.p_value(img, image.name, image.path)
+        except (RuntimeError, ValueError, UserError) as err:
+            line = err.problems[0] if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            rec.qc_note = f"not screened: {line.splitlines()[0][:200]}"
     else:
         rec.qc_note = "not screened (QC off)" if not settings.qc else qc_note or "not screened"
     rec.status = SEGMENTED
@@ -168,10 +178,15 @@ def segment_one(dm: DeployedModel, image: InputImage, folder: SegmentFolder, set
 
 
 # ----------------------------------------------------------------------------- a chunk (one executor task)
-def _done(folder: SegmentFolder, image: InputImage) -> bool:
-    """True when the image's record is segmented, its mask exists and its key matches the file's bytes."""
+def _done(folder: SegmentFolder, image: InputImage, settings: SegmentSettings) -> bool:
+    """True when the image's record is segmented, its mask exists, its key matches the file's bytes, and
+    (with QC on) it was screened or could not be (a record made with QC off is redone with QC on)."""
     rec = folder.record(image.name)
     if rec is None or not rec.segmented or rec.source != str(image.path) or not (folder.path / str(rec.mask)).is_file():
+        return False
+    if settings.qc and rec.qc_p_value is None and rec.qc_note in ("not screened (QC off)", SCREENER_MISSING):
+        return False
+    if settings.probs and not rec.probs:
         return False
     try:
         return rec.key == content_key(image.path, image.slice_index)
@@ -185,7 +200,7 @@ def segment_chunk(model_ref: str, dataset: str | None, images: list[InputImage],
     """Segment ``images`` that are not done yet into ``out_dir`` (one executor task; loads the model
     itself unless ``dm`` is given). Returns counts {segmented, not_segmented, skipped}."""
     folder = SegmentFolder(Path(out_dir))
-    todo = [im for im in images if not _done(folder, im)]
+    todo = [im for im in images if not _done(folder, im, settings)]
     counts = {"segmented": 0, "not_segmented": 0, "skipped": len(images) - len(todo)}
     if not todo:
         return counts
@@ -297,7 +312,8 @@ def finalize(folder: SegmentFolder, images: list[InputImage], dm: DeployedModel,
         records.append(rec if rec is not None else ImageRecord(im.name, str(im.path), status=NOT_SEGMENTED,
                                                                 reason="no record (the task did not finish)"))
     cached = folder.meta().get("bias") or {}
-    if cached.get("run_dir") == (str(dm.run_dir) if dm.run_dir else None) and "rows" in cached:
+    if (cached.get("run_dir") == (str(dm.run_dir) if dm.run_dir else None) and "rows" in cached
+            and cached.get("length_unit") == length_unit):
         bias = [BiasRow.from_dict(r) for r in cached["rows"]]
         bias_info = {k: v for k, v in cached.items() if k != "rows"}
     elif dm.run_dir is not None:
@@ -305,6 +321,7 @@ def finalize(folder: SegmentFolder, images: list[InputImage], dm: DeployedModel,
     else:
         bias, bias_info = [], {"run_dir": None, "n_images": 0,
                                "note": "no run folder with test predictions: the model's error on these numbers is unknown"}
+    bias_info["length_unit"] = length_unit
     summary = batch_summary(records, bias)
     qc = batch_verdict(records, settings.alpha) if settings.qc else {}
     folder.write_tables(records, summary, bias)

@@ -15,6 +15,8 @@ from typing import Any
 from matseg_nb.segment.folder import ImageRecord
 from matseg_nb.segment.model import DeployedModel
 
+SCREENER_MISSING = "not screened: matseg_nb.qc.RunScreener is not available in this version"
+
 
 def file_dtype(path: Path) -> str | None:
     """The stored pixel dtype of an image file (TIFF: from the header), None when unknown."""
@@ -64,7 +66,7 @@ def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, st
     try:
         from matseg_nb.qc import RunScreener
     except ImportError:
-        return None, "not screened: matseg_nb.qc.RunScreener is not available in this version"
+        return None, SCREENER_MISSING
     return ImageScreener(RunScreener.open(dm.calibration_run), settings.alpha), ""
 
 
