@@ -62,9 +62,17 @@ def test_cli_screen_new_lone_image_and_validate_without_gmm(tmp_path, capsys):
     assert q["calibration_split"] == "test" and lone.n_screened == 1
     same = next(i for i in batch.images if i.name == "stest0")
     assert lone.images[0].p_value == same.p_value and lone.batch_verdict == "too few images to tell"
-    assert "too few images to tell" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "too few images to tell" in printed
+    assert all(len(ln) <= 100 or "/" in ln for ln in printed.splitlines())  # only a long path overflows
+    table = (tmp_path / "scr" / "screening.csv").read_text()
+    assert f"{tmp_path / 'scr' / 'screening.csv'}" in printed and "stest0" in table
     rc = main(["qc", str(run), "--validate", "--shift", "noise:strong", "--out", str(tmp_path / "val"),
                "--extractors", "texture", "--tile", "48", "--tiles", "6", "--detectors", "ocsvm"])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert all(len(ln) <= 100 or "/" in ln for ln in printed.splitlines())
+    assert str(tmp_path / "val" / "validation.csv") in printed
+    assert "ocsvm" in (tmp_path / "val" / "validation.csv").read_text()
     v = json.loads((tmp_path / "val" / "qc.json").read_text())["validation"]
     assert v["verdict"] == "insufficient evidence" and v["checks"][0]["detector"] == "ocsvm"

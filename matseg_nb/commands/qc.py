@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,15 +67,13 @@ def handler(args: argparse.Namespace) -> int:
             results = screen_run_folds(args.run_dir, args.new, args.out, args.alpha, QCSettings(
                 extractors=tuple(args.extractors), tile_size=args.tile, tiles_per_image=args.tiles), detector, args.k,
                 args.seed)
-            print("\n".join(r.summary() for r in results) + f"\nwrote {args.out}/qc.json")
+            print_screening(results, args.out)
             return 0
         results = screen_run(args.run_dir, args.new, args.out, alpha=args.alpha, reference_split=args.reference,
                              calibration_split=args.calibration, extractors=tuple(args.extractors),
                              detector=detector, k=args.k, tile_size=args.tile, tiles_per_image=args.tiles,
                              shifts=shifts, seed=args.seed)
-        for r in results:
-            print(r.summary())
-        print(f"wrote {args.out}/qc.json")
+        print_screening(results, args.out)
         return 0
     res = run_qc(args.run_dir, reference_split=args.reference, test=args.test, shifts=shifts, out_dir=args.out,
                  extractors=tuple(args.extractors), level=args.level, heldout_split=args.heldout,
@@ -83,10 +82,61 @@ def handler(args: argparse.Namespace) -> int:
                  readiness_threshold=args.readiness, seed=args.seed)
     from matseg_nb.qc.results import ValidationResult
 
-    print(ValidationResult.from_json(res.summary["validation"]).summary())
+    validation = ValidationResult.from_json(res.summary["validation"])
+    lines = [f"detector validation: {validation.verdict} ({validation.reason})"]
     for lv, v in res.summary["levels"].items():
         rho = (v.get("spearman_typicality_iou") or {}).get("rho")
         if rho is not None:
-            print(f"  {lv} level: Spearman(typicality, IoU) = {rho:.3f}")
-    print(f"verdict: {res.verdict}; wrote {res.out_dir}/qc.json, scores.csv, roc.png")
+            lines.append(f"  {lv} level: Spearman(typicality, IoU) = {rho:.3f}")
+    table = _write_table(validation.to_frame(), Path(res.out_dir) / "validation.csv")
+    full = _write_text(validation.summary(), Path(res.out_dir) / "validation.txt")
+    lines += [f"  {len(validation.checks)} AUROC rows (set x detector, 95% intervals): {table}",
+              f"verdict: {res.verdict}; full summary {full}; wrote {res.out_dir}/qc.json, scores.csv, roc.png"]
+    print(fit_lines(lines))
     return 0
+
+
+#: the widest line ``matseg qc`` prints; full tables go to files whose paths it prints
+WIDTH = 100
+
+
+def fit_lines(lines: list[str], width: int = WIDTH) -> str:
+    """``lines`` wrapped to ``width`` columns (continuations indented under their line's indent)."""
+    import textwrap
+
+    out = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False,
+                             break_long_words=False) or [""]  # a path stays whole, even when wider
+    return "\n".join(out)
+
+
+def _write_text(text: str, path: Path) -> Path:
+    from matseg_nb.atomic import atomic_write_text
+
+    return atomic_write_text(path, text + "\n")
+
+
+def _write_table(frame, path: Path) -> Path:
+    from matseg_nb.atomic import atomic_write_text
+
+    return atomic_write_text(path, frame.to_csv(index=False))
+
+
+def print_screening(results: list, out: str | Path) -> None:
+    """Per screened batch its headline (verdict, k of n flagged, p) and notes, at most :data:`WIDTH` columns;
+    the per-image table (p-value, flag, reason) goes to ``<out>/screening.csv`` and the full text to
+    ``<out>/screening.txt``, whose paths are printed."""
+    import pandas as pd
+
+    out = Path(out)
+    lines = []
+    for r in results:
+        lines.append(r.headline())
+        lines += [f"  note: {n}" for n in r.notes]
+    frames = [r.to_frame() for r in results]
+    table = _write_table(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), out / "screening.csv")
+    full = _write_text("\n".join(r.summary() for r in results), out / "screening.txt")
+    lines += [f"per-image p-values, flags and reasons: {table}", f"full summary: {full}", f"wrote {out}/qc.json"]
+    print(fit_lines(lines))
