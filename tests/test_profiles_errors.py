@@ -88,7 +88,7 @@ def test_bad_dataset_training_changes(tmp_path, capsys, changes, path, expected)
 @pytest.mark.parametrize("options, expected", [
     ({"Unet": {"output_stride": 16}}, "expected arguments of smp.Unet ("),
     ({"Unet": {"classes": 5}}, "expected arguments of smp.Unet ("),
-    ({"FPN": {"decoder_dropout": 0.1}}, "expected a key from model.decoders (Unet, DeepLabV3Plus)"),
+    ({"FPN": {"no_such_argument": 0.1}}, "expected arguments of smp.FPN ("),  # outside the grid: still checked
 ])
 def test_bad_decoder_options(tmp_path, capsys, options, expected):
     path = write_profile(tmp_path, tiny_profile_dict(model={"decoder_options": options}))
@@ -191,3 +191,25 @@ def test_same_dataset_content_twice_is_reported_with_the_file(tmp_path, capsys, 
     match = _single_problem(capsys, path)
     assert match["path"] == "dataset[1].ref"
     assert "same content as dataset[0]" in match.group(0)
+
+
+def test_the_demo_profile_without_deeplabv3_validates_and_notes_its_ignored_options(tmp_path, capsys):
+    """Removing a decoder from model.decoders leaves its decoder_options ignored, with a note (not an error)."""
+    import json
+    from pathlib import Path
+
+    from matseg_nb.profiles import compile_jobs
+
+    demo = json.loads((Path(__file__).resolve().parents[1] / "profiles" / "demo-cpu.json").read_text())
+    assert "DeepLabV3" in demo["model"]["decoder_options"]
+    demo["model"]["decoders"] = [d for d in demo["model"]["decoders"] if d != "DeepLabV3"]
+    path = tmp_path / "demo-no-dlv3.json"
+    path.write_text(json.dumps(demo))
+    demo_dir = Path(__file__).resolve().parents[1] / "profiles"
+    if "$schema" in demo:
+        (tmp_path / Path(demo["$schema"]).name).write_text((demo_dir / Path(demo["$schema"]).name).read_text())
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note: model.decoder_options names DeepLabV3, which is not in model.decoders: its options are ignored" in out
+    jobs = compile_jobs(load_profile(path))
+    assert jobs and all(j.decoder != "DeepLabV3" for j in jobs)

@@ -163,8 +163,9 @@ class ModelConfig(_Section):
     )
     decoder_options: dict[DecoderName, dict[str, JsonValue]] = Field(
         default_factory=dict,
-        description="extra smp constructor arguments per decoder of `decoders`, e.g. "
-        '{"DeepLabV3": {"encoder_output_stride": 16}}; part of each job\'s id',
+        description="extra smp constructor arguments per decoder, e.g. "
+        '{"DeepLabV3": {"encoder_output_stride": 16}}; part of each job\'s id; options of a decoder not in '
+        "`decoders` are ignored, with a note",
     )
 
     @field_validator("decoder_options")
@@ -172,16 +173,18 @@ class ModelConfig(_Section):
     def _known_decoder_options(cls, value: dict, info: ValidationInfo) -> dict:
         from matseg_nb.profiles.registry import decoder_parameters
 
-        decoders = info.data.get("decoders") or []
-        for decoder, options in value.items():
-            if decoder not in decoders:
-                raise ValueError(f"expected a key from model.decoders ({', '.join(decoders)}), found {decoder!r}")
+        for decoder, options in value.items():  # a decoder outside the grid: checked, then ignored (notes())
             allowed = decoder_parameters(decoder)
             unknown = sorted(set(options) - set(allowed))
             if unknown:
                 raise ValueError(f"expected arguments of smp.{decoder} ({', '.join(allowed)}), "
                                  f"found {unknown[0]!r}")
         return value
+
+    def notes(self) -> list[str]:
+        """What the grid leaves out: options of decoders that are not in ``decoders``."""
+        return [f"model.decoder_options names {d}, which is not in model.decoders: its options are ignored"
+                for d in self.decoder_options if d not in self.decoders]
 
     @field_validator("encoders")
     @classmethod

@@ -59,7 +59,9 @@ def summarize(profile: Profile, jobs: list[Job] | None = None) -> str:
         f" = {_plural(n_jobs, 'job')}",
         f"  encoders: {', '.join(m.encoders)} (weights: {m.encoder_weights})",
         f"  decoders: {', '.join(m.decoders)}",
-        *[f"    {d} options: {', '.join(f'{k}={v}' for k, v in opts.items())}" for d, opts in m.decoder_options.items()],
+        *[f"    {d} options: {', '.join(f'{k}={v}' for k, v in opts.items())}" for d, opts in m.decoder_options.items()
+          if d in m.decoders],
+        *[f"  note: {n}" for n in m.notes()],
         f"  seeds:    {', '.join(map(str, profile.seeds))}",
         "training:",
         _training_line(profile),
