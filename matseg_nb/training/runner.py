@@ -37,7 +37,7 @@ from matseg_nb.runs import PROGRESS_FILE, Run
 from matseg_nb.training.data import SegDataModule, Split, load_split
 from matseg_nb.training.evaluate import predict_split
 from matseg_nb.training.module import SegModule
-from matseg_nb.training.spec import job_dict
+from matseg_nb.training.spec import as_job
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_iou", "val_dice", "lr", "epoch_time_s"]
 PER_IMAGE_COLUMNS = ["image", "class_id", "class_name", "iou", "dice", "pixel_accuracy", "wiou",
@@ -158,7 +158,7 @@ def _evaluate(predictor, split: Split, num_classes: int, class_names: list[str],
 def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) -> dict:
     """Train and test one job, writing ``run_dir`` (see module docstring); returns metrics.json's content.
 
-    ``job``: a ``matseg_nb.profiles.Job`` or a dict (see ``training.spec.job_dict``). ``threads`` > 0 sets
+    ``job``: a ``matseg_nb.profiles.Job`` or a dict (made one by ``training.spec.as_job``; the typed job is read). ``threads`` > 0 sets
     torch's CPU threads. Raises UserError for bad input, ``NonFiniteLossError`` for a NaN/inf loss.
     """
     from matseg_nb.data import open_dataset
@@ -166,35 +166,36 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     _quiet_lightning()
     if threads and threads > 0:
         torch.set_num_threads(int(threads))
-    spec = job_dict(job)
+    typed = as_job(job)
+    spec = typed.to_dict()  # what job.json records
     cfg = spec["training"]
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    seed = int(spec["seed"])
-    device = pick_device(spec.get("execution", {}).get("devices", "auto"))
+    seed = typed.seed
+    device = pick_device(typed.execution.devices)
     precision = effective_precision(cfg.get("precision", "32"), device)
     L.seed_everything(seed, workers=True, verbose=False)
 
-    ds = open_dataset(spec["dataset"])
+    ds = open_dataset(typed.dataset)
     norm = cfg.get("normalization", "percentile")
     cv_info = None
-    if spec.get("folds"):
-        pool_name = spec.get("pool") or "train+val"
-        if spec.get("refit"):
-            train, val, cv_info = refit_split(ds, int(spec["folds"]), norm, pool_name)
+    if typed.folds:
+        pool_name = typed.pool or "train+val"
+        if typed.refit:
+            train, val, cv_info = refit_split(ds, typed.folds, norm, pool_name)
         else:
-            train, val, cv_info = cv_split(ds, int(spec["fold"]), int(spec["folds"]), norm, pool_name)
+            train, val, cv_info = cv_split(ds, int(typed.fold), typed.folds, norm, pool_name)
         # pool 'all': the test images are in the folds (scored out of fold), so nothing is left to test
         test = load_split(ds, "test", norm) if pool_name == "train+val" else Split([], [], [])
     else:
         train, val, test = (load_split(ds, s, norm) for s in ("train", "val", "test"))
     if not len(train) or (not len(test) and cv_info is None):
-        raise UserError(f"{spec['dataset']}: expected train and test samples with masks, found "
+        raise UserError(f"{typed.dataset}: expected train and test samples with masks, found "
                         f"{len(train)} train, {len(test)} test")
     class_names = [c.name for c in ds.classes]
-    model, weights_report = build_model(spec["encoder"], spec["decoder"], ds.in_channels, ds.num_classes,
-                                        spec.get("encoder_weights", "none"), spec.get("min_encoder_key_match", 0.95),
-                                        **(spec.get("decoder_options") or {}))
+    model, weights_report = build_model(typed.encoder, typed.decoder, ds.in_channels, ds.num_classes,
+                                        typed.encoder_weights, typed.min_encoder_key_match,
+                                        **typed.decoder_options)
     meta = {
         **spec,
         "job": spec,
@@ -275,8 +276,8 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     save_model(model.to("cpu").to(memory_format=torch.contiguous_format), run.model_path)
     best_row = module.history[best_epoch] if module.history else {}
     metrics.update({
-        "job_id": spec["job_id"], "dataset": spec["dataset"], "encoder": spec["encoder"], "decoder": spec["decoder"],
-        "seed": seed, "split": "test", "fold": spec.get("fold"), "folds": spec.get("folds"),
+        "job_id": typed.job_id, "dataset": typed.dataset, "encoder": typed.encoder, "decoder": typed.decoder,
+        "seed": seed, "split": "test", "fold": typed.fold, "folds": typed.folds,
         "epochs_run": len(module.history), "best_epoch": best_epoch,
         "best_val": {k: _finite(best_row.get(k)) for k in ("val_iou", "val_dice", "val_loss")},
         "monitor": monitor, "train_time_s": round(train_time, 3),
