@@ -13,12 +13,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
 from typing import Any
 
 from matseg_nb.errors import UserError
+
+
+def finite_float(value: Any) -> float | None:
+    """``value`` as a finite float (numbers from JSON, CSV cells, strings); None when it is missing, null,
+    a bool, NaN/inf or not a number. The package's one lenient number parser."""
+    if isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -7,7 +7,6 @@ so a sweep killed at any moment never leaves a folder that counts as complete.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from matseg_nb.atomic import atomic_write_json
 from matseg_nb.clock import now_iso, stamp
+from matseg_nb.jsonio import read_json
 
 MARKER = "COMPLETE"
 ERROR_FILE = "error.json"
@@ -24,10 +24,8 @@ PARTIAL_DIR = ".partial"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    """The JSON object in ``path`` (``jsonio.read_json``); None when absent, unreadable or not an object."""
+    data = read_json(path)
     return data if isinstance(data, dict) else None
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ from typing import Any, Literal
 
 from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import finite_float
 
 JOB_FILE = "job.json"
 HISTORY_FILE = "history.csv"
@@ -56,24 +56,12 @@ class RunFileError(UserError):
 
 def _read_json_object(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; None when absent; RunFileError when unreadable or not an object."""
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunFileError(f"{path}: expected a JSON object, found unreadable JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise RunFileError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    from matseg_nb.jsonio import read_json_object
+
+    return read_json_object(path, RunFileError)
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None (missing, null, NaN, not a number)."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
+_number = finite_float  # a finite float, or None (missing, null, NaN, not a number)
 
 
 @dataclass(frozen=True)
@@ -474,11 +462,11 @@ class Sweep:
 
         Without cross-validation: ``[best_run(dataset, architecture)]``. With k-fold CV the architecture is the
         one with the highest mean per-image out-of-fold IoU (``architecture`` fixes it, e.g. the comparison's
-        pick) and the seed the one with the highest mean out-of-fold IoU; deployment uses that seed's REFIT
-        run (trained on the whole pool: ``[refit]``), which beat the fold ensemble on held-out images
-        (docs/compare.md, "Deployed model after CV"). Without a complete refit (an older sweep, or the refit
-        failed) it falls back to the FOLD ENSEMBLE: the k fold runs, whose class probabilities
-        ``matseg_nb.models.ensemble.load_deployed_model`` averages. [] when nothing complete matches.
+        pick) and the seed the one with the highest mean out-of-fold IoU; deployment uses that seed's FOLD
+        ENSEMBLE: the k fold runs, whose class probabilities ``matseg_nb.models.ensemble.load_deployed_model``
+        averages (chosen by measurement over a refit on all images: docs/compare.md, "Deployed model after
+        CV"). A profile with ``evaluation.refit`` also has a refit run (trained on the whole pool); when it is
+        complete it is returned instead: ``[refit]``. [] when nothing complete matches.
         """
         groups: dict[tuple[str, int], list[tuple[Run, list[float]]]] = {}
         refits: dict[tuple[str, int], Run] = {}

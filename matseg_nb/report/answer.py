@@ -10,13 +10,12 @@ Built from the loop's typed outputs: the sweep (``matseg_nb.runs``), the compari
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matseg_nb.jsonio import JsonRecord
+from matseg_nb.jsonio import JsonRecord, finite_float
 from matseg_nb.runs import RunFileError, Sweep
 
 
@@ -78,19 +77,14 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return []
 
 
-def _float(text: Any) -> float | None:
-    try:
-        out = float(text)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
+_float = finite_float  # the package's one lenient number parser
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The JSON object in ``path`` (``jsonio.read_json``); None when absent, unreadable or not an object."""
+    from matseg_nb.jsonio import read_json
+
+    data = read_json(path)
     return data if isinstance(data, dict) else None
 
 

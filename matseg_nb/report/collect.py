@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from matseg_nb.jsonio import read_json  # noqa: F401 - re-exported
 from matseg_nb.runs import RunFileError, Sweep
 
 #: packages whose versions the report lists (installed distribution names).
@@ -29,12 +30,6 @@ MAX_FIGURES = 24
 NOT_RUN = {"status": "not run"}
 
 
-def read_json(path: Path) -> Any:
-    """Parsed JSON of ``path`` or ``None`` when it is absent or unreadable."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def read_csv_table(path: Path, max_rows: int = MAX_TABLE_ROWS) -> dict:

@@ -6,17 +6,17 @@ supplies times and whether the sweep process is still alive.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
 from typing import Any
 
-from matseg_nb.errors import UserError
-from matseg_nb.runs import Run
 from matseg_nb.clock import seconds_since
-from matseg_nb.sweep.failure import one_line
+from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json as _read_json
 from matseg_nb.run_marker import is_complete, read_error, read_marker, read_running
+from matseg_nb.runs import Run
+from matseg_nb.sweep.failure import one_line
 from matseg_nb.sweep.progress import format_seconds
 from matseg_nb.sweep.slurm import slurm_columns
 from matseg_nb.sweep.summary import STATUSES, SUMMARY_FILE, SWEEP_FILE, JobRecord, SweepSummary
@@ -25,11 +25,6 @@ from matseg_nb.sweep.summary import STATUSES, SUMMARY_FILE, SWEEP_FILE, JobRecor
 STALE_S = 120
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def test_iou(run_dir: Path) -> float | None:
