@@ -1,7 +1,7 @@
 """The QC trust flag of each segmented image: the same screening as ``matseg qc RUN --new``.
 
 :func:`open_screener` opens ``matseg_nb.qc.RunScreener`` on the deployed model's run (its calibration
-set). An image's conformal p-value depends only on the image and the calibration set, not on the other
+set); until the qc package exports it, :class:`SessionScreener` runs the same steps as ``screen_run``. An image's conformal p-value depends only on the image and the calibration set, not on the other
 images screened with it, so each image is screened on its own as it is segmented (resume-friendly).
 :func:`batch_verdict` then tests the whole batch from the stored per-image p-values: the one-sided
 binomial test of the number of flags against the rate ``alpha`` (``qc.conformal.flag_count_test``).
@@ -65,9 +65,57 @@ def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, st
         return None, "not screened: the model has no run folder with a calibration set"
     try:
         from matseg_nb.qc import RunScreener
-    except ImportError:
-        return None, SCREENER_MISSING
+    except ImportError:  # until the qc package exports its screening entry: the same steps as screen_run
+        RunScreener = SessionScreener
     return ImageScreener(RunScreener.open(dm.calibration_run), settings.alpha), ""
+
+
+class SessionScreener:
+    """``qc.screening.screen_run``'s screening, set up once (reference fit on the run's training split,
+    calibration keys from its validation split, else test), then ``screen(items, batch)`` ->
+    ``ScreeningResult`` for any images: the settings of ``matseg qc RUN --new`` (encoder + texture
+    extractors, OCSVM, k = 5, 32 crops of 128 px, seed 0)."""
+
+    def __init__(self, run_dir: Path, alpha: float = 0.05) -> None:
+        from matseg_nb.qc.core import fit_qc
+        from matseg_nb.qc.run import QCSession
+        from matseg_nb.qc.screening import Calibration, tile_keys
+
+        self.session = session = QCSession.open(run_dir)
+        self.alpha, self.detector = alpha, "ocsvm"
+        reference = session.items("train")
+        self.calibration_name = "val"
+        cal = session.items("val")
+        if not cal:
+            self.calibration_name, cal = "test", session.items("test")
+        if len(reference) < 2 or not cal:
+            from matseg_nb.errors import UserError
+
+            raise UserError(f"{run_dir}: expected >= 2 training images and a validation or test split to screen "
+                            f"against, found {len(reference)} and {len(cal)}")
+        self.ext = session.extractor(("encoder", "texture"), 128, 32, 0)
+        blocks, groups = self.ext(reference, desc="QC features: reference")
+        self.qc = fit_qc(blocks, groups, 5, (self.detector,), seed=0)
+
+        def typicality(b: dict, g):
+            sc, feats = self.qc.score(b, g)
+            return tile_keys({self.detector: sc[self.detector]}, feats, self.qc.feature_names())[self.detector]
+
+        self.typicality = typicality
+        cb, cg = self.ext(cal, desc="QC features: calibration")
+        self.calibration = Calibration(typicality(cb, cg), cg)
+
+    @classmethod
+    def open(cls, run_dir: Path) -> SessionScreener:
+        return cls(Path(run_dir))
+
+    def screen(self, items: list, batch: str = "new"):
+        from matseg_nb.qc.screening import screen_scores
+
+        b, g = self.ext(items, desc=f"QC scoring: {batch}")
+        s = self.typicality(b, g)
+        return screen_scores(self.calibration, [s[g == i] for i in range(len(items))], [it.name for it in items],
+                             self.alpha, batch, "train", self.calibration_name, self.detector)
 
 
 def batch_verdict(records: list[ImageRecord], alpha: float) -> dict[str, Any]:
