@@ -49,13 +49,16 @@ def test_fold_job_ids_are_deterministic_and_holdout_ids_unchanged():
     cv = compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})))
     again = compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})))
     assert [j.job_id for j in cv] == [j.job_id for j in again]
-    assert len(cv) == 2 * (3 + 1) and [j.fold for j in cv[:3]] == [0, 1, 2]  # 3 folds + the refit
-    assert all(f"__f{j.fold}of3__" in j.job_id for j in cv if not j.refit) and len({j.job_id for j in cv}) == 8
-    assert [j.refit for j in cv[:4]] == [False, False, False, True] and "__refitof3__" in cv[3].job_id
+    assert len(cv) == 2 * 3 and [j.fold for j in cv[:3]] == [0, 1, 2] and not any(j.refit for j in cv)
+    assert all(f"__f{j.fold}of3__" in j.job_id for j in cv) and len({j.job_id for j in cv}) == 6
+    refit = compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": 3, "refit": True})))
+    assert [j.refit for j in refit[:4]] == [False, False, False, True] and "__refitof3__" in refit[3].job_id
+    assert [j.job_id for j in refit if not j.refit] == [j.job_id for j in cv]  # the folds are the same jobs
     holdout = compile_jobs(profile_from_dict(tiny_profile_dict()))
     explicit = compile_jobs(profile_from_dict(tiny_profile_dict(evaluation={"folds": None})))
     assert [j.job_id for j in holdout] == [j.job_id for j in explicit]  # no CV: ids as before
-    assert profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})).grid_size() == 8
+    assert profile_from_dict(tiny_profile_dict(evaluation={"folds": 3})).grid_size() == 6
+    assert profile_from_dict(tiny_profile_dict(evaluation={"folds": 3, "refit": True})).grid_size() == 8
     restored = type(cv[1]).from_dict(json.loads(json.dumps(cv[1].to_dict())))
     assert restored == cv[1]  # what papermill passes to the notebook
 
@@ -87,7 +90,7 @@ def test_bad_folds_are_one_line_errors_naming_the_field(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_resumes_mid_cv(tmp_path, monkeypatch):
-    """Fold 1 fails, folds 0 and 2 and the refit complete; the rerun starts only fold 1."""
+    """Fold 1 fails, folds 0 and 2 complete; the rerun starts only fold 1."""
     nb = make_fake_notebook(tmp_path / "fake.ipynb")
     profile = write_profile(tmp_path, tiny_profile_dict(model={"decoders": ["Unet"]}, evaluation={"folds": 3}))
     ids = [j.job_id for j in compile_jobs(load_profile(profile))]
@@ -95,12 +98,12 @@ def test_sweep_resumes_mid_cv(tmp_path, monkeypatch):
     monkeypatch.setenv(CONTROL_ENV, str(write_control(tmp_path / "c.json", counter,
                                                       jobs={"__f1of3__": {"raise": "boom"}})))
     assert main(["sweep", str(profile), "--out", str(out), "--notebook", str(nb), "--no-progress"]) == 1
-    assert [(out / i / "COMPLETE").exists() for i in ids] == [True, False, True, True]  # folds 0-2, refit
+    assert [(out / i / "COMPLETE").exists() for i in ids] == [True, False, True]
     monkeypatch.setenv(CONTROL_ENV, str(write_control(tmp_path / "c2.json", tmp_path / "counter2.txt")))
     assert main(["sweep", str(profile), "--out", str(out), "--notebook", str(nb), "--no-progress"]) == 0
     assert counted(tmp_path / "counter2.txt") == [ids[1]]
     assert all((out / i / "COMPLETE").exists() for i in ids)
-    assert len(counted(counter)) == 4
+    assert len(counted(counter)) == 3
 
 
 @pytest.mark.slow

@@ -127,7 +127,7 @@ def init_handler(args: argparse.Namespace) -> int:
         raise
     folds = profile.get("evaluation", {}).get("folds")
     print(f"wrote {out}: {len(jobs)} jobs ({len(profile['model']['encoders'])} encoders x {len(DECODERS)} decoders"
-          f"{f' x ({folds} folds + 1 refit)' if folds else ''}), sized for {'GPU' if gpu else 'CPU'}")
+          f"{f' x {folds} folds' if folds else ''}), sized for {'GPU' if gpu else 'CPU'}")
     if folds:
         print(f"{folds}-fold cross-validation over all annotated images (fewer than 30): every image is scored "
               "once out of fold; --holdout keeps the fixed split")

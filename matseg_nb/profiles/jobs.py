@@ -5,9 +5,9 @@ Order: dataset (as listed) x encoder x decoder x seed (x fold). Each job id is
 the sha256 of the canonical JSON of the job's *effective configuration*: everything that can change its
 results (dataset content, encoder, decoder, encoder weights, seed, the whole training section, the fold)
 and nothing else (task metrics and execution settings are excluded). With ``evaluation.folds = k`` there
-is one job per fold, ``...__s<seed>__f<fold>of<k>__<hash8>`` (fold 0..k-1), plus one REFIT job
-``...__s<seed>__refitof<k>__<hash8>`` that trains on the whole pool: the model deployment uses (measured
-against the fold ensemble in docs/compare.md). Ids without CV are unchanged.
+is one job per fold, ``...__s<seed>__f<fold>of<k>__<hash8>`` (fold 0..k-1), and with ``evaluation.refit`` one
+more job ``...__s<seed>__refitof<k>__<hash8>`` that trains on the whole pool (deployed instead of the fold
+ensemble; docs/compare.md has the measurement). Ids without CV are unchanged.
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def compile_jobs(profile: Profile, base_dir: str | Path | None = None) -> list[J
                 problems.append(f"evaluation.folds: {problem} (dataset[{i}] {ident.ref})")
     if problems:
         raise UserError(*[prefix + p for p in problems])
-    fold_ids: list[int | str | None] = [*range(folds), "refit"] if folds else [None]
+    refit = ["refit"] if folds and profile.evaluation.refit else []
+    fold_ids: list[int | str | None] = [*range(folds), *refit] if folds else [None]
     return [
         _build(profile, i, encoder, decoder, seed, ident, weights, fold)
         for i, ident in enumerate(identities)

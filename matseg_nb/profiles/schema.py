@@ -312,14 +312,19 @@ class EvaluationConfig(_Section):
         default=None, ge=2,
         description="k-fold cross-validation over image groups of train+val pooled (images of one sample/spot "
         "stay in one fold): each fold is one job that trains on the other folds and validates on its own; the "
-        "test split is only scored; one more job per architecture and seed refits on the whole pool (the "
-        "deployed model). null = the dataset's fixed train/val/test split",
+        "test split is only scored. null = the dataset's fixed train/val/test split",
     )
     pool: Literal["all", "train+val"] = Field(
         default="all",
         description="images that k-fold CV pools: 'all' = every annotated image (the small-data default: each "
         "image gets one out-of-fold score and compare ranks on all N of them; no test split) or 'train+val' "
         "(the fixed test split stays out and is only scored). Ignored without folds",
+    )
+    refit: bool = Field(
+        default=False,
+        description="with folds: one more job per architecture and seed trains on the whole pool and is the "
+        "deployed model. false (default) = deployment uses the fold ensemble (the k fold models' mean class "
+        "probabilities), which was at least as good on held-out images when measured (docs/compare.md)",
     )
 
 
@@ -443,8 +448,8 @@ class Profile(_Section):
         return TrainingConfig.model_validate(merged)
 
     def grid_size(self) -> int:
-        """Number of jobs: datasets x encoders x decoders x seeds (x (folds + 1 refit) with cross-validation)."""
-        folds = self.evaluation.folds + 1 if self.evaluation.folds else 1
+        """Number of jobs: datasets x encoders x decoders x seeds (x (folds [+ 1 refit]) with cross-validation)."""
+        folds = self.evaluation.folds + int(self.evaluation.refit) if self.evaluation.folds else 1
         return len(self.dataset) * len(self.model.encoders) * len(self.model.decoders) * len(self.seeds) * folds
 
     def to_dict(self) -> dict:

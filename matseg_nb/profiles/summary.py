@@ -51,11 +51,12 @@ def summarize(profile: Profile, jobs: list[Job] | None = None) -> str:
             changes = entry.training.model_dump(exclude_unset=True)
             lines.append(f"    training changes: {', '.join(f'{k} {v}' for k, v in changes.items())}")
     m = profile.model
+    _refit = " + 1 refit" if profile.evaluation.refit else ""
     n_jobs = len(jobs) if jobs is not None else profile.grid_size()
     lines += [
         f"grid: {_plural(len(profile.dataset), 'dataset')} x {_plural(len(m.encoders), 'encoder')} x "
         f"{_plural(len(m.decoders), 'decoder')} x {_plural(len(profile.seeds), 'seed')}"
-        f"{f' x ({profile.evaluation.folds} folds + 1 refit; cross-validation over {profile.evaluation.pool} images)' if profile.evaluation.folds else ''}"
+        f"{f' x ({profile.evaluation.folds} folds{_refit}; cross-validation over {profile.evaluation.pool} images)' if profile.evaluation.folds else ''}"
         f" = {_plural(n_jobs, 'job')}",
         f"  encoders: {', '.join(m.encoders)} (weights: {m.encoder_weights})",
         f"  decoders: {', '.join(m.decoders)}",
