@@ -25,6 +25,7 @@ import csv
 import io
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,25 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
 
 
 _number = finite_float  # a finite float, or None (missing, null, NaN, not a number)
+
+
+def parse_job_id(job_id: str) -> dict:
+    """``<dataset>__<encoder>__<decoder>__s<seed>[__f<fold>of<k>]__<hash8>`` -> dict (missing parts are None).
+
+    The one parser of the id ``matseg_nb.profiles.Job.expected_id`` builds; prefer ``job.json`` (``Run.job``)
+    and use this only where a folder has none."""
+    parts = job_id.split("__")
+    out: dict = {"dataset": None, "encoder": None, "decoder": None, "seed": None, "fold": None, "folds": None}
+    for part in parts[4:-1]:
+        cv = re.fullmatch(r"f(\d+)of(\d+)", part)
+        if cv:
+            out.update(fold=int(cv.group(1)), folds=int(cv.group(2)))
+    if len(parts) >= 2:  # a shorter id (older or hand-made folders) gives what it has
+        out.update(dict(zip(("dataset", "encoder", "decoder"), parts[:3], strict=False)))
+    if len(parts) >= 4:
+        seed = parts[3][1:] if parts[3].startswith("s") else parts[3]
+        out["seed"] = int(seed) if seed.lstrip("-").isdigit() else None
+    return out
 
 
 @dataclass(frozen=True)
@@ -206,7 +226,7 @@ class Run:
     def dataset(self) -> str | None:
         """The dataset reference of the job (job.json, else the job id's first part)."""
         job = self.job()
-        return job.get("dataset") or (self.job_id.split("__")[0] if "__" in self.job_id else None)
+        return job.get("dataset") or parse_job_id(self.job_id)["dataset"]
 
     def metrics(self) -> RunMetrics | None:
         """metrics.json, typed; None when absent; RunFileError (naming the file) when corrupted."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from matseg_nb.errors import UserError
-from matseg_nb.runs import Run, RunFileError, Sweep
+from matseg_nb.runs import Run, RunFileError, Sweep, parse_job_id  # noqa: F401 - parse_job_id re-exported
 
 #: metrics.json["dataset_level"] keys; a key missing from an older run folder reads as NaN ("n/a")
 METRIC_KEYS = ("iou", "dice", "wiou", "wiou_class_freq", "pixel_accuracy")
@@ -67,21 +67,6 @@ def _provenance(job_dir: Path) -> dict:
         return Run(job_dir).provenance()
     except RunFileError:
         return {}
-
-
-def parse_job_id(job_id: str) -> dict:
-    """``<dataset>__<encoder>__<decoder>__s<seed>[__f<fold>of<k>]__<hash8>`` -> dict (missing parts are None)."""
-    parts = job_id.split("__")
-    out: dict = {"dataset": None, "encoder": None, "decoder": None, "seed": None, "fold": None, "folds": None}
-    for part in parts[4:-1]:
-        cv = re.fullmatch(r"f(\d+)of(\d+)", part)
-        if cv:
-            out.update(fold=int(cv.group(1)), folds=int(cv.group(2)))
-    if len(parts) >= 4:
-        out.update(dataset=parts[0], encoder=parts[1], decoder=parts[2])
-        seed = parts[3][1:] if parts[3].startswith("s") else parts[3]
-        out["seed"] = int(seed) if seed.lstrip("-").isdigit() else None
-    return out
 
 
 def _weights_label(value) -> str:

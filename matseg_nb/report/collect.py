@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from matseg_nb.jsonio import read_json  # noqa: F401 - re-exported
-from matseg_nb.runs import RunFileError, Sweep
+from matseg_nb.runs import RunFileError, Sweep, parse_job_id
 
 #: packages whose versions the report lists (installed distribution names).
 VERSION_PACKAGES = (
@@ -169,13 +169,13 @@ def collect_sweep(sweep_dir: Path) -> dict:
             except RunFileError as err:
                 status, error = "failed", str(err)
         versions = versions or prov.get("versions") or {}
-        parts = (item.job_id.split("__") + ["", "", ""])[:3]
+        parts = parse_job_id(item.job_id)
         jobs.append({
             "job_id": item.job_id,
             "status": status,
-            "dataset": job.get("dataset") or parts[0],
-            "encoder": job.get("encoder") or parts[1],
-            "decoder": job.get("decoder") or parts[2],
+            "dataset": job.get("dataset") or parts["dataset"] or "",
+            "encoder": job.get("encoder") or parts["encoder"] or "",
+            "decoder": job.get("decoder") or parts["decoder"] or "",
             "seed": job.get("seed"),
             "iou": metrics.iou if metrics else None,
             "dice": metrics.dice if metrics else None,
