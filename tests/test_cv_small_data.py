@@ -313,8 +313,8 @@ def test_real_refit_trains_on_every_image_and_is_the_deployed_model(tmp_path):
     from _training_helpers import tiny_job
 
     from matseg_nb.compare.runs import load_runs
-    from matseg_nb.runs import Sweep
     from matseg_nb.run_marker import write_marker
+    from matseg_nb.runs import Sweep
     from matseg_nb.training.runner import run_job
     from matseg_nb.training.spec import as_job
 
