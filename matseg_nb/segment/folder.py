@@ -3,8 +3,9 @@
 Layout::
 
     <out>/
-      segment.json        model (which, why selected), classes, pixel size, settings, summary, bias, warnings,
-                          "complete" (true once every input has its record and the summary is written)
+      segment.json        model (which, why selected), classes, pixel size, settings, "images" (every record, as
+                          in records/), summary, bias, batch QC, warnings, "complete" (true once every input
+                          has its record and the summary is written)
       segments.csv        one row per input image (segmented or not), written with the summary
       summary.csv         batch summary: one row per quantity (mean, 95 % interval, n, unit, bias, spread)
       bias.csv            the model's error on each quantity over the run's test images (pred - ground truth)

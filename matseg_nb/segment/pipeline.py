@@ -325,7 +325,7 @@ def finalize(folder: SegmentFolder, images: list[InputImage], dm: DeployedModel,
     summary = batch_summary(records, bias)
     qc = batch_verdict(records, settings.alpha) if settings.qc else {}
     folder.write_tables(records, summary, bias)
-    folder.update_meta(complete=True, summary=[r.to_dict() for r in summary], qc=qc,
+    folder.update_meta(complete=True, images=[r.to_dict() for r in records], summary=[r.to_dict() for r in summary], qc=qc,
                        bias={**bias_info, "rows": [r.to_dict() for r in bias]},
                        counts={"images": len(records), "segmented": sum(r.segmented for r in records),
                                "flagged": sum(bool(r.qc_flag) for r in records), "skipped": skipped})
