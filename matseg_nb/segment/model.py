@@ -6,7 +6,8 @@
 
 Built in: ``run`` (a run folder: ``model/`` + ``job.json``) and ``sweep`` (a loop folder holding
 ``sweep/``, or a sweep folder, plus ``--dataset``: the deployed model, ``runs.Sweep.deployed_runs``: the
-validation-selected run (``best_run``), or after k-fold CV the refit run, else the fold ensemble).
+validation-selected run (``best_run``), or after k-fold CV the fold ensemble, or the refit run when the profile
+trained one (``evaluation.refit``)).
 Another module plugs in a format (e.g. exported bioimage.io / ONNX / TorchScript packages) with::
 
     from matseg_nb.segment.model import MODEL_LOADERS, ModelLoader

@@ -66,6 +66,8 @@ def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, st
     try:
         from matseg_nb.qc import RunScreener
     except ImportError:  # until the qc package exports its screening entry: the same steps as screen_run
+        if dm.meta.get("folds"):  # a CV run's calibration images are its own fold's (qc.cross_screening)
+            return None, "not screened: a cross-validated model is screened by matseg qc --cross-conformal"
         RunScreener = SessionScreener
     return ImageScreener(RunScreener.open(dm.calibration_run), settings.alpha), ""
 
