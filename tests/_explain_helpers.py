@@ -8,13 +8,10 @@ from torch import nn
 
 
 def tiny_model(arch: str = "Unet", in_channels: int = 1, classes: int = 3, seed: int = 0) -> nn.Module:
-    """smp ``arch`` on the tiny timm encoder ``tu-test_resnet``, random weights, eval mode."""
-    import segmentation_models_pytorch as smp
+    """smp ``arch`` on the tiny timm encoder ``tu-test_resnet``, random weights, eval mode (``_model_helpers``)."""
+    from _model_helpers import tiny_smp
 
-    torch.manual_seed(seed)
-    model = getattr(smp, arch)(encoder_name="tu-test_resnet", encoder_weights=None,
-                               in_channels=in_channels, classes=classes)
-    return model.eval()
+    return tiny_smp(arch, in_channels=in_channels, classes=classes, seed=seed)
 
 
 def rand_image(c: int = 1, h: int = 48, w: int = 40, seed: int = 0) -> np.ndarray:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from _model_helpers import tiny_smp
 
 
 def clustered(n_groups: int, per: int, d: int, shift: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,13 +44,10 @@ def folder_dataset(root: Path, n_train: int = 6, n_test: int = 3, seed: int = 0)
 
 def tiny_run(run_dir: Path, dataset: Path, classes: int = 2) -> Path:
     """A run folder with an untrained Unet(tu-test_resnet) saved offline and a minimal job.json."""
-    import segmentation_models_pytorch as smp
-    import torch
 
     from matseg_nb.models import save_model
 
-    torch.manual_seed(0)
-    model = smp.Unet("tu-test_resnet", encoder_weights=None, in_channels=1, classes=classes)
+    model = tiny_smp(classes=classes, eval_mode=False)
     save_model(model, run_dir / "model")
     (run_dir / "job.json").write_text(json.dumps({"dataset": str(dataset), "normalization": "percentile",
                                                   "task": {"readiness_threshold": 0.9}}))

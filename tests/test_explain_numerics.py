@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from _explain_helpers import box_mask, rand_image, tiny_model
+from _model_helpers import tiny_smp
 from PIL import Image
 
 from matseg_nb.explain import ProbFn, heatmap, heatmap_literal, load_annotation
@@ -51,11 +52,8 @@ def test_size_is_printed_before_and_max_minutes_gives_a_partial_map():
 
 
 def test_squeeze_excitation_falls_back_and_says_so():
-    import segmentation_models_pytorch as smp
 
-    torch.manual_seed(0)
-    model = smp.Unet(encoder_name="se_resnext50_32x4d", encoder_weights=None, in_channels=1, classes=2,
-                     encoder_depth=5).eval()
+    model = tiny_smp(encoder="se_resnext50_32x4d", encoder_depth=5)
     fn = ProbFn(model, device="cpu")
     assert not fn.incremental and any("squeeze-excitation" in n for n in fn.shortcut_notes)
     img, a = rand_image(1, 64, 64), box_mask(64, 64, (20, 40, 20, 40))

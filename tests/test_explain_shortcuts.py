@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from _explain_helpers import box_mask, rand_image, tiny_model
+from _model_helpers import tiny_smp
 
 from matseg_nb.explain import ProbFn, heatmap, heatmap_literal
 from matseg_nb.explain.incremental import plan, resnet_units, supports_incremental
@@ -52,11 +53,10 @@ def test_box_arithmetic():
 
 
 def test_which_models_qualify():
-    import segmentation_models_pytorch as smp
 
     assert supports_box(tiny_model("Unet")) and not supports_incremental(tiny_model("Unet"))  # timm encoder
     assert not supports_box(tiny_model("DeepLabV3Plus"))
-    scse = smp.Unet(encoder_name="tu-test_resnet", encoder_weights=None, decoder_attention_type="scse")
+    scse = tiny_smp(in_channels=3, classes=1, seed=None, eval_mode=False, decoder_attention_type="scse")
     assert not supports_box(scse)  # scSE pools globally
     assert supports_incremental(resnet18_model("DeepLabV3Plus"))
     assert ProbFn(resnet18_model("Unet")).incremental  # on by default on CPU (off by default on CUDA)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from _model_helpers import tiny_smp
 
 from matseg_nb.errors import UserError
 from matseg_nb.qc.features import (
@@ -23,9 +24,8 @@ def _item(seed=0, size=96):
 
 
 def test_encoder_features_pool_every_stage():
-    import segmentation_models_pytorch as smp
 
-    model = smp.Unet("tu-test_resnet", encoder_weights=None, in_channels=1, classes=3).eval()
+    model = tiny_smp(classes=3, seed=None)
     ctx = FeatureContext(model=model, num_classes=3)
     boxes = tile_boxes(96, 96, 64, 3, seed=0)
     f = make_extractor("encoder", ctx)(_item(), boxes)

@@ -16,6 +16,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from _model_helpers import tiny_smp
 
 from matseg_nb.errors import UserError
 from matseg_nb.suggest import SuggestResult, SuggestWeights, rank_candidates
@@ -46,7 +47,6 @@ def _stripes(rng: np.random.Generator) -> np.ndarray:
 
 
 def _train(images: list[np.ndarray], masks: list[np.ndarray]):
-    import segmentation_models_pytorch as smp
     import torch
 
     from matseg_nb.data import normalize_image
@@ -56,7 +56,7 @@ def _train(images: list[np.ndarray], masks: list[np.ndarray]):
     torch.set_num_threads(1)  # a few seconds on one core; more threads only contend on a shared machine
     x = torch.tensor(np.stack([normalize_image(i[None].astype(np.float32), "percentile") for i in images]))
     y = torch.tensor(np.stack(masks).astype(np.int64))
-    model = smp.Unet("tu-test_resnet", encoder_weights=None, in_channels=1, classes=2)
+    model = tiny_smp(seed=None, eval_mode=False)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     for _ in range(60):
         opt.zero_grad()

@@ -10,8 +10,8 @@ import json
 import pytest
 from _sweep_helpers import CONTROL_ENV, counted, make_fake_notebook, write_control, write_profile
 
-from matseg_nb.sweep import run_sweep, sweep_status
 from matseg_nb.clock import parse_iso
+from matseg_nb.sweep import run_sweep, sweep_status
 
 pytestmark = pytest.mark.slow
 

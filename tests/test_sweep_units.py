@@ -7,8 +7,8 @@ import json
 import pytest
 
 from matseg_nb.errors import UserError
-from matseg_nb.sweep.failure import error_record, one_line
 from matseg_nb.run_marker import is_complete, move_aside, prepare_run_dir, write_marker
+from matseg_nb.sweep.failure import error_record, one_line
 from matseg_nb.sweep.spec import to_specs
 from matseg_nb.sweep.status import format_status, sweep_status
 from matseg_nb.sweep.summary import JobRecord, SweepSummary

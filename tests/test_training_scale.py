@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
+from _model_helpers import tiny_smp
 from _training_helpers import make_folder, tiny_job
 
 from matseg_nb.errors import UserError
@@ -20,8 +20,7 @@ from matseg_nb.training.module import _losses
 
 
 def _unet() -> torch.nn.Module:
-    return smp.Unet("resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 4),
-                    in_channels=1, classes=3).eval()
+    return tiny_smp(encoder="resnet18", classes=3, seed=None, encoder_depth=3, decoder_channels=(16, 8, 4))
 
 
 def test_scaled_model_sees_the_resampled_image_and_answers_at_full_size():

@@ -4,9 +4,9 @@
 >>> summary.exit_code, sweep_status("runs/demo")["counts"]
 """
 
+from matseg_nb.run_marker import is_complete
 from matseg_nb.sweep.api import run_jobs, run_sweep
 from matseg_nb.sweep.executors import EXECUTORS
-from matseg_nb.run_marker import is_complete
 from matseg_nb.sweep.runner import run_job_notebook
 from matseg_nb.sweep.slurm import slurm_job_script
 from matseg_nb.sweep.status import format_status, sweep_status

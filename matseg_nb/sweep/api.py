@@ -11,12 +11,12 @@ from typing import Any
 
 from matseg_nb import __version__
 from matseg_nb.atomic import atomic_write_json
-from matseg_nb.errors import UserError
 from matseg_nb.clock import now_iso
+from matseg_nb.errors import UserError
+from matseg_nb.run_marker import ERROR_FILE, is_complete, prepare_run_dir, read_marker, read_running
 from matseg_nb.sweep.context import SweepContext
 from matseg_nb.sweep.executors import EXECUTORS
 from matseg_nb.sweep.failure import error_record, one_line
-from matseg_nb.run_marker import ERROR_FILE, is_complete, prepare_run_dir, read_marker, read_running
 from matseg_nb.sweep.progress import Progress
 from matseg_nb.sweep.runner import DEFAULT_NOTEBOOK
 from matseg_nb.sweep.spec import JobSpec, load_profile_and_jobs, profile_dict, to_specs

@@ -17,9 +17,9 @@ from typing import Any
 
 from matseg_nb.atomic import atomic_write_json
 from matseg_nb.clock import now_iso
+from matseg_nb.run_marker import ERROR_FILE, clear_running, mark_running, prepare_run_dir, write_marker
 from matseg_nb.sweep.failure import error_record, one_line
 from matseg_nb.sweep.kernel import kernel_manager_class
-from matseg_nb.run_marker import ERROR_FILE, clear_running, mark_running, prepare_run_dir, write_marker
 from matseg_nb.sweep.threads import thread_env
 
 #: default training notebook (repository layout)

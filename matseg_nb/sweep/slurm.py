@@ -25,9 +25,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from matseg_nb.atomic import atomic_write_json
+from matseg_nb.clock import now_iso
 from matseg_nb.errors import UserError
 from matseg_nb.profiles.schema import SlurmConfig
-from matseg_nb.clock import now_iso
 from matseg_nb.sweep.runner import run_job_notebook
 from matseg_nb.sweep.spec import profile_dict
 
