@@ -155,11 +155,72 @@ def _evaluate(predictor, split: Split, num_classes: int, class_names: list[str],
     return preds, metrics, rows, latency
 
 
+def job_splits(ds, typed, norm: str) -> tuple[Split, Split, Split, dict | None]:
+    """(train, val, test, cv_info) of the typed job ``typed`` on dataset ``ds``: the fixed splits, or a CV
+    fold / the refit on the pool (pool 'all' leaves no test split: its images are scored out of fold).
+    UserError without training images or, outside CV, without test images."""
+    cv_info = None
+    if typed.folds:
+        pool_name = typed.pool or "train+val"
+        if typed.refit:
+            train, val, cv_info = refit_split(ds, typed.folds, norm, pool_name)
+        else:
+            train, val, cv_info = cv_split(ds, int(typed.fold), typed.folds, norm, pool_name)
+        test = load_split(ds, "test", norm) if pool_name == "train+val" else Split([], [], [])
+    else:
+        train, val, test = (load_split(ds, s, norm) for s in ("train", "val", "test"))
+    if not len(train) or (not len(test) and cv_info is None):
+        raise UserError(f"{typed.dataset}: expected train and test samples with masks, found "
+                        f"{len(train)} train, {len(test)} test")
+    return train, val, test, cv_info
+
+
+def fit(module, dm, cfg: dict, run_dir: Path, device: str, precision: str, monitor: str | None,
+        has_val: bool) -> tuple[float, int]:
+    """Train ``module`` with Lightning (checkpoint of the best ``monitor`` epoch, early stopping, CSV log under
+    ``run_dir/logs``, no progress bar), load the best epoch's weights; returns (train seconds, best epoch)."""
+    work = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=run_dir))
+    callbacks: list = []
+    ckpt = None
+    if monitor:
+        ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=work, filename="best", monitor=monitor,
+                                                   mode=MONITOR_MODE[monitor], save_top_k=1, save_weights_only=True)
+        callbacks.append(ckpt)
+        if cfg.get("early_stopping_patience", 20) > 0:
+            callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode=MONITOR_MODE[monitor],
+                                                               patience=cfg["early_stopping_patience"]))
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision,
+        max_epochs=cfg["max_epochs"], limit_train_batches=cfg.get("steps_per_epoch") or 1.0,
+        check_val_every_n_epoch=cfg.get("val_every", 1), num_sanity_val_steps=0,
+        limit_val_batches=1.0 if has_val else 0, callbacks=callbacks,
+        logger=L.pytorch.loggers.CSVLogger(run_dir, name="logs", version=""),
+        enable_progress_bar=False, enable_model_summary=False,
+        deterministic=True if device == "cpu" else "warn", default_root_dir=work,
+    )
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=dm)
+        train_time = time.perf_counter() - t0
+        best_epoch = len(module.history) - 1
+        if ckpt is not None and ckpt.best_model_path:
+            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+            scores = [r[monitor] for r in module.history]
+            finite = [(i, s) for i, s in enumerate(scores) if isinstance(s, float) and math.isfinite(s)]
+            if finite:
+                pick = max if MONITOR_MODE[monitor] == "max" else min
+                best_epoch = pick(finite, key=lambda t: t[1])[0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return train_time, best_epoch
+
+
 def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) -> dict:
     """Train and test one job, writing ``run_dir`` (see module docstring); returns metrics.json's content.
 
-    ``job``: a ``matseg_nb.profiles.Job`` or a dict (made one by ``training.spec.as_job``; the typed job is read). ``threads`` > 0 sets
-    torch's CPU threads. Raises UserError for bad input, ``NonFiniteLossError`` for a NaN/inf loss.
+    ``job``: a ``matseg_nb.profiles.Job`` or a dict (made one by ``training.spec.as_job``; the typed job is
+    read). ``threads`` > 0 sets torch's CPU threads. Raises UserError for bad input, ``NonFiniteLossError`` for a NaN/inf loss.
     """
     from matseg_nb.data import open_dataset
 
@@ -178,20 +239,7 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
 
     ds = open_dataset(typed.dataset)
     norm = cfg.get("normalization", "percentile")
-    cv_info = None
-    if typed.folds:
-        pool_name = typed.pool or "train+val"
-        if typed.refit:
-            train, val, cv_info = refit_split(ds, typed.folds, norm, pool_name)
-        else:
-            train, val, cv_info = cv_split(ds, int(typed.fold), typed.folds, norm, pool_name)
-        # pool 'all': the test images are in the folds (scored out of fold), so nothing is left to test
-        test = load_split(ds, "test", norm) if pool_name == "train+val" else Split([], [], [])
-    else:
-        train, val, test = (load_split(ds, s, norm) for s in ("train", "val", "test"))
-    if not len(train) or (not len(test) and cv_info is None):
-        raise UserError(f"{typed.dataset}: expected train and test samples with masks, found "
-                        f"{len(train)} train, {len(test)} test")
+    train, val, test, cv_info = job_splits(ds, typed, norm)
     class_names = [c.name for c in ds.classes]
     model, weights_report = build_model(typed.encoder, typed.decoder, ds.in_channels, ds.num_classes,
                                         typed.encoder_weights, typed.min_encoder_key_match,
@@ -222,42 +270,9 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
         model = model.to(memory_format=torch.channels_last)
     module = SegModule(model, ds.num_classes, cfg, channels_last=channels_last, echo=echo)
     module.progress_file = run_dir / PROGRESS_FILE
-    dm = SegDataModule(train, val, cfg, seed)
     monitor = cfg.get("monitor", "val_iou") if len(val) else None
-    work = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=run_dir))
-    callbacks: list = []
-    ckpt = None
-    if monitor:
-        ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=work, filename="best", monitor=monitor,
-                                                   mode=MONITOR_MODE[monitor], save_top_k=1, save_weights_only=True)
-        callbacks.append(ckpt)
-        if cfg.get("early_stopping_patience", 20) > 0:
-            callbacks.append(L.pytorch.callbacks.EarlyStopping(monitor=monitor, mode=MONITOR_MODE[monitor],
-                                                               patience=cfg["early_stopping_patience"]))
-    trainer = L.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision=precision,
-        max_epochs=cfg["max_epochs"], limit_train_batches=cfg.get("steps_per_epoch") or 1.0,
-        check_val_every_n_epoch=cfg.get("val_every", 1), num_sanity_val_steps=0,
-        limit_val_batches=1.0 if len(val) else 0, callbacks=callbacks,
-        logger=L.pytorch.loggers.CSVLogger(run_dir, name="logs", version=""),
-        enable_progress_bar=False, enable_model_summary=False,
-        deterministic=True if device == "cpu" else "warn", default_root_dir=work,
-    )
-    t0 = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=dm)
-        train_time = time.perf_counter() - t0
-        best_epoch = len(module.history) - 1
-        if ckpt is not None and ckpt.best_model_path:
-            state = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-            module.load_state_dict(state)
-            scores = [r[monitor] for r in module.history]
-            finite = [(i, s) for i, s in enumerate(scores) if isinstance(s, float) and math.isfinite(s)]
-            if finite:
-                pick = max if MONITOR_MODE[monitor] == "max" else min
-                best_epoch = pick(finite, key=lambda t: t[1])[0]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    train_time, best_epoch = fit(module, SegDataModule(train, val, cfg, seed), cfg, run_dir, device, precision,
+                                 monitor, has_val=bool(len(val)))
     run.write_history(module.history, HISTORY_COLUMNS)
 
     model = module.model.eval()
