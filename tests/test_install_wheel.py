@@ -74,7 +74,6 @@ def test_wheel_serves_the_dashboard_app(tmp_path):
     package data): Voilà renders its widget tree."""
     import http.client
     import re
-    import select
     import time
 
     from _dashboard_helpers import free_port, stop_server
@@ -86,22 +85,26 @@ def test_wheel_serves_the_dashboard_app(tmp_path):
                cwd=work, env=env).stdout
     assert str(shipped) in dry, dry
     port = free_port()
-    env = {**env, "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONUNBUFFERED": "1"}
+    env = {**env, "XDG_CONFIG_HOME": str(tmp_path / "config"), "PYTHONUNBUFFERED": "1",
+           # the fresh venv borrows this venv's packages through a .pth file, not their share/jupyter data
+           # (Voila's templates), which a real install puts under its own prefix
+           "JUPYTER_PATH": str(Path(sys.prefix) / "share" / "jupyter")}
     env.pop("JUPYTER_TOKEN", None)
-    proc = subprocess.Popen([str(py), "-m", "matseg_nb.cli", "dashboard", "--port", str(port), "--workspace",
-                             str(work / "ws")], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    log_path = tmp_path / "dashboard.log"
+    with open(log_path, "wb") as log:  # a file, not a pipe: Voila's log must never block the server
+        proc = subprocess.Popen([str(py), "-m", "matseg_nb.cli", "dashboard", "--port", str(port), "--workspace",
+                                 str(work / "ws")], cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
     try:
-        out, token, deadline = b"", None, time.monotonic() + 120
+        token, deadline = None, time.monotonic() + 180
         while token is None and time.monotonic() < deadline:
-            if select.select([proc.stdout], [], [], 1)[0]:
-                out += os.read(proc.stdout.fileno(), 4096)
-                m = re.search(rb"\?token=([0-9a-f]{48})", out)
-                token = m.group(1).decode() if m else None
-            assert proc.poll() is None, out.decode()
-        assert token, out.decode()
-        body = ""
-        while time.monotonic() < deadline + 300 and not body:
+            m = re.search(r"\?token=([0-9a-f]{48})", log_path.read_text(errors="replace"))
+            token = m.group(1) if m else None
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(1)
+        assert token, log_path.read_text()
+        status, body = None, ""
+        while status is None and time.monotonic() < deadline + 300:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
                 conn.request("GET", f"/?token={token}")
@@ -110,7 +113,7 @@ def test_wheel_serves_the_dashboard_app(tmp_path):
                 conn.close()
             except OSError:
                 time.sleep(1)
-        assert status == 200, body[-2000:]
-        assert "application/vnd.jupyter.widget-view+json" in body and "Traceback" not in body
+        assert status == 200, f"{status} {body[-1000:]}\n{log_path.read_text()[-3000:]}"
+        assert "application/vnd.jupyter.widget-view+json" in body and "Traceback" not in body, body[-2000:]
     finally:
         stop_server(proc)
