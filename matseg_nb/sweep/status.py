@@ -14,7 +14,7 @@ from typing import Any
 from matseg_nb.clock import seconds_since
 from matseg_nb.errors import UserError
 from matseg_nb.jsonio import read_json as _read_json
-from matseg_nb.run_marker import is_complete, read_error, read_marker, read_running
+from matseg_nb.run_marker import read_error, read_marker, read_running
 from matseg_nb.runs import Run
 from matseg_nb.sweep.failure import one_line
 from matseg_nb.sweep.progress import format_seconds
@@ -54,18 +54,22 @@ def alive(summary: dict[str, Any]) -> bool:
 
 
 def _job_row(out_dir: Path, job_id: str, rec: dict[str, Any], live: bool) -> dict[str, Any]:
+    """One status row; the job's status is ``runs.Run.status`` (the one derivation), in the sweep's words:
+    a run folder that is neither complete, failed nor running in a live sweep is ``pending``."""
     run_dir = out_dir / job_id
     row = {"job_id": job_id, "status": "pending", "error": None, "started_at": rec.get("started_at"),
            "finished_at": rec.get("finished_at"), "duration_s": rec.get("duration_s"),
            "val_iou": None, "test_iou": None}
-    if is_complete(run_dir, job_id):
+    run = Run(run_dir)
+    status = run.status("running" if live and rec.get("status") == "running" else None)
+    if status == "complete":
         marker = read_marker(run_dir) or {}
         row.update(status="complete", started_at=marker.get("started_at", row["started_at"]),
                    finished_at=marker.get("finished_at"), duration_s=marker.get("duration_s"),
                    val_iou=val_iou(run_dir), test_iou=test_iou(run_dir))
-    elif read_error(run_dir) is not None:
+    elif status == "failed":
         row.update(status="failed", error=one_line(read_error(run_dir)) or rec.get("error"))
-    elif live and (read_running(run_dir) or rec.get("status") == "running"):
+    elif status == "running" and live:
         running = read_running(run_dir) or {}
         row.update(status="running", started_at=running.get("started_at", row["started_at"]),
                    val_iou=val_iou(run_dir))
