@@ -31,13 +31,14 @@ def test_profile_and_data_stages_on_demo_profile(tmp_path):
 
 
 def _fake_run(root: Path, job_id: str, dataset: str, iou: float | None, complete: bool = True) -> Path:
+    """A run folder (``write_fake_run``, through ``runs.Run``) whose validation IoU equals its test IoU."""
+    from matseg_nb.runs import Run
+
     run = write_fake_run(root, job_id, dataset=dataset, ious=[0.0 if iou is None else iou],
-                         status="complete" if complete else "incomplete")
-    if iou is None:  # a complete run without a test IoU
-        (run / "metrics.json").write_text(json.dumps({"dataset_level": {"iou": None}}))
-    elif complete:  # best_run selects on validation: give each run a validation IoU equal to its test IoU
-        metrics = json.loads((run / "metrics.json").read_text())
-        (run / "metrics.json").write_text(json.dumps({**metrics, "best_val": {"val_iou": iou}}))
+                         val_iou=0.0 if iou is None else iou, status="complete" if complete else "incomplete")
+    if iou is None:  # a complete run without a test IoU or a validation score
+        Run(run).write_metrics({"dataset_level": {"iou": None}})
+        Run(run).write_history([], ["epoch", "val_iou"])
     return run
 
 
