@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from matseg_nb.data.formats.base import ImageData, pick_channels
+from matseg_nb.data.formats.base import AFM_SUFFIXES, ImageData, pick_channels
 from matseg_nb.errors import UserError
 
-SUFFIXES = (".gwy", ".ibw", ".spm", ".jpk")
+SUFFIXES = tuple(sorted(AFM_SUFFIXES))  # the one suffix set: formats.base
 DEFAULT_CHANNELS = ("Height",)
 _INSTRUMENT = {".gwy": "AFM (Gwyddion file)", ".ibw": "AFM (Asylum Research)", ".spm": "AFM (Bruker)", ".jpk": "AFM (JPK)"}
 

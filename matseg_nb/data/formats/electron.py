@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from matseg_nb.data.formats.base import ImageData, bit_depth_of, pick_channels
+from matseg_nb.data.formats.base import ELECTRON_SUFFIXES, ImageData, bit_depth_of, pick_channels
 from matseg_nb.errors import UserError
 
-SUFFIXES = (".dm3", ".dm4", ".emd", ".ser")
+SUFFIXES = tuple(sorted(ELECTRON_SUFFIXES))  # the one suffix set: formats.base
 
 
 def _plugin(suffix: str):

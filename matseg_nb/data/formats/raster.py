@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from matseg_nb.data.formats.base import ImageData, bit_depth_of, pick_channels
+from matseg_nb.data.formats.base import RASTER_SUFFIXES, ImageData, bit_depth_of, pick_channels
 
-SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+SUFFIXES = tuple(sorted(RASTER_SUFFIXES))  # the one suffix set: formats.base
 
 # RosettaSciIO's TIFF reader keeps the vendor tag block under these original_metadata keys.
 _VENDOR_KEYS = {
