@@ -64,16 +64,22 @@ def summary_lines(folder: SegmentFolder, model_line: bool = True) -> list[str]:
         out.append(f"  ... {len(failed) - 5} more not segmented (see {TABLE_FILE})")
     qc = folder.batch_qc()
     if qc:
-        out.append(f"QC: {qc.get('sentence', '')}"[:WIDTH])
+        out += textwrap.wrap(f"QC: {qc.get('sentence', '')}", WIDTH, subsequent_indent="  ")
         if qc.get("flagged"):
             out.append("  flagged (left out of the batch numbers): " + _names(qc["flagged"], WIDTH - 45))
     else:
         out.append("QC: not screened")
     px = folder.pixel_size()
-    out.append((f"pixel size: {px['um']:g} µm ({px.get('source')})" if px.get("um") else
-                f"pixel size: {'mixed' if px.get('note') else 'unknown'} ({px.get('source')}); "
-                "sizes in px where unknown")[:WIDTH])
+    if px.get("um"):
+        out.append(f"pixel size: {px['um']:g} µm ({px.get('source')})"[:WIDTH])
+    elif px.get("note"):
+        out.append(f"pixel size: mixed ({px.get('source')}); see the warning; px where unknown"[:WIDTH])
+    else:
+        out.append("pixel size: unknown (no --pixel-size, manifest or file calibration): sizes in px")
     rows = [r for r in folder.summary() if r.name in PRINTED]
+    if rows and all(r.n == 0 for r in rows) and any(r.flagged for r in rows):
+        out.append(f"every segmented image is flagged: no batch numbers (per-image values in {TABLE_FILE})")
+        rows = []
     if rows:
         out.append(f"{'class / quantity':<28}{'mean':>10} {'95% interval':<22}{'n':>3} {'unit':<6}model error (n test)")
         last = None
