@@ -92,3 +92,15 @@ def test_batch_summary_leaves_flagged_images_out_and_t_interval():
     half = 4.302652729911275 * 2.0 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert row.lo == pytest.approx(12 - half) and row.hi == pytest.approx(12 + half)
     assert mean_interval([5.0]) == (5.0, None, None)
+
+
+def test_class_never_predicted_where_present_is_named_not_learned():
+    from matseg_nb.segment.summary import not_learned
+
+    truth = np.zeros((20, 20), np.uint8)
+    truth[2:5, 2:5], truth[10:12, 10:12] = 1, 2
+    pred = truth.copy()
+    pred[pred == 2] = 0  # class 2 ("pore") never predicted
+    assert not_learned({"a": (pred, truth, None), "b": (pred, truth, None)}, NAMES) == [
+        {"class_name": "pore", "n_images": 2}]
+    assert not_learned({"a": (truth, truth, None)}, NAMES) == []

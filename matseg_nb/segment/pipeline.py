@@ -313,7 +313,7 @@ def finalize(folder: SegmentFolder, images: list[InputImage], dm: DeployedModel,
                                                                 reason="no record (the task did not finish)"))
     cached = folder.meta().get("bias") or {}
     if (cached.get("run_dir") == (str(dm.run_dir) if dm.run_dir else None) and "rows" in cached
-            and cached.get("length_unit") == length_unit):
+            and cached.get("length_unit") == length_unit and "not_learned" in cached):
         bias = [BiasRow.from_dict(r) for r in cached["rows"]]
         bias_info = {k: v for k, v in cached.items() if k != "rows"}
     elif dm.run_dir is not None:

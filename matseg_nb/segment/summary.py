@@ -85,6 +85,19 @@ def measurement_bias(pairs: Mapping[str, tuple[np.ndarray, np.ndarray, float | N
     return rows
 
 
+def not_learned(pairs: Mapping[str, tuple[np.ndarray, np.ndarray, float | None]], class_names: list[str]
+                ) -> list[dict]:
+    """Foreground classes the model never predicts on the test images that contain them:
+    ``[{"class_name", "n_images": images whose ground truth has the class}]`` (their numbers are 0 by
+    construction, whatever the sample holds)."""
+    out = []
+    for cid, name in enumerate(class_names[1:], start=1):
+        holding = [n for n, (_, truth, _) in pairs.items() if np.any(truth == cid)]
+        if holding and not any(np.any(pairs[n][0] == cid) for n in holding):
+            out.append({"class_name": name, "n_images": len(holding)})
+    return out
+
+
 def run_test_bias(run_dir, class_names: list[str], length_unit: str | None = None
                   ) -> tuple[list[BiasRow], dict]:
     """:func:`measurement_bias` over a run's test images: its saved predictions (``predictions/<stem>.png``,
@@ -112,6 +125,7 @@ def run_test_bias(run_dir, class_names: list[str], length_unit: str | None = Non
         if stem in preds and s.mask is not None:
             pairs[stem] = (read_mask(preds[stem]), ds.load_mask(s), ds.pixel_size_um_of(s))
     info["n_images"] = len(pairs)
+    info["not_learned"] = not_learned(pairs, class_names)
     info["note"] = (f"model - ground truth on {len(pairs)} test image(s) of {run.dataset} (the run's saved test "
                     "predictions); it does not cover flagged images")
     return measurement_bias(pairs, class_names, length_unit), info

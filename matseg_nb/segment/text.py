@@ -90,6 +90,10 @@ def summary_lines(folder: SegmentFolder, model_line: bool = True) -> list[str]:
             ci = f"[{_num(r.lo)}, {_num(r.hi)}]" if r.lo is not None else "-"
             label = "  " + _LABEL.get(r.name, r.name)
             out.append(f"{label:<28}{_num(r.mean):>10} {ci:<22}{r.n:>3} {r.unit:<6}{error_words(r)}"[:WIDTH])
+    for u in folder.bias_info().get("not_learned") or []:
+        out += textwrap.wrap(f"not learned: {u['class_name']} is predicted on none of the {u['n_images']} test "
+                             "image(s) that contain it; its numbers here are 0 by construction", WIDTH,
+                             subsequent_indent="  ")
     note = folder.bias_info().get("note")
     if note:
         out += textwrap.wrap(f"model error: {note}", WIDTH, subsequent_indent="  ")
