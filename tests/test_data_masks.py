@@ -84,3 +84,29 @@ def test_jpeg_mask_named_error(tmp_path, data_env):  # noqa: F811
     write_png(root / "masks" / "a.jpg", np.zeros((32, 32), np.uint8))
     with pytest.raises(UserError, match=r"a.jpg: expected a lossless mask \(PNG, TIFF, BMP\), found JPEG"):
         open_dataset(root)
+
+
+def test_classes_yaml_default_class_decodes_drawings_over_the_micrograph(tmp_path, data_env):  # noqa: F811
+    """Super1-style masks: pure colours drawn over the grey image (hundreds of colours); a classes.yaml
+    with a `default: true` class decodes them, where the automatic scan refuses them as anti-aliased."""
+    root = make_folder(tmp_path / "ds", ["a", "b", "c"])
+    rng = np.random.default_rng(0)
+    for stem in ("a", "b", "c"):
+        grey = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+        m = np.repeat(grey[..., None], 3, axis=-1)
+        m[:4] = (0, 0, 255)
+        m[4:6] = (255, 0, 0)
+        write_png(root / "masks" / f"{stem}.png", m)
+    with pytest.raises(UserError, match="colours"):
+        open_dataset(root)
+    (root / "classes.yaml").write_text(
+        "classes:\n  - {name: matrix, default: true}\n  - {name: secondary, rgb: [0, 0, 255]}\n"
+        "  - {name: tertiary, rgb: [255, 0, 0]}\n")
+    ds = open_dataset(root)
+    assert ds.class_names == ["matrix", "secondary", "tertiary"]
+    ids = ds.load_mask(ds.samples()[0])
+    assert (ids[:4] == 1).all() and (ids[4:6] == 2).all() and (ids[6:] == 0).all()
+    (root / "classes.yaml").write_text(
+        "classes:\n  - {name: a, default: true}\n  - {name: b, default: true}\n  - {name: c, rgb: [0, 0, 255]}\n")
+    with pytest.raises(UserError, match=r"classes\[1\]: expected at most one 'default: true' class"):
+        open_dataset(root)

@@ -120,7 +120,10 @@ class MaskMapping:
         """One line per class: ``id name <- value``."""
         out = []
         for i, (name, value) in enumerate(zip(self.names, self.values, strict=True)):
-            shown = "" if value is None else f" <- {'grey ' if isinstance(value, int) else 'RGB '}{value}"
+            if value is None:
+                shown = " <- any other value" if self.decoding.default_class == i else ""
+            else:
+                shown = f" <- {'grey ' if isinstance(value, int) else 'RGB '}{value}"
             out.append(f"{i} {name}{shown}")
         return out
 
@@ -149,7 +152,8 @@ def _too_many(path: Path, n: int, what: str) -> UserError:
     return UserError(
         f"{path}: expected at most {MAX_LEVELS} distinct {what} (one per class), found {n} "
         "(anti-aliased edges or lossy compression?); re-export the mask without anti-aliasing "
-        "(nearest-neighbour, PNG), or list the classes in classes.yaml"
+        "(nearest-neighbour, PNG), or list the classes in classes.yaml (a '{name: ..., default: true}' "
+        "entry takes every colour not listed, e.g. classes drawn over the micrograph)"
     )
 
 
@@ -165,6 +169,11 @@ def infer_mask_mapping(paths: list[Path], read: Callable[[Path], np.ndarray], fo
     if lossy:
         raise UserError(*[f"{p}: expected a lossless mask (PNG, TIFF, BMP), found JPEG, whose compression "
                           "invents new values at edges; re-export the mask as PNG" for p in lossy])
+    # an explicit classes.yaml decides before any scan, so anti-aliased masks (more colours than classes,
+    # e.g. drawings over the micrograph) decode through its table and its `default: true` class
+    override = load_classes_yaml(folder / "classes.yaml")
+    if override is not None:
+        return override
     grey_values: dict[int, int] = {}
     colours: dict[int, int] = {}
     for path in paths:
@@ -187,9 +196,6 @@ def infer_mask_mapping(paths: list[Path], read: Callable[[Path], np.ndarray], fo
             grey_values[int(v)] = grey_values.get(int(v), 0) + c
         if min(grey_values) < 0:
             raise UserError(f"{path}: expected non-negative mask values, found {min(grey_values)}")
-    override = load_classes_yaml(folder / "classes.yaml")
-    if override is not None:
-        return override
     if colours and grey_values:
         # equal-RGB masks next to colour masks: their grey levels are colours too
         for v, c in grey_values.items():
@@ -225,6 +231,7 @@ def load_classes_yaml(path: Path) -> MaskMapping | None:
           - {name: matrix, value: 0}          # grey level (or index value)
           - {name: precipitate, value: 255}
           - {name: pore, rgb: [255, 0, 0]}    # colour masks
+          - {name: matrix, default: true}     # every other value (at most one such entry)
     """
     if not path.is_file():
         return None
@@ -238,10 +245,18 @@ def load_classes_yaml(path: Path) -> MaskMapping | None:
     if not isinstance(items, list) or len(items) < 2:
         raise UserError(f"{path}: expected 'classes:' with a list of at least 2 entries, found {type(items).__name__}")
     names, values, entries = [], [], []
+    default_class: int | None = None
     for i, item in enumerate(items):
         where = f"{path}: classes[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
             raise UserError(f"{where}: expected {{name: ..., value: N}} or {{name: ..., rgb: [R, G, B]}}, found {item!r}")
+        if item.get("default") is True and "rgb" not in item and "value" not in item:
+            if default_class is not None:
+                raise UserError(f"{where}: expected at most one 'default: true' class, found a second")
+            default_class = i
+            names.append(item["name"].strip())
+            values.append(None)
+            continue
         if "rgb" in item:
             rgb = item["rgb"]
             if not (isinstance(rgb, list) and len(rgb) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in rgb)):
@@ -257,7 +272,8 @@ def load_classes_yaml(path: Path) -> MaskMapping | None:
         values.append(value)
         entries.append({"rgb": value if isinstance(value, tuple) else (value, value, value), "class_id": i})
     kind = "colour" if any(isinstance(v, tuple) for v in values) else "grey"
-    return MaskMapping(kind, MaskDecoding(kind="rgb", colours=entries), names, values, source=str(path))
+    decoding = MaskDecoding(kind="rgb", colours=entries, default_class=default_class)
+    return MaskMapping(kind, decoding, names, values, source=str(path))
 
 
 # --- the mapping as text and as a record saved next to the results -----------------------------
