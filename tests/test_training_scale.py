@@ -90,7 +90,8 @@ def test_class_weights_are_validated_in_the_profile(tmp_path):
 
 
 def test_explanation_forward_uses_the_scaled_model():
-    """The heatmap's probability function predicts through the wrapper (no shortcut into the inner model)."""
+    """The heatmap's probability function predicts through the wrapper: its exact decoder shortcut now runs
+    through the input_scale map (explain's INPUT_MAPS), and the full pass equals the wrapped model's."""
     from matseg_nb.explain.forward import ProbFn
 
     torch.manual_seed(0)
@@ -99,5 +100,5 @@ def test_explanation_forward_uses_the_scaled_model():
     x = torch.rand(1, 1, 64, 64)
     with torch.no_grad():
         expected = net(x).softmax(1)
-    assert not fn.box_decoder and not fn.incremental
+    assert fn.box_decoder
     torch.testing.assert_close(fn(x), expected, atol=1e-5, rtol=1e-4)

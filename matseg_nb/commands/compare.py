@@ -39,7 +39,7 @@ def handler(args: argparse.Namespace) -> int:
           f"{summary['n_failed_or_incomplete']} failed or incomplete")
     print(textwrap.fill(f"selected on {result.selected_on}, scored on {result.scored_on}", WIDTH))
     print(result.terminal(WIDTH))
-    print(f"full tables ({len(paths)} files in {out}):")
+    print(f"full tables ({len(paths)} files; the main ones, one path a line):")
     for key in ("best_table_md", "complete_table_csv", "class_iou_csv", "failures_csv", "summary_md"):
         if key in paths:
             print(f"  {paths[key]}")
