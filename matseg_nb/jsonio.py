@@ -34,6 +34,24 @@ def finite_float(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` ready for :func:`json.dumps`: dict keys as strings, tuples as lists, NumPy scalars and
+    arrays as Python numbers and lists, NaN/inf as None (JSON has no non-finite numbers)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return finite_float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    return value
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Parsed JSON of ``path``; None when it is absent or unreadable."""
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +17,16 @@ import numpy as np
 
 from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import jsonable
 from matseg_nb.qc.core import QCModel, fit_qc
 from matseg_nb.qc.evaluate import detection_metrics, flag, verdict
-from matseg_nb.qc.features import PREDICTION_EXTRACTORS, FeatureContext, ImageItem, make_extractor, tile_boxes
+from matseg_nb.qc.features import PREDICTION_EXTRACTORS, FeatureContext, ImageItem
 from matseg_nb.qc.power import readiness_power_sentence
 from matseg_nb.qc.results import ShiftCheck, ValidationResult
 from matseg_nb.qc.screening import tile_keys
+from matseg_nb.qc.session import QCSession, _Extractor, image_fingerprint  # noqa: F401 - re-exported
 from matseg_nb.qc.shifts import parse_shift
-from matseg_nb.qc.sources import ImageSet, dataset_items, resolve_source, shifted_set
+from matseg_nb.qc.sources import ImageSet, resolve_source, shifted_set
 from matseg_nb.qc.validation import harm, key_auroc_interval, readiness
 
 LEVELS = {"input": ("input",), "prediction": ("prediction",), "both": ("input", "prediction")}
@@ -92,92 +93,6 @@ def _image_iou(pred: np.ndarray, mask: np.ndarray, k: int) -> float:
     from matseg_nb.metrics import confusion_matrix, summarize
 
     return float(summarize(confusion_matrix(pred, mask, k))["iou"])
-
-
-def image_fingerprint(image: np.ndarray) -> int:
-    """CRC-32 of an image's shape and bytes: seeds its crops and keys the feature cache, so an image
-    gets the same crops (and features) whatever batch, position or call it is scored in."""
-    a = np.ascontiguousarray(image)
-    return zlib.crc32(a.tobytes(), zlib.crc32(repr((a.shape, str(a.dtype))).encode()))
-
-
-class _Extractor:
-    """Tiles every image with boxes seeded by ``seed`` and the image's content and runs a set of
-    extractors on them; ``cache`` (shared by a :class:`QCSession`) keeps each image's features."""
-
-    def __init__(self, names: tuple[str, ...], ctx: FeatureContext, tile_size: int, tiles: int, seed: int,
-                 cache: dict | None = None) -> None:
-        self.fns = {n: make_extractor(n, ctx) for n in names}
-        self.tile_size, self.tiles, self.seed = tile_size, tiles, seed
-        self.cache = {} if cache is None else cache
-
-    def one(self, it: ImageItem) -> dict[str, np.ndarray]:
-        """{extractor: (tiles, F)} of one image (cached by content, crop settings and extractor)."""
-        fp = image_fingerprint(it.image)
-        h, w = it.image.shape[-2:]
-        boxes = None
-        out = {}
-        for n, fn in self.fns.items():
-            key = (n, fp, self.tile_size, self.tiles, self.seed)
-            if key not in self.cache:
-                boxes = boxes or tile_boxes(h, w, self.tile_size, self.tiles, self.seed * 2**32 + fp)
-                self.cache[key] = fn(it, boxes)
-            out[n] = self.cache[key]
-        return out
-
-    def __call__(self, items: list[ImageItem], desc: str = "QC features") -> tuple[dict[str, np.ndarray], np.ndarray]:
-        from tqdm.auto import tqdm
-
-        blocks: dict[str, list[np.ndarray]] = {n: [] for n in self.fns}
-        groups = []
-        for i, it in enumerate(tqdm(items, desc=desc, unit="image", leave=False, disable=len(items) < 2)):
-            feats = self.one(it)
-            for n in self.fns:
-                blocks[n].append(feats[n])
-            groups += [i] * len(feats[next(iter(self.fns))])
-        return {n: np.concatenate(b) for n, b in blocks.items()}, np.asarray(groups)
-
-
-@dataclass
-class QCSession:
-    """One run loaded once for every QC call (screening, validation): its model, dataset, split
-    images and a feature cache, so each image's features are extracted once per session."""
-
-    run_dir: Path | None
-    model: object
-    meta: dict
-    ds: object
-    ctx: FeatureContext
-    splits: dict[str, list[ImageItem]] = field(default_factory=dict)
-    features: dict = field(default_factory=dict)
-
-    @classmethod
-    def open(cls, run_dir: str | Path | None, dataset: str | None = None) -> QCSession:
-        """Load the run's model (``run_dir`` None: model-free, ``dataset`` required) and open its dataset."""
-        from matseg_nb.data import open_dataset
-
-        model, meta = None, {}
-        if run_dir is not None:
-            from matseg_nb.models import load_run_model
-
-            model, meta = load_run_model(run_dir)
-        ds_ref = dataset or meta.get("dataset")
-        if not ds_ref:
-            raise UserError("qc: expected a run folder with job.json or a dataset, found neither")
-        ds = open_dataset(ds_ref)
-        ctx = FeatureContext(model=model, normalization=meta.get("normalization") or "percentile",
-                             num_classes=ds.num_classes)
-        return cls(None if run_dir is None else Path(run_dir), model, {**meta, "dataset": meta.get("dataset") or ds_ref},
-                   ds, ctx)
-
-    def items(self, split: str) -> list[ImageItem]:
-        """The images of ``split`` of the run's dataset (loaded once; [] when the split is empty)."""
-        if split not in self.splits:
-            self.splits[split] = dataset_items(self.ds, split) if self.ds.split_counts().get(split) else []
-        return self.splits[split]
-
-    def extractor(self, names: tuple[str, ...], tile_size: int, tiles: int, seed: int) -> _Extractor:
-        return _Extractor(tuple(names), self.ctx, tile_size, tiles, seed, cache=self.features)
 
 
 def _score_set(model: QCModel, ext: _Extractor, items: list[ImageItem]) -> _Scored:
@@ -370,7 +285,7 @@ def run_qc(
         "unknown" if any(v["verdict"] == "unknown" for v in levels.values()) else "not ready")
     summary["verdict"] = summary["validation"]["verdict"]
     out = Path(out_dir)
-    atomic_write_json(out / "qc.json", _jsonable(summary))
+    atomic_write_json(out / "qc.json", jsonable(summary))
     buf = io.StringIO()
     fields = ["level", "set", "ood", "image", "detector", "typicality", "threshold", "flag", "iou"]
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
@@ -437,15 +352,4 @@ def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: 
         summary["gallery"] = {"level": lv, "images": [f"{it.name}" for it, _, _ in chosen]}
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return _finite(float(x))
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    return x
+_jsonable = jsonable  # the old private name, kept for callers not yet moved to matseg_nb.jsonio.jsonable

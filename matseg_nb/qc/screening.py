@@ -187,12 +187,13 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
                ) -> list[ScreeningResult]:
     """Screen each ``new`` source (and each shifted copy ``source@shift`` in ``shifts``) against a run.
 
-    ``session``: a :class:`matseg_nb.qc.run.QCSession` of ``run_dir`` (model and features shared with
+    ``session``: a :class:`matseg_nb.qc.session.QCSession` of ``run_dir`` (model and features shared with
     other QC calls); ``sources``: further (name, images) batches already in memory.
     Writes ``out_dir/qc.json`` {"screening": [ScreeningResult.to_json(), ...], ...}. Returns the results."""
     from matseg_nb.atomic import atomic_write_json
+    from matseg_nb.jsonio import jsonable
     from matseg_nb.qc.core import fit_qc
-    from matseg_nb.qc.run import QCSession, _jsonable
+    from matseg_nb.qc.session import QCSession
     from matseg_nb.qc.sources import ImageSet, shifted_set
 
     if not new and not sources:
@@ -241,7 +242,7 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
                             cal_name, detector, notes)
         res.notes[:0] = notes_global
         results.append(res)
-    atomic_write_json(Path(out_dir) / "qc.json", _jsonable({
+    atomic_write_json(Path(out_dir) / "qc.json", jsonable({
         "mode": "screening", "run_dir": str(run_dir), "dataset": meta.get("dataset"), "alpha": alpha,
         "reference_split": reference_split, "calibration_split": cal_name, "detector": detector,
         "extractors": list(extractors), "screening": [r.to_json() for r in results]}))

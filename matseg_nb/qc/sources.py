@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from matseg_nb.data.formats.base import SUPPORTED_SUFFIXES
 from matseg_nb.errors import UserError
 from matseg_nb.qc.features import ImageItem
 from matseg_nb.qc.shifts import apply_shift, shift_mask
 
-IMAGE_EXT = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp"}
+#: every file suffix the package reads (rasters, electron-microscopy and AFM files): the one set, data.formats
+IMAGE_EXT = SUPPORTED_SUFFIXES
 
 
 @dataclass
