@@ -179,6 +179,80 @@ def _file_dtype(ds, split: str) -> str | None:
         return None
 
 
+class RunScreener:
+    """A run's screening set up once: the reference fit on ``reference_split``, the calibration images'
+    (``calibration_split``, else test) crop keys scored once; then :meth:`screen` any images.
+
+    The settings of ``matseg qc RUN --new``: ``extractors`` on ``tiles_per_image`` crops of ``tile_size`` px,
+    one ``detector`` with ``k`` neighbours, crops seeded by ``seed`` and each image's content."""
+
+    def __init__(self, session, reference_split: str = "train", calibration_split: str = "val",
+                 extractors: tuple[str, ...] = ("encoder", "texture"), detector: str = "ocsvm", k: int = 5,
+                 tile_size: int = 128, tiles_per_image: int = 32, seed: int = 0) -> None:
+        from matseg_nb.qc.core import fit_qc
+
+        self.session, self.detector, self.reference_split = session, detector, reference_split
+        reference = session.items(reference_split)
+        self.calibration_name, cal = calibration_split, session.items(calibration_split)
+        self.notes: list[str] = []
+        if not cal:
+            self.calibration_name, cal = "test", session.items("test")
+            self.notes.append(f"no '{calibration_split}' split: the test split is the calibration set")
+        if len(reference) < 2 or not cal:
+            raise UserError(f"qc --new: expected >= 2 '{reference_split}' images and a validation or test split in "
+                            f"{session.meta.get('dataset')}, found {len(reference)} and {len(cal)}")
+        self.channels = reference[0].image.shape[0]
+        self.extractor = session.extractor(tuple(extractors), tile_size, tiles_per_image, seed)
+        blocks, groups = self.extractor(reference, desc="QC features: reference")
+        self.model = fit_qc(blocks, groups, k, (detector,), seed=seed)
+        self.calibration = Calibration(*self._keys(cal, "calibration"))
+
+    @classmethod
+    def open(cls, run_dir: str | Path, settings=None, session=None) -> RunScreener:
+        """Load the run's model (or use ``session``, a :class:`matseg_nb.qc.session.QCSession` of it) and set up
+        screening; ``settings``: a :class:`matseg_nb.loop.QCSettings` (its reference split, extractors and crop
+        sizes; OCSVM when among its detectors) or None for the ``matseg qc --new`` defaults."""
+        from matseg_nb.qc.session import QCSession
+
+        session = session or QCSession.open(run_dir)
+        if settings is None:
+            return cls(session)
+        dets = tuple(settings.detectors)
+        return cls(session, settings.reference_split, extractors=tuple(settings.extractors),
+                   detector="ocsvm" if "ocsvm" in dets or not dets else dets[0], tile_size=settings.tile_size,
+                   tiles_per_image=settings.tiles_per_image)
+
+    @property
+    def n_calibration(self) -> int:
+        """Number of calibration images."""
+        return len(np.unique(self.calibration.tile_groups))
+
+    def _keys(self, items: list[ImageItem], what: str) -> tuple[np.ndarray, np.ndarray]:
+        """(T, 3) :func:`typicality_key` of every crop of ``items`` and (T,) the index of its image."""
+        blocks, groups = self.extractor(items, desc=f"QC features: {what}")
+        sc, feats = self.model.score(blocks, groups)
+        return tile_keys({self.detector: sc[self.detector]}, feats, self.model.feature_names())[self.detector], groups
+
+    def image_keys(self, items: list[ImageItem]) -> list[np.ndarray]:
+        """Per image of ``items``, its crops' (T_i, 3) typicality keys."""
+        if not items:
+            return []
+        keys, groups = self._keys(items, "new")
+        return [keys[groups == i] for i in range(len(items))]
+
+    def calibration_keys(self) -> list[np.ndarray]:
+        """Per calibration image, its crops' (T_i, 3) typicality keys."""
+        return self.calibration.per_image()
+
+    def screen(self, items: list[ImageItem], batch: str = "new", alpha: float = 0.05,
+               notes: dict[str, str] | None = None) -> ScreeningResult:
+        """Conformal p-value and flag of each image of ``items`` and the batch test (named ``batch``)."""
+        res = screen_scores(self.calibration, self.image_keys(items), [it.name for it in items], alpha, batch,
+                            self.reference_split, self.calibration_name, self.detector, notes or {})
+        res.notes[:0] = self.notes
+        return res
+
+
 def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: float = 0.05,
                reference_split: str = "train", calibration_split: str = "val",
                extractors: tuple[str, ...] = ("encoder", "texture"), detector: str = "ocsvm", k: int = 5,
@@ -192,56 +266,23 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
     Writes ``out_dir/qc.json`` {"screening": [ScreeningResult.to_json(), ...], ...}. Returns the results."""
     from matseg_nb.atomic import atomic_write_json
     from matseg_nb.jsonio import jsonable
-    from matseg_nb.qc.core import fit_qc
     from matseg_nb.qc.session import QCSession
     from matseg_nb.qc.sources import ImageSet, shifted_set
 
     if not new and not sources:
         raise UserError("--new: expected at least one image file, folder or dataset ref, found none")
-    session = session or QCSession.open(run_dir)
-    ds, meta = session.ds, session.meta
-    reference = session.items(reference_split)
-    cal_name = calibration_split
-    cal_items = session.items(calibration_split)
-    notes_global = []
-    if not cal_items:
-        cal_name = "test"
-        cal_items = session.items("test")
-        notes_global.append(f"no '{calibration_split}' split: the test split is the calibration set")
-    if len(reference) < 2 or not cal_items:
-        raise UserError(f"qc --new: expected >= 2 '{reference_split}' images and a validation or test split in "
-                        f"{meta.get('dataset')}, found {len(reference)} and {len(cal_items)}")
-    channels = reference[0].image.shape[0]
-    train_dtype = _file_dtype(ds, reference_split)
-    ext = session.extractor(tuple(extractors), tile_size, tiles_per_image, seed)
-    blocks, groups = ext(reference, desc="QC features: reference")
-    qc = fit_qc(blocks, groups, k, (detector,), seed=seed)
-
-    def typicality(b: dict, g: np.ndarray) -> np.ndarray:
-        """(T, 3) :func:`typicality_key` of the tiles."""
-        sc, feats = qc.score(b, g)
-        return tile_keys({detector: sc[detector]}, feats, qc.feature_names())[detector]
-
-    cb, cg = ext(cal_items, desc="QC features: calibration")
-    calibration = Calibration(typicality(cb, cg), cg)
-    results = []
+    screener = RunScreener(session or QCSession.open(run_dir), reference_split, calibration_split, tuple(extractors),
+                           detector, k, tile_size, tiles_per_image, seed)
+    train_dtype = _file_dtype(screener.session.ds, reference_split)
     batches: list[tuple[str, list[ImageItem], dict[str, str]]] = [(n, its, {}) for n, its in sources or []]
     for ref in new:
-        items, notes = load_new_images(ref, channels, ds, train_dtype)
+        items, notes = load_new_images(ref, screener.channels, screener.session.ds, train_dtype)
         batches.append((ref, items, notes))
         for spec in shifts or []:
             sh = shifted_set(ImageSet(ref, items, True), spec, seed)
             batches.append((f"{ref}@{spec}", sh.items, {}))
-    for name, items, notes in batches:
-        tile_scores = []
-        if items:
-            b, g = ext(items, desc=f"QC scoring: {name}")
-            s = typicality(b, g)
-            tile_scores = [s[g == i] for i in range(len(items))]
-        res = screen_scores(calibration, tile_scores, [it.name for it in items], alpha, name, reference_split,
-                            cal_name, detector, notes)
-        res.notes[:0] = notes_global
-        results.append(res)
+    results = [screener.screen(items, name, alpha, notes) for name, items, notes in batches]
+    meta, cal_name = screener.session.meta, screener.calibration_name
     atomic_write_json(Path(out_dir) / "qc.json", jsonable({
         "mode": "screening", "run_dir": str(run_dir), "dataset": meta.get("dataset"), "alpha": alpha,
         "reference_split": reference_split, "calibration_split": cal_name, "detector": detector,

@@ -1,8 +1,8 @@
 """The QC trust flag of each segmented image: the same screening as ``matseg qc RUN --new``.
 
 :func:`open_screener` opens ``matseg_nb.qc.RunScreener`` on the deployed model's run (its calibration
-set); until the qc package exports it, :class:`SessionScreener` runs the same steps as ``screen_run``. An image's conformal p-value depends only on the image and the calibration set, not on the other
-images screened with it, so each image is screened on its own as it is segmented (resume-friendly).
+set), the screening ``screen_run`` runs. An image's conformal p-value depends only on the image and the
+calibration set, not on the other images screened with it, so each image is screened on its own as it is segmented (resume-friendly).
 :func:`batch_verdict` then tests the whole batch from the stored per-image p-values: the one-sided
 binomial test of the number of flags against the rate ``alpha`` (``qc.conformal.flag_count_test``).
 """
@@ -15,8 +15,8 @@ from typing import Any
 from matseg_nb.segment.folder import ImageRecord
 from matseg_nb.segment.model import DeployedModel
 
+#: the note of records segmented by a version without the qc screening entry (redone when QC is on)
 SCREENER_MISSING = "not screened: matseg_nb.qc.RunScreener is not available in this version"
-
 
 def file_dtype(path: Path) -> str | None:
     """The stored pixel dtype of an image file (TIFF: from the header), None when unknown."""
@@ -51,7 +51,7 @@ class ImageScreener:
 
         dtype = file_dtype(path)
         meta = {"dtype": dtype, "full_scale": DTYPE_FULL_SCALE[dtype]} if dtype in DTYPE_FULL_SCALE else {}
-        res = self.screener.screen([ImageItem(image_chw, name, meta=meta)], batch=name)
+        res = self.screener.screen([ImageItem(image_chw, name, meta=meta)], batch=name, alpha=self.alpha)
         im = res.images[0] if res.images else None
         if im is None or im.p_value is None:
             return None, None, f"not screened: {im.note if im else 'no result'}"
@@ -60,64 +60,14 @@ class ImageScreener:
 
 def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, str]:
     """(an :class:`ImageScreener` for the model's calibration run, "") or (None, why not): the model has
-    no run folder, or the QC screening entry is not available. Records then say why they were not screened."""
+    no run folder, or it is a cross-validated model. Records then say why they were not screened."""
+    from matseg_nb.qc import RunScreener
+
     if dm.calibration_run is None:
         return None, "not screened: the model has no run folder with a calibration set"
-    try:
-        from matseg_nb.qc import RunScreener
-    except ImportError:  # until the qc package exports its screening entry: the same steps as screen_run
-        if dm.meta.get("folds"):  # a CV run's calibration images are its own fold's (qc.cross_screening)
-            return None, "not screened: a cross-validated model is screened by matseg qc --cross-conformal"
-        RunScreener = SessionScreener
+    if dm.meta.get("folds"):  # a CV run's calibration images are its own fold's (qc.cross_screening)
+        return None, "not screened: a cross-validated model is screened by matseg qc --cross-conformal"
     return ImageScreener(RunScreener.open(dm.calibration_run), settings.alpha), ""
-
-
-class SessionScreener:
-    """``qc.screening.screen_run``'s screening, set up once (reference fit on the run's training split,
-    calibration keys from its validation split, else test), then ``screen(items, batch)`` ->
-    ``ScreeningResult`` for any images: the settings of ``matseg qc RUN --new`` (encoder + texture
-    extractors, OCSVM, k = 5, 32 crops of 128 px, seed 0)."""
-
-    def __init__(self, run_dir: Path, alpha: float = 0.05) -> None:
-        from matseg_nb.qc.core import fit_qc
-        from matseg_nb.qc.run import QCSession
-        from matseg_nb.qc.screening import Calibration, tile_keys
-
-        self.session = session = QCSession.open(run_dir)
-        self.alpha, self.detector = alpha, "ocsvm"
-        reference = session.items("train")
-        self.calibration_name = "val"
-        cal = session.items("val")
-        if not cal:
-            self.calibration_name, cal = "test", session.items("test")
-        if len(reference) < 2 or not cal:
-            from matseg_nb.errors import UserError
-
-            raise UserError(f"{run_dir}: expected >= 2 training images and a validation or test split to screen "
-                            f"against, found {len(reference)} and {len(cal)}")
-        self.ext = session.extractor(("encoder", "texture"), 128, 32, 0)
-        blocks, groups = self.ext(reference, desc="QC features: reference")
-        self.qc = fit_qc(blocks, groups, 5, (self.detector,), seed=0)
-
-        def typicality(b: dict, g):
-            sc, feats = self.qc.score(b, g)
-            return tile_keys({self.detector: sc[self.detector]}, feats, self.qc.feature_names())[self.detector]
-
-        self.typicality = typicality
-        cb, cg = self.ext(cal, desc="QC features: calibration")
-        self.calibration = Calibration(typicality(cb, cg), cg)
-
-    @classmethod
-    def open(cls, run_dir: Path) -> SessionScreener:
-        return cls(Path(run_dir))
-
-    def screen(self, items: list, batch: str = "new"):
-        from matseg_nb.qc.screening import screen_scores
-
-        b, g = self.ext(items, desc=f"QC scoring: {batch}")
-        s = self.typicality(b, g)
-        return screen_scores(self.calibration, [s[g == i] for i in range(len(items))], [it.name for it in items],
-                             self.alpha, batch, "train", self.calibration_name, self.detector)
 
 
 def batch_verdict(records: list[ImageRecord], alpha: float) -> dict[str, Any]:
