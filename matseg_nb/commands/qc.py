@@ -83,7 +83,7 @@ def handler(args: argparse.Namespace) -> int:
     from matseg_nb.qc.results import ValidationResult
 
     validation = ValidationResult.from_json(res.summary["validation"])
-    lines = [f"detector validation: {validation.verdict} ({validation.reason})"]
+    lines = [f"detector validation: {validation.verdict} ({validation.reason})", f"  {validation.what_decided()}"]
     for lv, v in res.summary["levels"].items():
         rho = (v.get("spearman_typicality_iou") or {}).get("rho")
         if rho is not None:

@@ -115,6 +115,44 @@ class ValidationResult:
     reference: str
     checks: list[ShiftCheck]
     detectors: list[str]
+    #: per validation set: {"set", "support", "alone": {detector: auroc}, "combined": {detector: auroc}, "n_crops"}
+    #: -- image-level AUROCs of the key's support column alone, each detector alone and the combined key
+    decides: list[dict] = field(default_factory=list)
+
+    def what_decided(self, tol: float = 1e-9) -> str:
+        """One sentence: which part of the crop key decided the validation AUROCs (the k-NN support, the
+        detectors, or both), from :attr:`decides`."""
+        rows = [r for r in self.decides if r.get("support") is not None and r.get("combined")]
+        if not rows:
+            return "what decided: not measured (no validation set with AUROCs)"
+
+        def same(a, b) -> bool:
+            return a is not None and b is not None and abs(a - b) <= tol
+
+        def span(vals) -> str:
+            vals = [v for v in vals if v is not None]
+            return "n/a" if not vals else (f"{min(vals):.3f}" if max(vals) - min(vals) <= tol
+                                           else f"{min(vals):.3f}-{max(vals):.3f}")
+
+        dets = list(rows[0]["combined"])
+        tie = all(all(same(r["combined"][d], r["combined"][dets[0]]) for d in dets) for r in rows)
+        support_only = all(all(same(r["combined"][d], r["support"]) for d in dets) for r in rows)
+        alone = "; ".join(f"{d.upper()} alone AUROC {span([r['alone'].get(d) for r in rows])}"
+                          for d in dets if any(r["alone"].get(d) is not None for r in rows))
+        n = len(rows)
+        on_all = "on the one set" if n == 1 else f"on all {n} sets"
+        sup = f"support alone AUROC {span([r['support'] for r in rows])}"
+        if support_only:
+            return (f"The k-NN support decided: {on_all} the combined key's AUROC equals the support "
+                    f"indicator's alone (key column 0; {sup}), so {' and '.join(d.upper() for d in dets)} tie"
+                    + (f" ({alone})." if alone else "."))
+        if tie and len(dets) > 1:
+            return (f"The k-NN support and the distance to it decided: {' and '.join(d.upper() for d in dets)} give "
+                    f"identical combined AUROCs {on_all} ({sup}" + (f"; {alone})." if alone else ")."))
+        differ = [r["set"] for r in rows if not all(same(r["combined"][d], r["support"]) for d in dets)]
+        return (f"The detectors decided on {len(differ)} of {n} sets ({', '.join(differ[:3])}"
+                f"{', ...' if len(differ) > 3 else ''}): there the combined AUROC differs from the support alone "
+                f"({sup}" + (f"; {alone})." if alone else ")."))
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -134,8 +172,18 @@ class ValidationResult:
 
     def summary(self) -> str:
         lines = [f"detector validation: {self.verdict} ({self.reason})"]
+        collapsed = False
         for c in self.checks:
+            twins = [o for o in self.checks if o.set == c.set and (o.auroc, o.low, o.high) == (c.auroc, c.low, c.high)]
+            if twins[0] is not c:
+                continue  # identical to an earlier row of the same set: shown once
+            det = "=".join(o.detector for o in twins)
+            collapsed |= len(twins) > 1
             auc = "n/a" if c.auroc is None else f"{c.auroc:.3f} [{c.low:.3f}, {c.high:.3f}]"
             dio = "" if c.iou_change is None else f", IoU change {c.iou_change:+.3f}"
-            lines.append(f"  {c.set:28} {c.detector:6} AUROC {auc}  {c.harm}{dio}")
+            lines.append(f"  {c.set:28} {det:6} AUROC {auc}  {c.harm}{dio}")
+        if collapsed:
+            lines.append("  (rows with identical AUROC and interval for several detectors are shown once, 'gmm=ocsvm')")
+        if self.decides:
+            lines.append(f"  {self.what_decided()}")
         return "\n".join(lines)

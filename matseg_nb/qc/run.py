@@ -48,6 +48,7 @@ class _Scored:
     tile: dict[str, np.ndarray]  # detector -> (T_total,)
     image: dict[str, np.ndarray]  # detector -> (n_images,) mean crop score
     keys: dict[str, list[np.ndarray]] = field(default_factory=dict)  # detector -> per image (T_i, 3) crop keys
+    crops: dict[str, list[np.ndarray]] = field(default_factory=dict)  # detector -> per image (T_i,) raw crop scores
 
 
 def _predict(items: list[ImageItem], ctx: FeatureContext, tile: int, probs: bool = True,
@@ -101,7 +102,8 @@ def _score_set(model: QCModel, ext: _Extractor, items: list[ImageItem]) -> _Scor
     image = {d: np.array([s[groups == i].mean() for i in range(len(items))]) for d, s in tile.items()}
     keys = {d: [k[groups == i] for i in range(len(items))]
             for d, k in tile_keys(tile, feats, model.feature_names()).items()}
-    return _Scored(tile, image, keys)
+    crops = {d: [s[groups == i] for i in range(len(items))] for d, s in tile.items()}
+    return _Scored(tile, image, keys, crops)
 
 
 def _metrics(model: QCModel, idset: _Scored, ood: _Scored) -> dict:
@@ -246,6 +248,7 @@ def run_qc(
     curves: dict = {}
     per_image_typ: dict[str, dict[str, np.ndarray]] = {}
     set_keys: dict[str, dict[str, dict[str, list[np.ndarray]]]] = {}  # level -> set -> detector -> keys
+    set_crops: dict[str, dict[str, dict[str, list[np.ndarray]]]] = {}  # level -> set -> detector -> raw crop scores
     for lv in LEVELS[level]:
         ext = session.extractor(level_names[lv], tile_size, tiles_per_image, seed)
         blocks, groups = ext(reference)
@@ -259,6 +262,7 @@ def run_qc(
             sc = sc or _score_set(qc, ext, st.items)
             per_image_typ[lv][st.name] = sc.image[primary]
             set_keys.setdefault(lv, {})[st.name] = sc.keys
+            set_crops.setdefault(lv, {})[st.name] = sc.crops
             inside = [k[:, 0] for k in sc.keys.get(primary, [])]  # column 0 of the key: inside the support
             lv_out.setdefault("inside_support_fraction", {})[st.name] = (
                 float(np.concatenate(inside).mean()) if inside else None)
@@ -279,7 +283,8 @@ def run_qc(
 
     _iou_and_gallery(summary, rows, per_image_typ, heldout, ood_sets, ds.num_classes, gallery_rows, Path(out_dir))
     summary["validation"] = _validation(summary, rows, set_keys, heldout.name, reference_split, thr_ready,
-                                        detectors).to_json()
+                                        detectors, set_crops).to_json()
+    summary["what_decided"] = ValidationResult.from_json(summary["validation"]).what_decided()
     levels = summary["levels"]
     summary["auroc_only_verdict"] = "ready" if levels and all(v["verdict"] == "ready" for v in levels.values()) else (
         "unknown" if any(v["verdict"] == "unknown" for v in levels.values()) else "not ready")
@@ -298,7 +303,7 @@ def run_qc(
 
 
 def _validation(summary: dict, rows: list[dict], set_keys: dict, heldout: str, reference: str, threshold: float,
-                detectors: tuple[str, ...]) -> ValidationResult:
+                detectors: tuple[str, ...], set_crops: dict | None = None) -> ValidationResult:
     """Per (OOD set, detector) image-level AUROC with 95% interval and the shift's IoU change; verdict
     from the first level (input) -- see :func:`matseg_nb.qc.validation.readiness`. Images are ranked by
     the screening's crop key (``set_keys``: level -> set -> detector -> per-image keys), see
@@ -315,10 +320,35 @@ def _validation(summary: dict, rows: list[dict], set_keys: dict, heldout: str, r
                                      hm["harm"], hm["iou_change"]))
             table.append({"set": name, "detector": d, "low": ci["low"], "n_id": ci["n_id"], "n_ood": ci["n_ood"],
                           "harm": hm["harm"], "auroc": ci["auroc"]})
+    decides = [_what_decides(name, set_keys[lv], (set_crops or {}).get(lv), heldout, detectors)
+               for name in summary.get("ood_sets", [])] if lv is not None else []
     verdict_, why = readiness(table, threshold, tuple(detectors))
     if verdict_ == "insufficient evidence" and why.startswith("fewer than"):  # what would decide (qc/power.py)
         why = "; ".join(filter(None, [why, readiness_power_sentence(table, threshold)]))
-    return ValidationResult(verdict_, why, threshold, heldout, reference, checks, list(detectors))
+    return ValidationResult(verdict_, why, threshold, heldout, reference, checks, list(detectors), decides)
+
+
+def _what_decides(name: str, keys: dict, crops: dict | None, heldout: str, detectors: tuple[str, ...]) -> dict:
+    """Image-level AUROC (held-out vs ``name``) of the support indicator alone (key column 0), of each
+    detector's raw crop scores alone and of each detector's combined key, all from the same crops; ``n_crops``
+    counts the (held-out, set) crops each AUROC ranked."""
+    def auc(a: list[np.ndarray], b: list[np.ndarray]) -> float | None:
+        return key_auroc_interval(a, b)["auroc"]
+
+    def count(a: list[np.ndarray], b: list[np.ndarray]) -> list[int]:
+        return [int(sum(len(x) for x in a)), int(sum(len(x) for x in b))]
+
+    first = detectors[0]
+    sid, sood = [k[:, 0] for k in keys[heldout][first]], [k[:, 0] for k in keys[name][first]]
+    row = {"set": name, "support": auc(sid, sood), "alone": {}, "combined": {},
+           "n_crops": {"support": count(sid, sood)}}
+    for d in detectors:
+        row["combined"][d] = auc(keys[heldout][d], keys[name][d])
+        row["n_crops"][f"combined {d}"] = count(keys[heldout][d], keys[name][d])
+        if crops:
+            row["alone"][d] = auc(crops[heldout][d], crops[name][d])
+            row["n_crops"][f"alone {d}"] = count(crops[heldout][d], crops[name][d])
+    return row
 
 
 def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: Path) -> None:
