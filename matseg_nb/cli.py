@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "init",
     "weights",
     "segment",
+    "export",
 ]
 
 

@@ -161,7 +161,7 @@ MODEL_LOADERS: list[ModelLoader] = [
 ]
 
 #: modules imported by :func:`resolve_model` before it looks for a loader (each may register one)
-LOADER_MODULES: list[str] = []
+LOADER_MODULES: list[str] = ["matseg_nb.export.loader"]
 
 
 def register_loader(loader: ModelLoader, first: bool = True) -> None:

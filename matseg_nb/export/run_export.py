@@ -1,0 +1,98 @@
+"""``export_run(run_dir, fmt, out)``: one run folder -> an export folder (model file + ``export.json``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from matseg_nb.errors import UserError
+from matseg_nb.export import graph
+from matseg_nb.export.traceable import traceable
+
+#: format -> (model file name, writer(model, example, path), runner(path, x) -> logits)
+FORMATS: dict[str, tuple[str, Callable[..., None], Callable[[Path, np.ndarray], np.ndarray]]] = {
+    "onnx": ("model.onnx", graph.write_onnx, graph.run_onnx),
+    "torchscript": ("model.pt", graph.write_torchscript, graph.run_torchscript),
+}
+EXPORT_JSON = "export.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_sizes(multiple: int) -> list[tuple[int, int]]:
+    """Two different input sizes (px), multiples of ``multiple``: the dynamic H and W are checked on both."""
+    return [(2 * multiple, 3 * multiple), (3 * multiple, 2 * multiple)]
+
+
+def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike) -> dict[str, Any]:
+    """Export the run's model as ``fmt`` into ``out``; returns the export.json contents.
+
+    Checked against torch on random inputs of two sizes (max abs diff <= ``graph.MAX_ABS_DIFF``).
+    UserError: run not complete, unknown format, ``out`` already holding a different export."""
+    from matseg_nb.atomic import atomic_write_text
+    from matseg_nb.models import load_run_model, pad_multiple
+    from matseg_nb.runs import Run
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format: expected one of {', '.join(FORMATS)}, found {fmt!r}")
+    run = Run(Path(run_dir))
+    if not run.is_complete:
+        raise UserError(f"{run.path}: expected a complete run folder (COMPLETE marker), found "
+                        f"{run.error_line() or 'an incomplete or missing run'}")
+    out = Path(out)
+    previous = out / EXPORT_JSON
+    if previous.is_file():
+        old = json.loads(previous.read_text())
+        if old.get("job_id") != run.job_id or old.get("format") != fmt:
+            raise UserError(f"{out}: expected an empty folder or an export of {run.job_id} as {fmt}, found an export "
+                            f"of {old.get('job_id')} as {old.get('format')} (not overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    model, meta = load_run_model(run.path, "cpu")
+    multiple = int(getattr(model, "input_multiple", pad_multiple(model)))
+    in_channels = int(meta.get("in_channels") or 1)
+    name, write, runner = FORMATS[fmt]
+    sizes = _check_sizes(multiple)
+    example = torch.rand(1, in_channels, *sizes[0], generator=torch.Generator().manual_seed(0))
+    tmp = out / f".{name}.tmp"
+    write(traceable(model), example, tmp)
+    diffs = []
+    for h, w in sizes:
+        x = torch.rand(1, in_channels, h, w, generator=torch.Generator().manual_seed(h * w))
+        with torch.no_grad():
+            ref = model(x).numpy()
+        got = runner(tmp, x.numpy())
+        diffs.append(float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf"))
+    if max(diffs) > graph.MAX_ABS_DIFF:
+        tmp.unlink()
+        raise UserError(f"{run.path}: expected the {fmt} export to match torch within {graph.MAX_ABS_DIFF}, found "
+                        f"max abs diff {max(diffs):.3g} on inputs {sizes}")
+    os.replace(tmp, out / name)
+    classes = [str(c.get("name", c.get("id"))) for c in sorted(meta.get("classes") or [], key=lambda c: c["id"])]
+    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
+    info = {"format": fmt, "model_file": name, "sha256": _sha256(out / name), "job_id": run.job_id,
+            "dataset": run.dataset, "encoder": meta.get("encoder"), "decoder": meta.get("decoder"),
+            "classes": classes, "in_channels": in_channels, "pad_multiple": multiple,
+            "input_scale": float(training.get("input_scale") or 1.0),
+            "onnx_opset": graph.ONNX_OPSET if fmt == "onnx" else None,
+            "input": "float32 (N, C, H, W), H and W multiples of pad_multiple px, normalized as 'preprocessing' says",
+            "output": "float32 (N, K, H, W) logits; class = argmax over K",
+            "preprocessing": {"function": "matseg_nb.data.normalize_image",
+                              "mode": str(meta.get("normalization") or "percentile"),
+                              "in_graph": False,
+                              "note": "per-image percentile scaling to [0, 1], applied before the model; "
+                                      "the input_scale resampling IS inside the graph"},
+            "check": {"max_abs_diff": max(diffs), "tolerance": graph.MAX_ABS_DIFF, "input_sizes_px": sizes},
+            "not_included": ["tiling of large images (matseg segment does it)", "QC calibration"],
+            "job": meta}
+    atomic_write_text(out / EXPORT_JSON, json.dumps(info, indent=2, default=str))
+    atomic_write_text(out / "preprocessing.json", json.dumps(info["preprocessing"], indent=2))
+    return info
