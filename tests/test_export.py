@@ -75,3 +75,23 @@ def test_segment_resolves_export_like_run(tmp_path, fmt):
     with torch.no_grad():
         a, b = from_run.model(x).argmax(1), from_export.model(x).argmax(1)
     assert torch.equal(a, b)
+
+
+def test_ro_crate_lists_inputs_and_outputs_with_checksums(tmp_path):
+    import hashlib
+
+    from rocrate.rocrate import ROCrate
+
+    from matseg_nb.export import export_run
+
+    run = _run(tmp_path)
+    export_run(run, "onnx", tmp_path / "out")
+    crate = ROCrate(tmp_path / "out")
+    sums = {e.get("name") or e.id: e.get("sha256") for e in crate.get_entities() if e.get("sha256")}
+    onnx_sum = hashlib.sha256((tmp_path / "out" / "model.onnx").read_bytes()).hexdigest()
+    job_sum = hashlib.sha256((run / "job.json").read_bytes()).hexdigest()
+    assert onnx_sum in sums.values() and job_sum in sums.values()
+    assert any(k.endswith("model/model.safetensors") for k in sums)
+    versions = {e.get("name"): e.get("softwareVersion") for e in crate.get_entities()
+                if e.type == "SoftwareApplication"}
+    assert versions["torch"] == torch.__version__.split("+")[0] or versions["torch"].startswith(torch.__version__[:3])

@@ -14,6 +14,7 @@ import torch
 
 from matseg_nb.errors import UserError
 from matseg_nb.export import graph
+from matseg_nb.export.crate import write_crate
 from matseg_nb.export.traceable import traceable
 
 #: format -> (model file name, writer(model, example, path), runner(path, x) -> logits)
@@ -95,4 +96,5 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike) -> 
             "job": meta}
     atomic_write_text(out / EXPORT_JSON, json.dumps(info, indent=2, default=str))
     atomic_write_text(out / "preprocessing.json", json.dumps(info["preprocessing"], indent=2))
+    write_crate(out, run.path, [name, EXPORT_JSON, "preprocessing.json"])
     return info
