@@ -95,3 +95,26 @@ def test_ro_crate_lists_inputs_and_outputs_with_checksums(tmp_path):
     versions = {e.get("name"): e.get("softwareVersion") for e in crate.get_entities()
                 if e.type == "SoftwareApplication"}
     assert versions["torch"] == torch.__version__.split("+")[0] or versions["torch"].startswith(torch.__version__[:3])
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_matseg_segment_with_export_gives_run_masks(tmp_path, fmt):
+    import tifffile
+
+    from matseg_nb.cli import main
+    from matseg_nb.export import export_run
+    from matseg_nb.segment import SegmentFolder
+
+    run = _run(tmp_path)
+    export_run(run, fmt, tmp_path / "pkg")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    tifffile.imwrite(imgs / "a.tif", (np.random.default_rng(0).random((90, 110)) * 60000).astype(np.uint16))
+    masks = []
+    for model, out in ((run, "from_run"), (tmp_path / "pkg", "from_pkg")):
+        assert main(["segment", str(model), str(imgs), "--out", str(tmp_path / out), "--no-qc",
+                     "--tile", "64", "--overlap", "16", "--pixel-size", "0.02"]) == 0
+        folder = SegmentFolder.open(tmp_path / out)
+        masks.append(folder.mask_array(next(iter(folder.images()))))
+    assert masks[0].shape == (90, 110)
+    assert np.array_equal(masks[0], masks[1])
