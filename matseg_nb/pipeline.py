@@ -290,12 +290,14 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
 
 
 def stage_report(ctx: DemoContext) -> None:
-    """One self-contained HTML report plus report.json of everything above."""
+    """One self-contained HTML report plus report.json of everything above, and the loop's RO-Crate."""
+    from matseg_nb.provenance import write_loop_crate
     from matseg_nb.report import build_report
 
     html, js = build_report(ctx.layout.sweep, ctx.layout.report_html)
-    ctx.results["report"] = {"html": str(html), "json": str(js)}
-    ctx.log(f"report: {html}\nfacts:  {js}")
+    crate = write_loop_crate(ctx)
+    ctx.results["report"] = {"html": str(html), "json": str(js), "provenance": str(crate)}
+    ctx.log(f"report: {html}\nfacts:  {js}\nprovenance (RO-Crate): {crate}")
 
 
 STAGES: dict[str, Callable[[DemoContext], None]] = {

@@ -106,8 +106,14 @@ def loop_inputs(profile) -> list[Path]:
 def write_loop_crate(ctx) -> Path:
     """``ro-crate-metadata.json`` at the loop root of a demo context (``pipeline.DemoContext``): dataset files,
     the profile, software, and every file under the loop folder (report, compare, QC, run folders)."""
+    from matseg_nb.errors import UserError
+
     out = Path(ctx.out)
     outputs = sorted(p for p in out.rglob("*") if p.is_file() and ".tmp" not in p.name)
-    return write_crate(out, loop_inputs(ctx.profile), outputs, profile=Path(ctx.profile_path),
-                       name=f"matseg-nb loop {out.name}",
-                       description="Sweep, comparison, QC, explanations and report of one matseg-nb loop")
+    description = "Sweep, comparison, QC, explanations and report of one matseg-nb loop"
+    try:
+        inputs = loop_inputs(ctx.profile)
+    except UserError as exc:  # the report still gets its crate; the crate says why inputs are not listed
+        inputs, description = [], f"{description}; dataset files not listed: {exc}"
+    return write_crate(out, inputs, outputs, profile=Path(ctx.profile_path), name=f"matseg-nb loop {out.name}",
+                       description=description)

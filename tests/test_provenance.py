@@ -40,3 +40,20 @@ def test_changed_input_changes_its_checksum(tmp_path):
     write_crate(tmp_path / "o", [image])
     after = read_crate_inputs(tmp_path / "o")
     assert before.keys() == after.keys() and before != after
+
+
+def test_loop_crate_lists_the_demo_datasets_and_profile(tmp_path):
+    from pathlib import Path
+
+    from matseg_nb.pipeline import DemoContext
+    from matseg_nb.provenance import write_loop_crate
+
+    profile = Path(__file__).resolve().parents[1] / "profiles" / "demo-cpu.json"
+    (tmp_path / "report.html").write_text("<html></html>")
+    write_loop_crate(DemoContext(profile, tmp_path))
+    inputs = read_crate_inputs(tmp_path)
+    assert profile.as_uri() in inputs
+    images = [uri for uri in inputs if "nasa-pmm" in uri]
+    assert len(images) >= 10 and all(len(inputs[u]) == 64 for u in images)
+    graph = {e["@id"]: e for e in json.loads((tmp_path / CRATE_FILE).read_text())["@graph"]}
+    assert graph["#run"]["result"] == [{"@id": "report.html"}]
