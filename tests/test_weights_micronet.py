@@ -1,0 +1,71 @@
+"""MicroNet weights: file names as NASA's bucket spells them; fetch from a local fake mirror (never the
+internet), checksummed; a mismatch is refused and leaves the cache as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from functools import partial
+
+import pytest
+
+from matseg_nb.errors import UserError
+from matseg_nb.models.micronet import cached_micronet, fetch_micronet, micronet_filename
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    etag: str | None = None
+
+    def end_headers(self):
+        if self.etag:
+            self.send_header("ETag", f'"{self.etag}"')
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = type("H", (_Handler,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, handler, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_file_names_follow_the_bucket():
+    assert micronet_filename("resnet50", "micronet") == "resnet50_pretrained_microscopynet_v1.1.pth.tar"
+    assert micronet_filename("se_resnext101_32x4d", "imagenet-micronet") == \
+        "se_resnext101_32x4d_pretrained_imagenet-microscopynet_v1.0.pth.tar"
+    with pytest.raises(UserError, match="expected one of micronet, imagenet-micronet"):
+        micronet_filename("resnet50", "imagenet")
+
+
+def test_fetch_verifies_etag_and_pins_sha256(mirror):
+    root, handler, url = mirror
+    name = micronet_filename("resnet50", "micronet")
+    (root / name).write_bytes(b"weights v1")
+    handler.etag = hashlib.md5(b"weights v1").hexdigest()
+    report = fetch_micronet("resnet50", "micronet", endpoint=url)
+    assert report["verified"] and report["sha256"] == hashlib.sha256(b"weights v1").hexdigest()
+    assert cached_micronet("resnet50", "micronet").read_bytes() == b"weights v1"
+    handler.etag = "0" * 32  # corrupt download: ETag does not match
+    with pytest.raises(UserError, match="expected MD5 0{32}"):
+        fetch_micronet("resnet50", "micronet", endpoint=url)
+    handler.etag = None  # mirror changed the file: differs from the pinned SHA-256
+    (root / name).write_bytes(b"weights v2")
+    with pytest.raises(UserError, match="expected SHA-256"):
+        fetch_micronet("resnet50", "micronet", endpoint=url)
+    assert cached_micronet("resnet50", "micronet").read_bytes() == b"weights v1"
+
+
+def test_missing_file_is_one_line(mirror):
+    _, _, url = mirror
+    with pytest.raises(UserError, match="expected a download, found HTTPError"):
+        fetch_micronet("resnet34", "micronet", endpoint=url)
+    assert cached_micronet("resnet34", "micronet") is None
