@@ -69,3 +69,16 @@ def test_missing_file_is_one_line(mirror):
     with pytest.raises(UserError, match="expected a download, found HTTPError"):
         fetch_micronet("resnet34", "micronet", endpoint=url)
     assert cached_micronet("resnet34", "micronet") is None
+
+
+def test_cli_fetch_source_micronet(mirror, monkeypatch, capsys):
+    from matseg_nb.cli import main
+
+    root, handler, url = mirror
+    name = micronet_filename("se_resnext101_32x4d", "imagenet-micronet")
+    (root / name).write_bytes(b"w")
+    handler.etag = hashlib.md5(b"w").hexdigest()
+    monkeypatch.setenv("MATSEG_MICRONET_ENDPOINT", url)
+    assert main(["weights", "fetch", "se_resnext101_32x4d", "--source", "imagenet-micronet"]) == 0
+    assert "MD5 matches" in capsys.readouterr().out
+    assert cached_micronet("se_resnext101_32x4d", "imagenet-micronet").read_bytes() == b"w"
