@@ -14,7 +14,6 @@ import torch
 
 from matseg_nb.errors import UserError
 from matseg_nb.export import graph
-from matseg_nb.export.crate import write_crate
 from matseg_nb.export.traceable import traceable
 
 #: format -> (model file name, writer(model, example, path), runner(path, x) -> logits)
@@ -96,5 +95,9 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike) -> 
             "job": meta}
     atomic_write_text(out / EXPORT_JSON, json.dumps(info, indent=2, default=str))
     atomic_write_text(out / "preprocessing.json", json.dumps(info["preprocessing"], indent=2))
-    write_crate(out, run.path, [name, EXPORT_JSON, "preprocessing.json"])
+    from matseg_nb.provenance import write_crate
+
+    write_crate(out, [run.path / "job.json", *sorted(p for p in (run.path / "model").glob("*") if p.is_file())],
+                [out / n for n in (name, EXPORT_JSON, "preprocessing.json")], name=f"matseg export of {run.job_id}",
+                description=f"{fmt} export of run {run.job_id} (matseg export)")
     return info
