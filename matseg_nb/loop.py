@@ -54,6 +54,11 @@ class LoopLayout:
         return self.root / "explain"
 
     @property
+    def segment(self) -> Path:
+        """``matseg segment`` output of the loop's test images (``matseg_nb.segment.SegmentFolder``)."""
+        return self.root / "segment"
+
+    @property
     def report_html(self) -> Path:
         return self.root / "report.html"
 
