@@ -82,3 +82,20 @@ def test_cli_fetch_source_micronet(mirror, monkeypatch, capsys):
     assert main(["weights", "fetch", "se_resnext101_32x4d", "--source", "imagenet-micronet"]) == 0
     assert "MD5 matches" in capsys.readouterr().out
     assert cached_micronet("se_resnext101_32x4d", "imagenet-micronet").read_bytes() == b"w"
+
+
+def test_training_loads_cached_micronet_and_names_fetch_when_absent(tmp_path, monkeypatch):
+    import torch
+
+    from matseg_nb.models.build import build_model
+    from matseg_nb.models.micronet import micronet_cache_dir
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UserError, match="matseg weights fetch resnet18 --source micronet"):
+        build_model("resnet18", "Unet", 1, 2, encoder_weights="micronet")
+    donor, _ = build_model("resnet18", "Unet", 3, 2, encoder_weights="none")
+    sd = {k: v + 0.5 for k, v in donor.encoder.state_dict().items() if v.is_floating_point()}
+    micronet_cache_dir().mkdir(parents=True)
+    torch.save(sd, micronet_cache_dir() / "resnet18_pretrained_microscopynet_v1.0.pth")
+    model, report = build_model("resnet18", "Unet", 3, 2, encoder_weights="micronet")
+    assert torch.equal(model.encoder.layer1[0].conv1.weight, sd["layer1.0.conv1.weight"])

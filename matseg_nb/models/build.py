@@ -21,6 +21,8 @@ def _mode(encoder_weights: str | os.PathLike | None) -> str:
         return "none"
     if str(encoder_weights).lower() == "imagenet":
         return "imagenet"
+    if str(encoder_weights).lower() in ("micronet", "imagenet-micronet"):
+        return "micronet"
     if str(encoder_weights).endswith(WEIGHT_SUFFIXES) or Path(encoder_weights).exists():
         return "file"
     raise UserError(
@@ -63,6 +65,11 @@ def build_model(
             raise UserError(f"encoder/decoder: expected a valid smp combination, found {encoder!r} x {decoder!r}: {exc}") from exc
         if mode == "file":
             report = load_encoder_file(model.encoder, encoder_weights, min_encoder_key_match)
+        elif mode == "micronet":
+            from matseg_nb.models.micronet import micronet_weights_path
+
+            path = micronet_weights_path(encoder, str(encoder_weights).lower())
+            report = load_encoder_file(model.encoder, path, min_encoder_key_match)
         else:
             report = dict(NONE_REPORT)
     model.config["encoder_weights"] = None  # the trained weights live in model.safetensors

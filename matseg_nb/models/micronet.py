@@ -38,14 +38,29 @@ def micronet_cache_dir() -> Path:
     return hub_cache_dir() / "micronet"
 
 
+def _cache_name(encoder: str, weights: str) -> str:
+    """Cached file name: the bucket's ``.pth.tar`` (a plain ``torch.save`` state dict) stored as ``.pth``."""
+    return micronet_filename(encoder, weights).removesuffix(".tar")
+
+
 def cached_micronet(encoder: str, weights: str) -> Path | None:
     """The cached file for (encoder, weights), or None."""
-    path = micronet_cache_dir() / micronet_filename(encoder, weights)
+    path = micronet_cache_dir() / _cache_name(encoder, weights)
     return path if path.is_file() else None
 
 
 def fetch_command(encoder: str, weights: str) -> str:
     return f"matseg weights fetch {encoder} --source {weights}"
+
+
+def micronet_weights_path(encoder: str, weights: str) -> Path:
+    """The cached MicroNet file training loads; UserError naming the fetch command when absent (never downloads)."""
+    path = cached_micronet(encoder, weights)
+    if path is None:
+        raise UserError(f"encoder_weights: expected {weights} weights for encoder {encoder!r} in "
+                        f"{micronet_cache_dir()}, found none (training never downloads); run "
+                        f"`{fetch_command(encoder, weights)}` once (needs internet)")
+    return path
 
 
 def fetch_micronet(encoder: str, weights: str = "micronet", endpoint: str | None = None) -> dict:
@@ -74,12 +89,12 @@ def fetch_micronet(encoder: str, weights: str = "micronet", endpoint: str | None
     if verified and md5.hexdigest() != etag:
         tmp.unlink()
         raise UserError(f"{url}: expected MD5 {etag} (server ETag), found {md5.hexdigest()}; download refused")
-    pinned = folder / f"{name}.sha256"
+    pinned = folder / f"{_cache_name(encoder, weights)}.sha256"
     if pinned.is_file() and pinned.read_text().split()[0] != sha.hexdigest():
         tmp.unlink()
         raise UserError(f"{url}: expected SHA-256 {pinned.read_text().split()[0]} ({pinned}), found "
                         f"{sha.hexdigest()}; download refused")
-    path = folder / name
+    path = folder / _cache_name(encoder, weights)
     os.replace(tmp, path)
     pinned.write_text(f"{sha.hexdigest()}  {name}\n")
     return {"encoder": encoder, "weights": weights, "url": url, "path": str(path), "sha256": sha.hexdigest(),

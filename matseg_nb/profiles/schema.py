@@ -32,7 +32,7 @@ from matseg_nb.vocabulary import MaterialClass, Metric, Modality
 QCSignal = Literal["auroc", "f1", "precision", "fpr95"]
 
 #: values of ``model.encoder_weights`` that are not file paths.
-WEIGHT_KEYWORDS = ("imagenet", "none")
+WEIGHT_KEYWORDS = ("imagenet", "none", "micronet", "imagenet-micronet")
 
 EncoderName = Annotated[
     str,
@@ -154,7 +154,8 @@ class ModelConfig(_Section):
     encoder_weights: str = Field(
         default="imagenet",
         min_length=1,
-        description="'imagenet' (from the local cache, never downloaded in tests), 'none' (random init) "
+        description="'imagenet' (from the local cache, never downloaded in tests), 'micronet' / 'imagenet-micronet' "
+        "(MicroNet, fetched with `matseg weights fetch ENCODER --source micronet`), 'none' (random init) "
         "or a path to a local weights file (relative to the profile's folder)",
     )
     min_encoder_key_match: float = Field(
