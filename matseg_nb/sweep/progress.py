@@ -51,7 +51,7 @@ def postfix(summary: SweepSummary) -> str:
     running = [r for r in summary.jobs if r.status == "running"]
     if running:
         epoch = latest_epoch(Path(summary.out_dir) / running[0].job_id)
-        text += f" [{running[0].job_id[:40]}{': ' + epoch if epoch else ''}]"
+        text += f" [{running[0].job_id[:32]}{': ' + epoch if epoch else ''}]"  # the line stays < 100 columns
     return text
 
 
