@@ -99,3 +99,11 @@ def test_training_loads_cached_micronet_and_names_fetch_when_absent(tmp_path, mo
     torch.save(sd, micronet_cache_dir() / "resnet18_pretrained_microscopynet_v1.0.pth")
     model, report = build_model("resnet18", "Unet", 3, 2, encoder_weights="micronet")
     assert torch.equal(model.encoder.layer1[0].conv1.weight, sd["layer1.0.conv1.weight"])
+
+
+def test_profile_asking_for_absent_micronet_names_the_fetch_command(tmp_path, monkeypatch):
+    from matseg_nb.profiles.loader import _resource_problems
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    problems = _resource_problems({"model": {"encoders": ["resnet50"], "encoder_weights": "micronet"}}, tmp_path)
+    assert problems and "matseg weights fetch resnet50 --source micronet" in problems[0]

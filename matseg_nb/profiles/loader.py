@@ -68,6 +68,14 @@ def _resource_problems(data: Any, base_dir: Path | None) -> list[str]:
             resolve_weights(weights, base_dir)
         except ValueError as err:
             problems.append(f"model.encoder_weights: {err}")
+    if isinstance(weights, str) and weights.lower() in ("micronet", "imagenet-micronet"):
+        from matseg_nb.models.micronet import micronet_weights_path
+
+        for encoder in model.get("encoders") or []:
+            try:
+                micronet_weights_path(str(encoder), weights.lower())
+            except UserError as err:
+                problems.append(f"model.encoder_weights: {err}")
     return problems
 
 
