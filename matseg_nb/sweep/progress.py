@@ -43,15 +43,18 @@ def latest_epoch(run_dir: Path) -> str | None:
     return None
 
 
-def postfix(summary: SweepSummary) -> str:
-    """One-line state: ``done=3 failed=1 remaining=8 eta=4m10s [job: ep 2 val_iou 0.41]``."""
+def postfix(summary: SweepSummary, width: int = 86) -> str:
+    """One-line state: ``done=3 failed=1 remaining=8 eta=4m10s [job: ep 2 val_iou 0.41]``, at most ``width``
+    characters (the running job's id is cut to fit; ``sweep 10/12: `` in front keeps log lines < 100)."""
     c = summary.counts
     text = (f"done={c['complete']} failed={c['failed']} remaining={c['pending'] + c['running']} "
             f"eta={format_seconds(summary.eta_s())}")
     running = [r for r in summary.jobs if r.status == "running"]
     if running:
         epoch = latest_epoch(Path(summary.out_dir) / running[0].job_id)
-        text += f" [{running[0].job_id[:32]}{': ' + epoch if epoch else ''}]"  # the line stays < 100 columns
+        tail = f": {epoch}]" if epoch else "]"
+        room = max(8, width - len(text) - len(tail) - 2)
+        text += f" [{running[0].job_id[:room]}{tail}"
     return text
 
 
