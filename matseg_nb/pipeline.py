@@ -289,6 +289,30 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
     ctx.log(f"  {summary.summary()}")
 
 
+def stage_segment(ctx: DemoContext, images: list[str] | None = None) -> None:
+    """``matseg segment`` with each dataset's validation-selected model (``best_run(sweep, dataset)``) on
+    ``images`` (None: that dataset's test images) into ``LoopLayout.segment/<dataset>/``
+    (``matseg_nb.segment.SegmentFolder``); ``ctx.results["segment"]``: {dataset: output folder}."""
+    from matseg_nb.data import open_dataset
+    from matseg_nb.segment.pipeline import segment_images
+
+    ctx.results["segment"] = {}
+    for entry in ctx.profile.dataset:
+        ds = open_dataset(entry.ref, base_dir=ctx.profile.base_dir)
+        run = best_run(ctx.layout.sweep, ds.name)
+        if run is None:
+            ctx.log(f"  {ds.name}: no complete run, segment skipped")
+            continue
+        inputs = images if images is not None else [str(s.image) for s in ds.samples("test")]
+        if not inputs:
+            ctx.log(f"  {ds.name}: no test images, segment skipped")
+            continue
+        out = ctx.layout.segment / ds.name
+        segment_images(run, inputs, out, log=lambda line, n=ds.name: ctx.log(f"  {n}: {line}"))
+        ctx.results["segment"][ds.name] = str(out)
+        ctx.log(f"  {ds.name}: {len(inputs)} image(s) segmented into {out}")
+
+
 def stage_report(ctx: DemoContext) -> None:
     """One self-contained HTML report plus report.json of everything above, and the loop's RO-Crate."""
     from matseg_nb.provenance import write_loop_crate

@@ -16,7 +16,7 @@ from matseg_nb.errors import UserError
 from matseg_nb.report.answer import DatasetAnswer, build_answers, explain_sentence, models_note, qc_words
 from matseg_nb.report.collect import collect_all, read_json
 from matseg_nb.report.curves import learning_curves
-from matseg_nb.report.deployment import collect_deployment
+from matseg_nb.report.deployment import collect_deployments
 from matseg_nb.report.render import SECTIONS, render_html
 from matseg_nb.report.workspace import is_in_workspace, resolve_in_workspace
 from matseg_nb.runs import Sweep
@@ -77,7 +77,7 @@ def build_report(
         ex_sec["sentence"] = explain_sentence(ex) if isinstance(ex, dict) else ""
     from matseg_nb.loop import LoopLayout
 
-    facts["sections"]["deployment"] = collect_deployment(LoopLayout.from_sweep(sweep).segment)
+    facts["sections"]["deployment"] = collect_deployments(LoopLayout.from_sweep(sweep).segment)
     json_path = html_path.with_name("report.json") if html_path.name != "report.json" else html_path.with_suffix(".facts.json")
     atomic_write_text(html_path, render_html(facts))
     atomic_write_json(json_path, _strip_abs(facts))

@@ -15,6 +15,17 @@ def _num(value: float | None) -> str:
     return "" if value is None else sig(value)
 
 
+def collect_deployments(segment_dir: Path | None) -> dict:
+    """``{"status", "outputs": {name: facts}}`` of the segment output in ``segment_dir`` (name ``""``) or
+    in its sub-folders (``segment/<dataset>/``, as ``stage_segment`` writes); "not run" when none."""
+    if segment_dir is None or not Path(segment_dir).is_dir():
+        return dict(NOT_RUN)
+    folders = [Path(segment_dir)] if (Path(segment_dir) / "segment.json").is_file() else \
+        sorted(p.parent for p in Path(segment_dir).glob("*/segment.json"))
+    outputs = {("" if f == Path(segment_dir) else f.name): collect_deployment(f) for f in folders}
+    return {"status": "ok", "outputs": outputs} if outputs else dict(NOT_RUN)
+
+
 def collect_deployment(segment_dir: Path | None) -> dict:
     """JSON-safe facts of the segment output in ``segment_dir`` ({"status": "not run"} when absent)."""
     from matseg_nb.segment import SegmentFolder
