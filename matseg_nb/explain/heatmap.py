@@ -218,7 +218,10 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     if bar is not None:
         bar.close()
     incremental = fn.cached
-    shortcuts_ran = _ran(fn)
+    shortcuts_ran = _ran(fn, after_run=n_fwd > 1)
+    if shortcuts_ran != _ran(fn):
+        say("heatmap: shortcuts that ran: " + ("; ".join(shortcuts_ran) or "none")
+            + " (A's box covers most of the image: the whole decoder ran)")
     fn.prepare(None)
     if partial:
         say(f"heatmap: stopped after {max_minutes} min with {int(done.sum())} of {len(todo)} locations (partial)")
@@ -231,9 +234,12 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     return res
 
 
-def _ran(fn: ProbFn) -> list[str]:
-    """Names of the exact shortcuts in use (the incremental encoder only while its cache is prepared)."""
-    return [n for n in fn.shortcut_names if not n.startswith("incremental") or fn.cached]
+def _ran(fn: ProbFn, after_run: bool = False) -> list[str]:
+    """Names of the exact shortcuts in use (the incremental encoder only while its cache is prepared);
+    ``after_run``: only those the last pass used (the box decoder is skipped when A's box covers most of
+    the image, where the native decoder is faster)."""
+    return [n for n in fn.shortcut_names if (not n.startswith("incremental") or fn.cached)
+            and (not after_run or not n.startswith("box decoder") or fn.used_box_decoder)]
 
 
 def heatmap_literal(model, image, mask, kernel: str = "blur", window: int = 16, stride: int = 4, region=None,
