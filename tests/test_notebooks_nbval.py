@@ -73,6 +73,7 @@ def nb_params(name: str, lp: dict[str, Path]) -> dict:
         "04_qc": loop,
         "05_explain": loop,
         "06_report": loop,
+        "07_segment": loop,
     }
     return table.get(name, {})
 
