@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHAIN = ["01_configure", "02_train_sweep", "03_compare", "04_qc", "05_explain", "06_report"]
+CHAIN = ["01_configure", "02_train_sweep", "03_compare", "04_qc", "05_explain", "06_report", "07_segment"]
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +83,7 @@ def test_notebook_chain_on_defaults_equals_matseg_demo(tmp_path, monkeypatch):
                                    cwd=str(project), progress_bar=False, kernel_name="python3")
     nb_root, demo_root = project / "runs" / "demo", project / "runs" / "demo-cli"
     assert (nb_root / "report.html").is_file()
+    assert (nb_root / "segment" / "nasa-super1" / "segment.json").is_file()  # 07 after 06, on its defaults
     shutil.copytree(nb_root / "sweep", demo_root / "sweep")
     assert main(["demo", "profiles/demo-cpu.json", "--out", "runs/demo-cli"]) == 0
 
