@@ -19,8 +19,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "matseg_nb"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base: errors, files, units, figures", ("matseg_nb", "matseg_nb.errors", "matseg_nb.atomic", "matseg_nb.clock", "matseg_nb.progress",
                                             "matseg_nb.jsonio", "matseg_nb.vocabulary", "matseg_nb.metrics",
-                                            "matseg_nb.figures", "matseg_nb.jsonschema_export")),
+                                            "matseg_nb.figures", "matseg_nb.jsonschema_export",
+                                            "matseg_nb.weights_cache", "matseg_nb.micronet")),
     ("data: datasets, formats, readers", ("matseg_nb.data",)),
+    # provenance lists a loop's dataset files (data) in its RO-Crate; the report stage and exports call it
+    ("provenance: RO-Crate of a result folder", ("matseg_nb.provenance",)),
     ("profiles: what to train", ("matseg_nb.profiles",)),
     ("runs: the run-folder format", ("matseg_nb.runs", "matseg_nb.run_marker")),
     ("models: build, load, tile", ("matseg_nb.models",)),

@@ -11,7 +11,7 @@ from functools import partial
 import pytest
 
 from matseg_nb.errors import UserError
-from matseg_nb.models.micronet import cached_micronet, fetch_micronet, micronet_filename
+from matseg_nb.micronet import cached_micronet, fetch_micronet, micronet_filename
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -87,8 +87,8 @@ def test_cli_fetch_source_micronet(mirror, monkeypatch, capsys):
 def test_training_loads_cached_micronet_and_names_fetch_when_absent(tmp_path, monkeypatch):
     import torch
 
+    from matseg_nb.micronet import micronet_cache_dir
     from matseg_nb.models.build import build_model
-    from matseg_nb.models.micronet import micronet_cache_dir
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     with pytest.raises(UserError, match="matseg weights fetch resnet18 --source micronet"):

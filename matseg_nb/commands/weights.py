@@ -20,7 +20,7 @@ def fetch_handler(args: argparse.Namespace) -> int:
     from matseg_nb.models.weights import fetch_imagenet, hub_cache_dir
 
     if getattr(args, "source", "imagenet") != "imagenet":
-        from matseg_nb.models.micronet import fetch_micronet
+        from matseg_nb.micronet import fetch_micronet
 
         for encoder in args.encoders:
             got = fetch_micronet(encoder, args.source)

@@ -66,7 +66,7 @@ def build_model(
         if mode == "file":
             report = load_encoder_file(model.encoder, encoder_weights, min_encoder_key_match)
         elif mode == "micronet":
-            from matseg_nb.models.micronet import micronet_weights_path
+            from matseg_nb.micronet import micronet_weights_path
 
             path = micronet_weights_path(encoder, str(encoder_weights).lower())
             report = load_encoder_file(model.encoder, path, min_encoder_key_match)

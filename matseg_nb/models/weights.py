@@ -19,20 +19,10 @@ import torch
 from torch import nn
 
 from matseg_nb.errors import UserError
+from matseg_nb.weights_cache import hub_cache_dir
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin")
 PREFIXES = ("", "encoder.", "model.encoder.", "module.encoder.", "module.", "model.", "backbone.")
-
-
-def hub_cache_dir() -> Path:
-    """The Hugging Face hub cache folder as the environment says now."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]) / "hub"
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
 
 
 def _how_to(repo_id: str, revision: str | None, encoder: str) -> str:

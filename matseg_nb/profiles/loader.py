@@ -69,7 +69,7 @@ def _resource_problems(data: Any, base_dir: Path | None) -> list[str]:
         except ValueError as err:
             problems.append(f"model.encoder_weights: {err}")
     if isinstance(weights, str) and weights.lower() in ("micronet", "imagenet-micronet"):
-        from matseg_nb.models.micronet import micronet_weights_path
+        from matseg_nb.micronet import micronet_weights_path
 
         for encoder in model.get("encoders") or []:
             try:

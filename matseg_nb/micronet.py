@@ -33,7 +33,7 @@ def micronet_filename(encoder: str, weights: str) -> str:
 
 def micronet_cache_dir() -> Path:
     """``<weights cache>/micronet`` beside the Hugging Face hub cache the ImageNet weights use."""
-    from matseg_nb.models.weights import hub_cache_dir
+    from matseg_nb.weights_cache import hub_cache_dir
 
     return hub_cache_dir() / "micronet"
 
