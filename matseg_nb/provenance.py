@@ -6,12 +6,13 @@ folder. :func:`write_crate` writes one; :func:`read_crate_inputs` reads back wha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
+
+from matseg_nb.data.resolve import sha256_of
 
 CRATE_FILE = "ro-crate-metadata.json"
 #: distributions whose versions every crate records (absent ones are skipped)
@@ -19,17 +20,8 @@ SOFTWARE = ("matseg-nb", "torch", "segmentation-models-pytorch", "numpy", "sciki
             "bioimageio.core", "bioimageio.spec")
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of the file at ``path`` (read in ``chunk``-byte pieces)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _file_properties(path: Path) -> dict:
-    return {"name": path.name, "sha256": sha256_file(path), "contentSize": str(path.stat().st_size)}
+    return {"name": path.name, "sha256": sha256_of(path), "contentSize": str(path.stat().st_size)}
 
 
 def software_versions() -> dict[str, str]:

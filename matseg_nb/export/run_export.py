@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from matseg_nb.data.resolve import sha256_of
 from matseg_nb.errors import UserError
 from matseg_nb.export import graph
 from matseg_nb.export.traceable import traceable
@@ -22,10 +22,6 @@ FORMATS: dict[str, tuple[str, Callable[..., None], Callable[[Path, np.ndarray], 
     "torchscript": ("model.pt", graph.write_torchscript, graph.run_torchscript),
 }
 EXPORT_JSON = "export.json"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _check_sizes(multiple: int) -> list[tuple[int, int]]:
@@ -78,7 +74,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike) -> 
     os.replace(tmp, out / name)
     classes = [str(c.get("name", c.get("id"))) for c in sorted(meta.get("classes") or [], key=lambda c: c["id"])]
     training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
-    info = {"format": fmt, "model_file": name, "sha256": _sha256(out / name), "job_id": run.job_id,
+    info = {"format": fmt, "model_file": name, "sha256": sha256_of(out / name), "job_id": run.job_id,
             "dataset": run.dataset, "encoder": meta.get("encoder"), "decoder": meta.get("decoder"),
             "classes": classes, "in_channels": in_channels, "pad_multiple": multiple,
             "input_scale": float(training.get("input_scale") or 1.0),

@@ -9,11 +9,11 @@ the dataset manifest's, else the file's own calibration (TIFF tags, DM/EMD metad
 from __future__ import annotations
 
 import glob
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from matseg_nb.data.formats import SUPPORTED_SUFFIXES, file_pixel_size_um
+from matseg_nb.data.resolve import sha256_of
 from matseg_nb.errors import UserError
 
 
@@ -31,11 +31,7 @@ class InputImage:
 
 def content_key(path: Path, slice_index: int | None = None) -> str:
     """sha256 of the file's bytes (+ ``@slice``): the resume key (a changed file gets a new key)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest() + (f"@{slice_index}" if slice_index is not None else "")
+    return sha256_of(path) + (f"@{slice_index}" if slice_index is not None else "")
 
 
 def _images_in(folder: Path) -> list[Path]:
