@@ -73,8 +73,9 @@ def screen_run_folds(run_dir: str | Path, new: list[str], out_dir: str | Path, a
     ``run_dir``'s CV; writes ``out_dir/qc.json`` {"mode": "screening", "cross_conformal": true, "fold_runs",
     "screening": [...]} like :func:`matseg_nb.qc.screening.screen_run`. Returns the results."""
     from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.qc.run import QCSession, _jsonable
+    from matseg_nb.jsonio import jsonable
     from matseg_nb.qc.screening import load_new_images
+    from matseg_nb.qc.session import QCSession
 
     if not new:
         raise UserError("--new: expected at least one image file, folder or dataset ref, found none")
@@ -86,7 +87,7 @@ def screen_run_folds(run_dir: str | Path, new: list[str], out_dir: str | Path, a
         res = screen_folds(runs, items, ref, alpha, qc_settings, detector, k, seed)
         res.images += [ImageScreen(n, None, None, None, "not screened", note) for n, note in notes.items()]
         results.append(res)
-    atomic_write_json(Path(out_dir) / "qc.json", _jsonable({
+    atomic_write_json(Path(out_dir) / "qc.json", jsonable({
         "mode": "screening", "cross_conformal": True, "run_dir": str(run_dir), "fold_runs": [str(r) for r in runs],
         "alpha": alpha, "detector": detector, "screening": [r.to_json() for r in results]}))
     return results
@@ -202,7 +203,7 @@ def screen_loop_batches(fold_runs: list[Path], batches: list[tuple[str, list[Ima
     images outside the pool and their shifted copies) are screened. Writes ``out_dir/qc.json`` as
     :func:`matseg_nb.qc.screening.screen_run` does. Returns the results."""
     from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.qc.run import _jsonable
+    from matseg_nb.jsonio import jsonable
 
     pool = {g for run in fold_runs for g in fold_groups(run)[1]}
     results, skipped = [], []
@@ -219,7 +220,7 @@ def screen_loop_batches(fold_runs: list[Path], batches: list[tuple[str, list[Ima
     for res in results:
         res.notes += [f"{name} not screened: its images are in the CV pool (each trained on by the other folds)"
                       for name in skipped]
-    atomic_write_json(Path(out_dir) / "qc.json", _jsonable({
+    atomic_write_json(Path(out_dir) / "qc.json", jsonable({
         "mode": "screening", "cross_conformal": True, "fold_runs": [str(r) for r in fold_runs], "alpha": alpha,
         "detector": detector, "screening": [r.to_json() for r in results]}))
     return results

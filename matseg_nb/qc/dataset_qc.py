@@ -75,7 +75,8 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
     ``other_datasets``: dataset refs whose ``settings.other_split`` images are screened and used as OOD
     sets; ``settings``: a :class:`matseg_nb.loop.QCSettings` (default ``DEMO_SETTINGS.qc``)."""
     from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.qc.run import QCSession, _jsonable, run_qc
+    from matseg_nb.jsonio import jsonable
+    from matseg_nb.qc.run import QCSession, run_qc
     from matseg_nb.qc.screening import screen_run
     from matseg_nb.qc.sources import ImageSet, resolve_source, shifted_set
 
@@ -112,7 +113,7 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
     seconds["screening"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     summary = dict(val.summary, seconds=seconds)
-    atomic_write_json(out / "qc.json", _jsonable(summary))
+    atomic_write_json(out / "qc.json", jsonable(summary))
     res = DatasetQC(str(session.meta.get("dataset")), str(run_dir), screened,
                     ValidationResult.from_json(val.summary["validation"]), seconds)
     if log is not None:

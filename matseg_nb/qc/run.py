@@ -382,4 +382,3 @@ def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: 
         summary["gallery"] = {"level": lv, "images": [f"{it.name}" for it, _, _ in chosen]}
 
 
-_jsonable = jsonable  # the old private name, kept for callers not yet moved to matseg_nb.jsonio.jsonable
