@@ -16,12 +16,16 @@ so the three routes produce the same artefacts::
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from matseg_nb.jsonio import JsonRecord
+from matseg_nb.qc.settings import DEMO_QC_SHIFTS, QC_SHIFTS, QCSettings
 from matseg_nb.runs import Sweep
+
+__all__ = ["DEMO_QC_SHIFTS", "QC_SHIFTS", "QCSettings", "LoopLayout", "ExplainSettings", "StageSettings",
+           "DEMO_SETTINGS", "TINY_SETTINGS", "NAMED_SETTINGS", "stage_settings"]
 
 
 @dataclass(frozen=True)
@@ -79,48 +83,6 @@ class LoopLayout:
     def from_sweep(cls, sweep_dir: str | os.PathLike) -> LoopLayout:
         """The layout whose ``sweep`` folder is ``sweep_dir`` (its parent is the root)."""
         return cls(Path(sweep_dir).parent)
-
-
-#: every imaging shift at both strengths (``matseg qc --shift all`` uses all of ``shifts.SHIFTS``)
-QC_SHIFTS: tuple[str, ...] = tuple(f"{kind}:{strength}"
-                                   for kind in ("noise", "blur", "contrast", "brightness", "rescale", "bitdepth_down")
-                                   for strength in ("mild", "strong"))
-#: the demo's validation shifts: one strong version of each kind that changes what the model sees
-#: (noise, blur, magnification) plus brightness, which percentile normalisation removes (a harmless
-#: shift that must not count against the detector); each costs one feature pass and one prediction
-#: per held-out image
-DEMO_QC_SHIFTS: tuple[str, ...] = ("noise:strong", "blur:strong", "rescale:strong", "brightness:strong")
-
-
-@dataclass(frozen=True)
-class QCSettings(JsonRecord):
-    """QC settings of the loop (sizes in pixels): ``run_qc_kwargs()`` for ``matseg_nb.qc.run.run_qc``
-    (detector validation); ``screening_shift`` (the held-out images' shifted copy screened as new images)
-    and ``other_split`` (the split of the other datasets screened and used as OOD sets) for
-    ``matseg_nb.qc.dataset_qc.qc_dataset``. Predictions for the IoU change of a shift: one pass per
-    image up to ``predict_tile`` px, on the centre ``iou_crop`` px square of larger images."""
-
-    reference_split: str = "train"
-    heldout_split: str = "test"
-    shifts: tuple[str, ...] = DEMO_QC_SHIFTS
-    level: str = "input"
-    extractors: tuple[str, ...] = ("encoder", "texture")
-    detectors: tuple[str, ...] = ("gmm", "ocsvm")
-    tile_size: int = 128
-    tiles_per_image: int = 16
-    predict_tile: int = 512
-    iou_crop: int | None = 512
-    screening_shift: str = "noise:strong"
-    other_split: str = "test"
-
-    def run_qc_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``run_qc`` (lists where it takes lists)."""
-        d = asdict(self)
-        d["shifts"] = list(self.shifts)
-        d["detectors"] = tuple(self.detectors)
-        for screening_only in ("screening_shift", "other_split"):
-            d.pop(screening_only)
-        return d
 
 
 @dataclass(frozen=True)

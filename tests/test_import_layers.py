@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models: build, load, tile", ("matseg_nb.models",)),
     ("training: one job", ("matseg_nb.training",)),
     ("sweep: many jobs", ("matseg_nb.sweep",)),
-    ("loop: layout and stage settings", ("matseg_nb.loop",)),
+    # qc.settings: the QCSettings record (base layer imports only) that the loop's stage settings hold
+    ("loop: layout and stage settings", ("matseg_nb.loop", "matseg_nb.qc.settings")),
     ("analyses: qc, explain", ("matseg_nb.qc", "matseg_nb.explain")),
     # segment screens with qc; compare reads segment's measurement bias (compare.measurement)
     ("deployment: segment, export, suggest", ("matseg_nb.segment", "matseg_nb.export", "matseg_nb.suggest")),

@@ -83,15 +83,17 @@ def qc_outputs(tmp_path_factory) -> dict:
     """The QC outputs of a 6-train/3-test synthetic dataset and an untrained tiny Unet, as JSON values."""
     from matseg_nb.qc.run import run_qc
     from matseg_nb.qc.screening import screen_run
+    from matseg_nb.qc.settings import QCSettings
 
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("golden")
     ds = folder_dataset(tmp / "ds", n_train=6, n_test=3, seed=0)
     other = folder_dataset(tmp / "other", n_train=1, n_test=3, seed=7)
     run = tiny_run(tmp / "run", ds)
-    run_qc(run, test=[f"{other}:test"], shifts=["noise:strong", "blur:strong"], out_dir=tmp / "val",
-           level="both", extractors=("encoder", "texture"), detectors=("gmm", "ocsvm"), tile_size=48,
-           tiles_per_image=6, predict_tile=1024, iou_crop=None, gallery_rows=2)
+    settings = QCSettings(shifts=("noise:strong", "blur:strong"), level="both", extractors=("encoder", "texture"),
+                          detectors=("gmm", "ocsvm"), tile_size=48, tiles_per_image=6, predict_tile=1024,
+                          iou_crop=None, gallery_rows=2)
+    run_qc(run, settings, test=[f"{other}:test"], out_dir=tmp / "val")
     screen_run(run, [str(ds / "images" / "test")], tmp / "scr", extractors=("texture",), tile_size=48,
                tiles_per_image=6, shifts=["noise:strong"])
     t = str(tmp)

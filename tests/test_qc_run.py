@@ -6,14 +6,16 @@ from _qc_helpers import folder_dataset, tiny_run
 
 from matseg_nb.cli import main
 from matseg_nb.qc.run import run_qc
+from matseg_nb.qc.settings import QCSettings
 
 torch.set_num_threads(1)
 
 
 def test_run_qc_model_free_detects_strong_noise(tmp_path):
     ds = folder_dataset(tmp_path / "ds")
-    res = run_qc(None, dataset=str(ds), shifts=["noise:strong"], out_dir=tmp_path / "out", extractors=("texture",),
-                 tile_size=48, tiles_per_image=8, detectors=("gmm", "kde"))
+    settings = QCSettings(shifts=("noise:strong",), extractors=("texture",), tile_size=48, tiles_per_image=8,
+                          detectors=("gmm", "kde"))
+    res = run_qc(None, settings, dataset=str(ds), out_dir=tmp_path / "out")
     q = json.loads((tmp_path / "out" / "qc.json").read_text())
     m = q["levels"]["input"]["ood"]["shift:noise:strong"]
     assert m["gmm"]["tile"]["auroc"] > 0.9

@@ -85,7 +85,8 @@ def test_layout_and_settings(tmp_path):
     layout = LoopLayout(tmp_path / "demo")
     assert layout.sweep == tmp_path / "demo" / "sweep" and layout.qc.name == "qc"
     assert LoopLayout.from_sweep(layout.sweep) == layout
-    kw = DEMO_SETTINGS.qc.run_qc_kwargs()
-    assert isinstance(kw["shifts"], list) and kw["shifts"] == list(DEMO_SETTINGS.qc.shifts)
+    from matseg_nb.loop import StageSettings
+
+    assert StageSettings.from_dict(DEMO_SETTINGS.to_dict()) == DEMO_SETTINGS  # QCSettings round trip
     assert DEMO_SETTINGS.with_qc(tiles_per_image=4).qc.tiles_per_image == 4
     assert DEMO_SETTINGS.qc.tiles_per_image == 16  # frozen: the shared settings do not change

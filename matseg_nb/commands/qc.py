@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from matseg_nb.errors import UserError
     from matseg_nb.qc.run import run_qc
+    from matseg_nb.qc.settings import QCSettings
     from matseg_nb.qc.shifts import all_shift_specs, parse_shift
 
     shifts = all_shift_specs() if args.shift == ["all"] else args.shift
@@ -61,7 +62,6 @@ def handler(args: argparse.Namespace) -> int:
             raise UserError("--new: expected a run folder (the model whose inputs are screened), found none")
         detector = "ocsvm" if "ocsvm" in args.detectors else args.detectors[0]  # see docs/qc.md: screening detector
         if args.cross_conformal:
-            from matseg_nb.loop import QCSettings
             from matseg_nb.qc.cross_screening import screen_run_folds
 
             results = screen_run_folds(args.run_dir, args.new, args.out, args.alpha, QCSettings(
@@ -75,11 +75,7 @@ def handler(args: argparse.Namespace) -> int:
                              shifts=shifts, seed=args.seed)
         print_screening(results, args.out)
         return 0
-    res = run_qc(args.run_dir, reference_split=args.reference, test=args.test, shifts=shifts, out_dir=args.out,
-                 extractors=tuple(args.extractors), level=args.level, heldout_split=args.heldout,
-                 dataset=args.dataset, k=args.k, tile_size=args.tile, tiles_per_image=args.tiles,
-                 detectors=tuple(args.detectors), percentile=args.percentile,
-                 readiness_threshold=args.readiness, seed=args.seed)
+    res = run_qc(args.run_dir, settings(args, shifts), out_dir=args.out, test=args.test, dataset=args.dataset)
     from matseg_nb.qc.results import ValidationResult
 
     validation = ValidationResult.from_json(res.summary["validation"])
@@ -94,6 +90,17 @@ def handler(args: argparse.Namespace) -> int:
               f"verdict: {res.verdict}; full summary {full}; wrote {res.out_dir}/qc.json, scores.csv, roc.png"]
     print(fit_lines(lines))
     return 0
+
+
+def settings(args: argparse.Namespace, shifts: list[str]):
+    """The :class:`matseg_nb.qc.settings.QCSettings` of the command line (its own defaults: 32 crops per
+    image, GMM/OCSVM/KDE, whole-image predictions up to 1024 px)."""
+    from matseg_nb.qc.settings import QCSettings
+
+    return QCSettings(reference_split=args.reference, heldout_split=args.heldout, shifts=tuple(shifts),
+                      level=args.level, extractors=tuple(args.extractors), detectors=tuple(args.detectors), k=args.k,
+                      tile_size=args.tile, tiles_per_image=args.tiles, percentile=args.percentile,
+                      readiness_threshold=args.readiness, seed=args.seed, predict_tile=1024, iou_crop=None)
 
 
 #: the widest line ``matseg qc`` prints; full tables go to files whose paths it prints

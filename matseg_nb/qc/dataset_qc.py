@@ -73,7 +73,7 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
     """Screening + detector validation of one run (see module docstring).
 
     ``other_datasets``: dataset refs whose ``settings.other_split`` images are screened and used as OOD
-    sets; ``settings``: a :class:`matseg_nb.loop.QCSettings` (default ``DEMO_SETTINGS.qc``)."""
+    sets; ``settings``: a :class:`matseg_nb.qc.settings.QCSettings` (default ``DEMO_SETTINGS.qc``)."""
     from matseg_nb.atomic import atomic_write_json
     from matseg_nb.jsonio import jsonable
     from matseg_nb.qc.run import QCSession, run_qc
@@ -91,8 +91,7 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
     other_sets = [resolve_source(o, session.ds) for o in others]
     seconds = {"load": time.perf_counter() - t0}
     t = time.perf_counter()
-    kw = settings.run_qc_kwargs()
-    val = run_qc(run_dir, test=[], out_dir=out, session=session, extra_ood=other_sets, **kw)
+    val = run_qc(run_dir, settings, out_dir=out, session=session, extra_ood=other_sets)
     seconds["validation"] = time.perf_counter() - t
     t = time.perf_counter()
     heldout = session.items(settings.heldout_split)
@@ -101,7 +100,7 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
         sh = shifted_set(ImageSet(f"split:{settings.heldout_split}", heldout, True), settings.screening_shift, 0)
         batches.append((f"split:{settings.heldout_split}@{settings.screening_shift}", sh.items))
     batches += [(o.name, o.items) for o in other_sets]
-    detector = "ocsvm" if "ocsvm" in settings.detectors else settings.detectors[0]
+    detector = settings.screening_detector
     from matseg_nb.qc.cross_screening import cv_fold_runs, screen_loop_batches
 
     if folds := cv_fold_runs(run_dir):  # a k-fold CV run: every fold's held-out images calibrate (docs/qc.md)

@@ -25,12 +25,10 @@ from matseg_nb.qc.power import readiness_power_sentence
 from matseg_nb.qc.results import ShiftCheck, ValidationResult
 from matseg_nb.qc.screening import tile_keys
 from matseg_nb.qc.session import QCSession, _Extractor, image_fingerprint  # noqa: F401 - re-exported
+from matseg_nb.qc.settings import LEVELS, QCSettings
 from matseg_nb.qc.shifts import parse_shift
 from matseg_nb.qc.sources import ImageSet, resolve_source, shifted_set
 from matseg_nb.qc.validation import harm, key_auroc_interval, readiness
-
-LEVELS = {"input": ("input",), "prediction": ("prediction",), "both": ("input", "prediction")}
-PRIMARY = "gmm"
 
 
 @dataclass
@@ -177,49 +175,31 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def run_qc(
-    run_dir: str | Path | None,
-    reference_split: str = "train",
-    test: list[str] | tuple[str, ...] = (),
-    shifts: list[str] | None = None,
-    out_dir: str | Path = "qc_out",
-    extractors: tuple[str, ...] = ("encoder", "texture"),
-    level: str = "input",
-    heldout_split: str = "test",
-    dataset: str | None = None,
-    k: int = 5,
-    tile_size: int = 128,
-    tiles_per_image: int = 32,
-    detectors: tuple[str, ...] = ("gmm", "ocsvm", "kde"),
-    percentile: float = 5.0,
-    readiness_threshold: float | None = None,
-    gallery_rows: int = 4,
-    seed: int = 0,
-    session: QCSession | None = None,
-    predict_tile: int = 1024,
-    iou_crop: int | None = None,
-    extra_ood: list[ImageSet] | tuple[ImageSet, ...] = (),
-) -> QCResult:
+def run_qc(run_dir: str | Path | None, settings: QCSettings | None = None, *, out_dir: str | Path = "qc_out",
+           test: list[str] | tuple[str, ...] = (), dataset: str | None = None, session: QCSession | None = None,
+           extra_ood: list[ImageSet] | tuple[ImageSet, ...] = ()) -> QCResult:
     """Forte-style QC of a trained model's deployment data; see module docstring for outputs.
 
-    run_dir: run folder (model + job.json) or None with ``dataset`` (model-free extractors only).
-    test: candidate OOD sources (``split:<name>``, dataset refs ``name[:split]``, image files/folders);
-    shifts: specs like ``noise:strong`` applied to the held-out split as further OOD sets.
-    Units: scores are per tile (``tile_size`` px crops, ``tiles_per_image`` per image, seeded) and
-    per image (mean of its tiles' typicality). ``session``: a :class:`QCSession` of the same run to
-    share its model and features with other QC calls; ``extra_ood``: OOD sets already loaded. ``predict_tile``: images up to this many px on a
-    side are predicted in one pass (held-out and shifted copies alike, for the IoU change); ``iou_crop``:
-    at the input level, per-image IoU on the centre ``iou_crop`` px square only (larger images; faster).
-    """
-    if level not in LEVELS:
-        raise UserError(f"--level: expected one of {sorted(LEVELS)}, found {level!r}")
-    shifts = list(shifts or [])
-    for s in shifts:
-        parse_shift(s)
+    run_dir: run folder (model + job.json) or None with ``dataset`` (model-free extractors only);
+    ``settings``: what to fit and test (:class:`QCSettings`, default ``QCSettings()``); ``test``: candidate
+    OOD sources (``split:<name>``, dataset refs ``name[:split]``, image files/folders) besides the settings'
+    shifts; ``extra_ood``: OOD sets already loaded; ``session``: a :class:`QCSession` of the same run to share
+    its model and features with other QC calls. Units: scores are per crop (``tile_size`` px,
+    ``tiles_per_image`` per image, seeded) and per image (mean of its crops' typicality)."""
+    settings = settings or QCSettings()
+    if settings.level not in LEVELS:
+        raise UserError(f"--level: expected one of {sorted(LEVELS)}, found {settings.level!r}")
+    if not settings.detectors:
+        raise UserError("--detectors: expected at least one of gmm, ocsvm, kde, found none")
+    for spec in settings.shifts:
+        parse_shift(spec)
+    reference_split, heldout_split, level, seed = settings.reference_split, settings.heldout_split, settings.level, settings.seed
+    k, tile_size, tiles_per_image, detectors = settings.k, settings.tile_size, settings.tiles_per_image, tuple(settings.detectors)
+    percentile, extractors, shifts = settings.percentile, tuple(settings.extractors), list(settings.shifts)
     session = session or QCSession.open(run_dir, dataset)
     model, meta, ds, ctx = session.model, session.meta, session.ds, session.ctx
     ds_ref = meta["dataset"]
-    thr_ready = readiness_threshold if readiness_threshold is not None else float(
+    thr_ready = settings.readiness_threshold if settings.readiness_threshold is not None else float(
         (meta.get("task") or {}).get("readiness_threshold", 0.95))
     if "prediction" in LEVELS[level] and model is None:
         raise UserError("--level prediction: expected a run folder with a model, found none")
@@ -234,11 +214,10 @@ def run_qc(
         need_all = "prediction" in LEVELS[level]
         sets = [reference] if need_all else []
         for st in [*sets, heldout.items, *[o.items for o in ood_sets if need_all or o.same_labels]]:
-            _predict(st, ctx, max(tile_size, predict_tile), probs=need_all, crop=None if need_all else iou_crop)
+            _predict(st, ctx, max(tile_size, settings.predict_tile), probs=need_all,
+                     crop=None if need_all else settings.iou_crop)
 
-    if not detectors:
-        raise UserError("--detectors: expected at least one of gmm, ocsvm, kde, found none")
-    primary = PRIMARY if PRIMARY in detectors else detectors[0]
+    primary = settings.primary_detector
     level_names = {"input": tuple(extractors), "prediction": PREDICTION_EXTRACTORS}
     summary: dict = {"run_dir": str(run_dir) if run_dir else None, "dataset": ds_ref, "reference_split": reference_split,
                      "heldout_split": heldout_split, "k": k, "tile_size": tile_size, "tiles_per_image": tiles_per_image,
@@ -281,7 +260,7 @@ def run_qc(
         lv_out["verdict"] = (verdict(min(aurocs), thr_ready) if aurocs and None not in aurocs else "unknown")
         summary["levels"][lv] = lv_out
 
-    _iou_and_gallery(summary, rows, per_image_typ, heldout, ood_sets, ds.num_classes, gallery_rows, Path(out_dir))
+    _iou_and_gallery(summary, rows, per_image_typ, heldout, ood_sets, ds.num_classes, settings.gallery_rows, Path(out_dir))
     summary["validation"] = _validation(summary, rows, set_keys, heldout.name, reference_split, thr_ready,
                                         detectors, set_crops).to_json()
     summary["what_decided"] = ValidationResult.from_json(summary["validation"]).what_decided()
@@ -371,7 +350,7 @@ def _iou_and_gallery(summary, rows, typ, heldout, ood_sets, k, n_rows, out_dir: 
                     ys.append(ious[(st.name, it.name)])
         rho = spearmanr(xs, ys).statistic if len(xs) >= 3 else float("nan")
         summary["levels"][lv]["spearman_typicality_iou"] = {"rho": _finite(rho), "n_images": len(xs),
-                                                            "detector": summary.get("primary_detector", PRIMARY)}
+                                                            "detector": summary["primary_detector"]}
     lv = "prediction" if "prediction" in typ else next(iter(typ))
     cands = [(typ[lv][st.name][i], st.name, it) for st in sets for i, it in enumerate(st.items)
              if (st.name, it.name) in ious]
