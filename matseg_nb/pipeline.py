@@ -289,10 +289,11 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
     ctx.log(f"  {summary.summary()}")
 
 
-def stage_segment(ctx: DemoContext, images: list[str] | None = None) -> None:
+def stage_segment(ctx: DemoContext, images: list[str] | None = None, progress: bool = False) -> None:
     """``matseg segment`` with each dataset's validation-selected model (``best_run(sweep, dataset)``) on
     ``images`` (None: that dataset's test images) into ``LoopLayout.segment/<dataset>/``
-    (``matseg_nb.segment.SegmentFolder``); ``ctx.results["segment"]``: {dataset: output folder}."""
+    (``matseg_nb.segment.SegmentFolder``); ``ctx.results["segment"]``: {dataset: output folder}. ``progress``:
+    a per-image progress bar (stderr; the dashboard's analysis log)."""
     from matseg_nb.data import open_dataset
     from matseg_nb.segment.pipeline import segment_images
 
@@ -308,7 +309,7 @@ def stage_segment(ctx: DemoContext, images: list[str] | None = None) -> None:
             ctx.log(f"  {ds.name}: no test images, segment skipped")
             continue
         out = ctx.layout.segment / ds.name
-        segment_images(run, inputs, out, log=lambda line, n=ds.name: ctx.log(f"  {n}: {line}"))
+        segment_images(run, inputs, out, progress=progress, log=lambda line, n=ds.name: ctx.log(f"  {n}: {line}"))
         ctx.results["segment"][ds.name] = str(out)
         ctx.log(f"  {ds.name}: {len(inputs)} image(s) segmented into {out}")
 

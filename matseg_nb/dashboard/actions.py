@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from matseg_nb.atomic import atomic_write_json, atomic_write_text
@@ -278,12 +279,106 @@ def suggest_in_loop(state: DashboardState, run: Path, images: Path, n: int = 10)
     return Path(suggest_for_loop(state.loop(run), [str(images)], None, n).out_dir)
 
 
+
+# ----------------------------------------------------------------------------- segment (deployment)
+def segment_in_loop(state: DashboardState, run: Path, images: Path | None = None) -> Path:
+    """The demo's segment stage (``pipeline.stage_segment``, as ``matseg segment``): each dataset's selected
+    model on ``images`` (a workspace folder; None: each dataset's test images) into ``<run>/segment/<dataset>/``
+    (``matseg_nb.segment.SegmentFolder``), a per-image progress bar in the analysis log. Returns
+    ``<run>/segment``; UserError when no dataset of the profile has a complete run."""
+    from matseg_nb.pipeline import stage_segment
+
+    ctx = state.loop(run)
+    stage_segment(ctx, images=[str(images)] if images is not None else None, progress=True)
+    if not ctx.results.get("segment"):
+        raise UserError(f"{state.relative(ctx.layout.root)}: expected a complete job to segment with, found none")
+    return ctx.layout.segment
+
+
+def segment_sources(state: DashboardState) -> list[tuple[str, str]]:
+    """(label, workspace path) of what the Segment tab can segment: each dataset's test images (path ``""``),
+    then the image folders uploaded for segmentation (``dashboard.uploads.list_image_folders``)."""
+    from matseg_nb.dashboard.uploads import list_image_folders
+
+    out = [("the test images of each dataset", "")]
+    for folder in list_image_folders(state.workspace):
+        n = sum(1 for p in folder.iterdir() if p.is_file())
+        out.append((f"{state.relative(folder)} ({n} file(s))", state.relative(folder)))
+    return out
+
+
+def add_segment_images(state: DashboardState, name: str, images: list):
+    """Uploaded images (no masks) -> ``<ws>/images/<name>/`` (``dashboard.uploads.add_uploaded_images``)."""
+    from matseg_nb.dashboard.uploads import add_uploaded_images
+
+    return add_uploaded_images(state.workspace, name, images)
+
+
+@dataclass
+class SegmentView:
+    """What the Segment tab shows of one ``<run>/segment/<dataset>/`` folder: the terminal summary ``lines``
+    (batch numbers with units and the model's test-set error, QC verdict), one row per image of the last batch
+    (``columns``: image, status, QC p-value, flag, confidence, area fraction per class in %, median equivalent
+    diameter per foreground class with its unit), the overlays (name, path, flagged) and ``csv``
+    (segments.csv)."""
+
+    dataset: str
+    folder: Path
+    lines: list[str]
+    columns: list[str]
+    rows: list[dict]
+    overlays: list[tuple[str, Path, bool]]
+    csv: Path
+
+
+def _flag_word(rec) -> str:
+    if not rec.segmented:
+        return "-"
+    return "not screened" if rec.qc_flag is None else "flagged" if rec.qc_flag else "ok"
+
+
+def segment_results(out: Path) -> list[SegmentView]:
+    """A :class:`SegmentView` per dataset folder under ``out`` (``<run>/segment``) with a complete segment.json."""
+    from matseg_nb.segment import SegmentFolder
+    from matseg_nb.segment.folder import TABLE_FILE
+    from matseg_nb.segment.text import summary_lines
+
+    views = []
+    for meta_file in sorted(Path(out).glob("*/segment.json")):
+        folder = SegmentFolder(meta_file.parent)
+        if not folder.is_complete():
+            continue
+        batch = set(folder.meta().get("inputs") or [])
+        recs = [r for r in folder.images() if r.name in batch]
+        qcols: list[tuple[str, str, str]] = []  # (column, class, quantity)
+        for r in recs:
+            for q in r.measurements:
+                col = f"{q.class_name} {'area %' if q.name == 'area_fraction' else f'eq. diameter median [{q.unit}]'}"
+                if q.name in ("area_fraction", "eqd_median") and (col, q.class_name, q.name) not in qcols:
+                    qcols.append((col, q.class_name, q.name))
+        columns = ["image", "status", "QC p-value", "flag", "confidence", *(c for c, _, _ in qcols)]
+        rows = []
+        for r in recs:
+            row = {"image": r.name, "status": r.status_line, "QC p-value": r.qc_p_value, "flag": _flag_word(r),
+                   "confidence": r.mean_confidence}
+            for col, cls, name in qcols:
+                q = r.quantity(cls, name)
+                row[col] = q.value if q is not None else None
+            rows.append(row)
+        overlays = [(r.name, folder.overlay_path(r), bool(r.qc_flag)) for r in recs
+                    if r.segmented and folder.overlay_path(r) is not None and folder.overlay_path(r).is_file()]
+        views.append(SegmentView(folder.path.name, folder.path, summary_lines(folder), columns, rows, overlays,
+                                 folder.path / TABLE_FILE))
+    return views
+
+
 #: the analyses the page can start in the background: kind -> (state, run folder, **paths) -> output folder
 ANALYSES: dict[str, Callable[..., Path]] = {
     "compare": DashboardState.compare,
     "qc": DashboardState.qc,
     "explain": DashboardState.explain,
     "suggest": suggest_in_loop,
+    "segment": segment_in_loop,
 }
 
 

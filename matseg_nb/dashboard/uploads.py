@@ -197,3 +197,61 @@ def result_html(result: UploadResult, esc) -> str:
             "profile editor's datasets list</div>"
             "<table class='matseg-class-mapping' border='1' cellpadding='4' style='border-collapse:collapse'>"
             f"<thead><tr><th>mask value</th><th>class id</th><th>class</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+#: images uploaded to be segmented (no masks): ``<ws>/images/<name>/``
+IMAGES_DIR = "images"
+
+
+def list_image_folders(workspace: Path) -> list[Path]:
+    """Folders of images uploaded for segmentation (``<ws>/images/<name>``), by name."""
+    root = Path(workspace) / IMAGES_DIR
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def add_uploaded_images(workspace: str | Path, name: str, images: list[UploadedFile]) -> UploadResult:
+    """Save uploaded images (no masks: to be segmented) as ``<ws>/images/<name>/``.
+
+    Every file is checked by name (plain name, once, a suffix ``matseg_nb.data.formats`` reads, not empty);
+    one bad file refuses the upload and nothing is written. Pixels are checked when segmented (an unreadable
+    file gets its ``not segmented`` line there). ``summary``: ``{"name", "n_images"}``."""
+    from matseg_nb.data.formats import SUPPORTED_SUFFIXES
+
+    workspace = Path(workspace).resolve()
+    if not NAME_RE.match(name or ""):
+        return UploadResult(problems=[f"image folder name {name!r}: expected letters, digits, '.', '_' or '-' "
+                                      "(up to 64, starting with a letter or digit), found something else"])
+    target = workspace / IMAGES_DIR / name
+    if target.exists():
+        return UploadResult(problems=[f"image folder name {name}: expected a new name, found {IMAGES_DIR}/{name} "
+                                      "already in the workspace (nothing was changed)"])
+    if not images:
+        return UploadResult(problems=["images: expected at least one uploaded image, found none"])
+    counts = Counter(Path(f.name).name for f in images)
+    problems = []
+    for f in images:
+        base, suffix = Path(f.name).name, Path(f.name).suffix.lower()
+        if base != f.name or base.startswith(".") or not base:
+            problems.append(f"image {f.name!r}: expected a plain file name, found a path or hidden name")
+        elif counts[base] > 1:
+            problems.append(f"image {base}: expected each name once, found it {counts[base]} times")
+        elif suffix not in SUPPORTED_SUFFIXES:
+            problems.append(f"image {base}: expected an image ({', '.join(sorted(SUPPORTED_SUFFIXES))}), "
+                            f"found {suffix or 'no extension'}")
+        elif not f.content:
+            problems.append(f"image {base}: expected image data, found an empty (0-byte) file")
+    if problems:
+        return UploadResult(problems=problems)
+    staging = workspace / IMAGES_DIR / f".upload-{secrets.token_hex(6)}"
+    try:
+        staging.mkdir(parents=True)
+        for f in images:
+            atomic_write_bytes(staging / f.name, f.content)
+        try:
+            staging.rename(target)
+        except OSError:
+            return UploadResult(problems=[f"image folder name {name}: expected a new name, found "
+                                          f"{IMAGES_DIR}/{name} already in the workspace (nothing was changed)"])
+        return UploadResult(folder=target, summary={"name": name, "n_images": len(images)})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
