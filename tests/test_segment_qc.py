@@ -3,7 +3,10 @@ not; a folder segmented with QC off is screened when rerun with QC on."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 from scipy import ndimage
 
@@ -56,3 +59,84 @@ def test_shifted_image_flagged_typical_not_and_qc_off_records_redone(tmp_path, c
     (row,) = [r for r in f.summary() if r.key == "blob/area_fraction"]
     assert row.n == 1 and list(row.flagged) == ["noise"]  # the flagged image is left out of the mean
     assert "flagged (left out of the batch numbers): noise" in capsys.readouterr().out
+
+
+def _tiny_run(tmp_path, val_seeds=range(10, 16)):
+    from _sweep_helpers import write_fake_run
+
+    from matseg_nb.models import build_model, save_model
+
+    root = tmp_path / "data"
+    for split, seeds in (("train", range(5)), ("val", val_seeds), ("test", range(20, 22))):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "masks" / split).mkdir(parents=True)
+        for s in seeds:
+            img = _blobs(s)
+            Image.fromarray(img).save(root / "images" / split / f"b{s}.png")
+            Image.fromarray((img > 120).astype(np.uint8)).save(root / "masks" / split / f"b{s}.png")
+    run = write_fake_run(tmp_path / "sweep", "blobs__tiny", dataset=str(root), extra_job={
+        "classes": [{"id": 0, "name": "matrix"}, {"id": 1, "name": "blob"}], "in_channels": 1,
+        "normalization": "percentile", "training": {"input_scale": 1.0}})
+    model, _ = build_model("tu-test_resnet", "Unet", 1, 2, "none")
+    save_model(model, run / "model")
+    return run
+
+
+def test_batch_verdict_and_p_values_are_qc_new_s_on_the_same_images_and_survive_a_resume(tmp_path):
+    """Planted: noisy copies of typical images (a batch shift) and fresh typical images. ``matseg segment``
+    and ``matseg qc RUN --new`` give the same verdict, batch p-value and per-image p-values; a resumed
+    folder (nothing redone) gives the same batch answer."""
+    import json
+
+    run = _tiny_run(tmp_path)
+    noise = np.random.default_rng(7)
+    batches = {"shifted": [np.clip(_blobs(s) + noise.normal(0, 40, (160, 160)), 0, 255) for s in range(40, 46)],
+               "typical": [_blobs(s) for s in range(40, 46)]}
+    answers = {}
+    for name, images in batches.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, img in enumerate(images):
+            Image.fromarray(img.astype(np.uint8)).save(folder / f"{name}{i}.png")
+        out = tmp_path / f"seg-{name}"
+        assert main(["segment", str(run), str(folder), "--out", str(out), "--tile", "64", "--overlap", "16"]) == 0
+        assert main(["qc", str(run), "--new", str(folder), "--out", str(tmp_path / f"qc-{name}")]) == 0
+        (qc,) = json.loads((tmp_path / f"qc-{name}" / "qc.json").read_text())["screening"]
+        seg = SegmentFolder(out)
+        batch = seg.batch_qc()
+        assert batch["batch_verdict"] == qc["batch_verdict"] and batch["batch_test"] == qc["batch_test"]
+        assert batch["batch_p_value"] == qc["batch_p_value"]
+        assert {r.name: r.qc_p_value for r in seg.images()} == {i["name"]: i["p_value"] for i in qc["images"]}
+        answers[name] = batch
+        # resume: every image is skipped and the batch answer is redone from the stored keys
+        assert main(["segment", str(run), str(folder), "--out", str(out), "--tile", "64", "--overlap", "16"]) == 0
+        assert SegmentFolder(out).meta()["counts"]["skipped"] == len(images)
+        assert SegmentFolder(out).batch_qc() == batch
+    assert answers["shifted"]["batch_verdict"] == "shifted"
+    assert answers["typical"]["batch_verdict"] != "shifted"
+
+
+REAL_EBC1_RUN = "/work/runs-demo/sweep/nasa-ebc1__resnet18__Unet__s0__7b9a5d11"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(REAL_EBC1_RUN, "COMPLETE").is_file(), reason="needs the demo's EBC1 run folder")
+def test_real_ebc1_model_on_super1_test_images_shifted_in_segment_and_qc_new(tmp_path, capsys):
+    """Real data: the demo's EBC1 model screens nasa-super1's test images; segment's batch answer is qc --new's."""
+    import json
+
+    from matseg_nb.data import open_dataset
+
+    try:
+        open_dataset("nasa-super1")
+    except Exception:  # noqa: BLE001
+        pytest.skip("nasa-super1 not available")
+    assert main(["segment", REAL_EBC1_RUN, "nasa-super1:test", "--out", str(tmp_path / "seg")]) == 0
+    assert main(["qc", REAL_EBC1_RUN, "--new", "nasa-super1:test", "--out", str(tmp_path / "qc")]) == 0
+    (qc,) = json.loads((tmp_path / "qc" / "qc.json").read_text())["screening"]
+    batch = SegmentFolder(tmp_path / "seg").batch_qc()
+    assert batch["batch_verdict"] == qc["batch_verdict"] == "shifted"
+    assert batch["batch_p_value"] == qc["batch_p_value"]
+    seg_p = {r.name: r.qc_p_value for r in SegmentFolder(tmp_path / "seg").images()}
+    assert seg_p == {i["name"].removeprefix("test/"): i["p_value"] for i in qc["images"]}
+    assert "the batch as a whole is less typical" in capsys.readouterr().out

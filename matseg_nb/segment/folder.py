@@ -14,6 +14,10 @@ Layout::
       overlays/<name>.png preview: the image (8-bit grey) blended with the palette
       probs/<name>.tif    optional: class probabilities (K, H, W) float16
       records/<name>.json one :class:`ImageRecord` per input, written last for that image (resume key)
+      qc/<name>.npy       the image's crop typicality keys (T, 3) (``qc.screening.typicality_key``)
+      qc/calibration.npz  the calibration crops' keys and image labels of the run's screening, with
+                          qc/calibration.json (run, reference and calibration splits, detector): with the
+                          per-image keys, the batch test of ``matseg qc --new`` is redone from disk (resume)
 
 Writes are atomic (``matseg_nb.atomic``). Every other module reads and writes these files only here.
 """
@@ -87,6 +91,7 @@ class ImageRecord(JsonRecord):
     Paths (``mask``, ``overlay``, ``probs``) are relative to the output folder. ``qc_p_value``: conformal
     p-value of the image against the run's calibration set (None when not screened, ``qc_note`` says
     why); ``qc_flag``: p <= alpha. ``mean_confidence``: mean over pixels of the top class probability.
+    ``qc_keys``: its crops' typicality keys (``qc/<name>.npy``), the batch test's input.
     ``pixel_size_um``: the pixel size used for the measurements (None: sizes in px); ``pixel_size_source``:
     ``--pixel-size``, ``file``, ``manifest`` or ``unknown``."""
 
@@ -103,6 +108,7 @@ class ImageRecord(JsonRecord):
     qc_p_value: float | None = None
     qc_flag: bool | None = None
     qc_note: str = ""
+    qc_keys: str | None = None
     mean_confidence: float | None = None
     pixel_size_um: float | None = None
     pixel_size_source: str = "unknown"
@@ -312,6 +318,38 @@ class SegmentFolder:
         atomic_write_bytes(self.path / rel, _tif_bytes(np.asarray(probs, dtype=np.float16)))
         return rel
 
+    def write_qc_keys(self, name: str, keys: np.ndarray) -> str:
+        """An image's crop typicality keys (T, 3) float64 -> ``qc/<name>.npy``."""
+        rel = f"qc/{name}.npy"
+        atomic_write_bytes(self.path / rel, _npy_bytes(np.asarray(keys, dtype=np.float64)))
+        return rel
+
+    def qc_keys(self, rec: ImageRecord) -> np.ndarray | None:
+        """(T, 3) crop typicality keys of a screened image; None when not stored or unreadable."""
+        if not rec.qc_keys:
+            return None
+        try:
+            return np.load(self.path / rec.qc_keys, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def write_qc_calibration(self, tile_scores: np.ndarray, tile_groups: np.ndarray, info: dict[str, Any]) -> Path:
+        """The screening's calibration crops: keys (N, 3), image labels (N,) and ``info`` (run_dir,
+        reference, calibration, detector, notes) -> ``qc/calibration.npz`` + ``qc/calibration.json``."""
+        buf = io.BytesIO()
+        np.savez(buf, tile_scores=np.asarray(tile_scores, dtype=np.float64), tile_groups=np.asarray(tile_groups))
+        atomic_write_bytes(self.path / "qc" / "calibration.npz", buf.getvalue())
+        return atomic_write_json(self.path / "qc" / "calibration.json", info)
+
+    def qc_calibration(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+        """(calibration keys (N, 3), image labels (N,), info) as written by :meth:`write_qc_calibration`."""
+        info = _safe_json(self.path / "qc" / "calibration.json")
+        try:
+            with np.load(self.path / "qc" / "calibration.npz", allow_pickle=False) as z:
+                return z["tile_scores"], z["tile_groups"], info or {}
+        except (OSError, ValueError, KeyError):
+            return None
+
     def write_tables(self, records: list[ImageRecord], summary: list[SummaryRow], bias: list[BiasRow]) -> list[Path]:
         """segments.csv, summary.csv and bias.csv (the full tables the terminal summary points to)."""
         return [atomic_write_text(self.path / TABLE_FILE, records_csv(records)),
@@ -345,6 +383,12 @@ def _png_bytes(arr: np.ndarray) -> bytes:
     import imageio.v3 as iio
 
     return iio.imwrite("<bytes>", arr, extension=".png")
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
 
 
 def _tif_bytes(arr: np.ndarray) -> bytes:

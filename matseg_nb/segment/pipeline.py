@@ -165,7 +165,9 @@ def segment_one(dm: DeployedModel, image: InputImage, folder: SegmentFolder, set
     rec.measurements = measure_mask(mask, dm.class_names, image.pixel_size_um, length_unit)
     if screener is not None:
         try:
-            rec.qc_p_value, rec.qc_flag, rec.qc_note = screener.p_value(img, image.name, image.path)
+            rec.qc_p_value, rec.qc_flag, rec.qc_note, keys = screener.screen(img, image.name, image.path)
+            if keys is not None:
+                rec.qc_keys = folder.write_qc_keys(image.name, keys)
         except (RuntimeError, ValueError, UserError) as err:
             line = err.problems[0] if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
             rec.qc_note = f"not screened: {line.splitlines()[0][:200]}"
@@ -186,6 +188,8 @@ def _done(folder: SegmentFolder, image: InputImage, settings: SegmentSettings) -
         return False
     if settings.qc and rec.qc_p_value is None and rec.qc_note in ("not screened (QC off)", SCREENER_MISSING):
         return False
+    if settings.qc and rec.qc_p_value is not None and folder.qc_keys(rec) is None:
+        return False  # screened by a version that kept no crop keys: the batch test needs them
     if settings.probs and not rec.probs:
         return False
     try:
@@ -208,6 +212,9 @@ def segment_chunk(model_ref: str, dataset: str | None, images: list[InputImage],
     from matseg_nb.segment.screen import open_screener
 
     screener, qc_note = open_screener(dm, settings) if settings.qc else (None, "")
+    if screener is not None:
+        scores, groups, info = screener.calibration()
+        folder.write_qc_calibration(scores, groups, {**info, "run_dir": str(dm.calibration_run)})
     from tqdm.auto import tqdm
 
     for im in tqdm(todo, desc="segment", unit="image", disable=not progress):
@@ -323,7 +330,7 @@ def finalize(folder: SegmentFolder, images: list[InputImage], dm: DeployedModel,
                                "note": "no run folder with test predictions: the model's error on these numbers is unknown"}
     bias_info["length_unit"] = length_unit
     summary = batch_summary(records, bias)
-    qc = batch_verdict(records, settings.alpha) if settings.qc else {}
+    qc = batch_verdict(folder, records, settings.alpha) if settings.qc else {}
     folder.write_tables(records, summary, bias)
     folder.update_meta(complete=True, images=[r.to_dict() for r in records], summary=[r.to_dict() for r in summary], qc=qc,
                        bias={**bias_info, "rows": [r.to_dict() for r in bias]},

@@ -2,9 +2,11 @@
 
 :func:`open_screener` opens ``matseg_nb.qc.RunScreener`` on the deployed model's run (its calibration
 set), the screening ``screen_run`` runs. An image's conformal p-value depends only on the image and the
-calibration set, not on the other images screened with it, so each image is screened on its own as it is segmented (resume-friendly).
-:func:`batch_verdict` then tests the whole batch from the stored per-image p-values: the one-sided
-binomial test of the number of flags against the rate ``alpha`` (``qc.conformal.flag_count_test``).
+calibration set, not on the other images screened with it, so each image is screened on its own as it is segmented (resume-friendly); its crops' typicality keys are
+stored with its record, and the run's calibration keys once per folder. :func:`batch_verdict` then gives the
+batch the answer ``matseg qc RUN --new`` gives the same images: ``qc.screening.screen_scores`` on the stored
+keys (the exact rank-sum test of the images' pooled crop ranks against the calibration images, with the
+binomial flag count beside it), so a resumed folder gets the same batch answer.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from matseg_nb.segment.folder import ImageRecord
+import numpy as np
+
+from matseg_nb.segment.folder import ImageRecord, SegmentFolder
 from matseg_nb.segment.model import DeployedModel
 
 #: the note of records segmented by a version without the qc screening entry (redone when QC is on)
@@ -39,23 +43,36 @@ def file_dtype(path: Path) -> str | None:
 
 
 class ImageScreener:
-    """Screens one image at a time against a run's calibration set; ``p_value(image, name, path)`` ->
-    (p-value, flagged, note)."""
+    """Screens one image at a time against a run's calibration set (a ``qc.RunScreener``);
+    :meth:`screen` -> (p-value, flagged, note, crop typicality keys (T, 3) or None)."""
 
     def __init__(self, screener: Any, alpha: float) -> None:
         self.screener, self.alpha = screener, alpha
 
-    def p_value(self, image_chw, name: str, path: Path) -> tuple[float | None, bool | None, str]:
+    def calibration(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """(calibration crop keys (N, 3), their image labels (N,), info: reference / calibration split,
+        detector, notes), what :func:`batch_verdict` needs besides the images' keys."""
+        s = self.screener
+        return (np.asarray(s.calibration.tile_scores), np.asarray(s.calibration.tile_groups),
+                {"reference": s.reference_split, "calibration": s.calibration_name, "detector": s.detector,
+                 "notes": list(s.notes), "run_dir": str(getattr(s.session, "run_dir", "") or "")})
+
+    def screen(self, image_chw, name: str, path: Path) -> tuple[float | None, bool | None, str, np.ndarray | None]:
         from matseg_nb.qc.features import ImageItem
-        from matseg_nb.qc.screening import DTYPE_FULL_SCALE
+        from matseg_nb.qc.screening import DTYPE_FULL_SCALE, screen_scores
 
         dtype = file_dtype(path)
         meta = {"dtype": dtype, "full_scale": DTYPE_FULL_SCALE[dtype]} if dtype in DTYPE_FULL_SCALE else {}
-        res = self.screener.screen([ImageItem(image_chw, name, meta=meta)], batch=name, alpha=self.alpha)
+        (keys,) = self.screener.image_keys([ImageItem(image_chw, name, meta=meta)])
+        res = screen_scores(self.screener.calibration, [keys], [name], self.alpha, batch=name)
         im = res.images[0] if res.images else None
         if im is None or im.p_value is None:
-            return None, None, f"not screened: {im.note if im else 'no result'}"
-        return float(im.p_value), bool(im.p_value <= self.alpha), im.reason
+            return None, None, f"not screened: {im.note if im else 'no result'}", None
+        return float(im.p_value), bool(im.p_value <= self.alpha), im.reason, np.asarray(keys)
+
+    def p_value(self, image_chw, name: str, path: Path) -> tuple[float | None, bool | None, str]:
+        """(p-value, flagged, note) of one image (:meth:`screen` without the keys)."""
+        return self.screen(image_chw, name, path)[:3]
 
 
 def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, str]:
@@ -70,21 +87,27 @@ def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, st
     return ImageScreener(RunScreener.open(dm.calibration_run), settings.alpha), ""
 
 
-def batch_verdict(records: list[ImageRecord], alpha: float) -> dict[str, Any]:
-    """``{"n_screened", "n_flagged", "alpha", "flag_count_p_value", "verdict", "sentence"}`` of the batch."""
-    from matseg_nb.qc.conformal import flag_count_test
+def batch_verdict(folder: SegmentFolder, records: list[ImageRecord], alpha: float) -> dict[str, Any]:
+    """The batch answer of ``matseg qc RUN --new`` on the screened images, redone from the folder: the
+    stored calibration keys and each image's stored crop keys through ``qc.screening.screen_scores`` (the
+    rank-sum batch test, its power, the flag count). Returns ``ScreeningResult.to_json()`` without the
+    per-image rows, plus ``verdict`` (its verdict words), ``sentence``, ``flagged`` (image names) and
+    ``n_screened``; ``{"verdict": "not screened", ...}`` when no image was screened."""
+    from matseg_nb.qc.screening import Calibration, screen_scores
 
-    screened = [r for r in records if r.qc_p_value is not None]
-    n, k = len(screened), sum(bool(r.qc_flag) for r in screened)
-    p = flag_count_test(k, n, alpha)
-    if n == 0:
-        verdict, words = "not screened", "no image was screened"
-    elif p is not None and p <= alpha:
-        verdict = "shifted"
-        words = f"{k} of {n} images flagged, more than the {alpha:g} rate allows (binomial p={p:.2g}): the batch is shifted"
-    else:
-        verdict = "no shift found"
-        words = (f"{k} of {n} images flagged, within the {alpha:g} false-flag rate (binomial p={p:.2g})"
-                 if p is not None else f"{k} of {n} images flagged")
-    return {"n_screened": n, "n_flagged": k, "alpha": alpha, "flag_count_p_value": p, "verdict": verdict,
-            "sentence": words, "flagged": [r.name for r in screened if r.qc_flag]}
+    screened = [r for r in records if r.segmented and r.qc_p_value is not None]
+    keys = [folder.qc_keys(r) for r in screened]
+    cal = folder.qc_calibration()
+    if not screened or cal is None or any(k is None for k in keys):
+        missing = "no image was screened" if not screened else "the screening keys are missing (rerun to redo)"
+        return {"n_screened": 0, "n_flagged": 0, "alpha": alpha, "verdict": "not screened", "sentence": missing,
+                "flagged": []}
+    scores, groups, info = cal
+    res = screen_scores(Calibration(scores, groups), keys, [r.name for r in screened], alpha, batch="segment",
+                        reference=info.get("reference", "train"), calibration_name=info.get("calibration", "val"),
+                        detector=info.get("detector", "ocsvm"))
+    res.notes[:0] = list(info.get("notes") or [])
+    out = {k: v for k, v in res.to_json().items() if k != "images"}
+    return {**out, "verdict": res.verdict_words, "sentence": res.sentence(), "n_screened": res.n_screened,
+            "flagged": [i.name for i in res.images if i.flagged],
+            "p_values": {i.name: i.p_value for i in res.images}}

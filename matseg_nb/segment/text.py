@@ -67,6 +67,10 @@ def summary_lines(folder: SegmentFolder, model_line: bool = True) -> list[str]:
         out += textwrap.wrap(f"QC: {qc.get('sentence', '')}", WIDTH, subsequent_indent="  ")
         if qc.get("flagged"):
             out.append("  flagged (left out of the batch numbers): " + _names(qc["flagged"], WIDTH - 45))
+        if qc.get("batch_verdict") == "shifted":
+            out += textwrap.wrap("  the batch as a whole is less typical than the calibration images (the "
+                                 "batch test of matseg qc --new): the model's test-set error below may not hold "
+                                 "for it", WIDTH, subsequent_indent="  ")
     else:
         out.append("QC: not screened")
     px = folder.pixel_size()
