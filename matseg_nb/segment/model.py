@@ -53,6 +53,9 @@ class DeployedModel:
     source: str = "run"
     why: str = ""
     meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: () -> a ``qc.RunScreener``-like screener when the calibration data travels with the model (an exported
+    #: bioimage.io package; ``calibration_run`` then names the package), else None
+    open_qc: Callable[[], Any] | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:

@@ -80,6 +80,8 @@ def open_screener(dm: DeployedModel, settings) -> tuple[ImageScreener | None, st
     no run folder, or it is a cross-validated model. Records then say why they were not screened."""
     from matseg_nb.qc import RunScreener
 
+    if dm.open_qc is not None:  # an exported package carrying its calibration data
+        return ImageScreener(dm.open_qc(), settings.alpha), ""
     if dm.calibration_run is None:
         return None, "not screened: the model has no run folder with a calibration set"
     if dm.meta.get("folds"):  # a CV run's calibration images are its own fold's (qc.cross_screening)
