@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation (4 flips, mean probability)")
     p.add_argument("--probs", action="store_true", help="also write class probabilities (probs/<name>.tif, float16)")
     p.add_argument("--no-qc", action="store_true", help="skip the per-image QC screening")
+    p.add_argument("--channel", default=None, metavar="NAME|INDEX",
+                   help="the channel of multi-channel files (AFM channels, multi-page TIFF pageN, EMD signals, "
+                        "red/green/blue) to segment with a 1-channel model: its name or 0-based index")
     p.add_argument("--alpha", type=float, default=0.05, help="QC flag level (default 0.05)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -55,7 +58,7 @@ def handler(args: argparse.Namespace) -> int:
     unit = "µm" if args.length_unit == "um" else args.length_unit
     settings = SegmentSettings(tile=args.tile, overlap=args.overlap, blend=args.blend, tta=args.tta, probs=args.probs,
                                qc=not args.no_qc, alpha=args.alpha, pixel_size_um=args.pixel_size, length_unit=unit,
-                               batch_size=args.batch_size, device=args.device)
+                               batch_size=args.batch_size, device=args.device, channel=args.channel)
     outcome = segment_images(args.model, args.inputs, args.out, dataset=args.dataset, settings=settings,
                              executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                              chunk_size=args.chunk_size, progress=True,

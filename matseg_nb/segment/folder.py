@@ -91,6 +91,7 @@ class ImageRecord(JsonRecord):
     Paths (``mask``, ``overlay``, ``probs``) are relative to the output folder. ``qc_p_value``: conformal
     p-value of the image against the run's calibration set (None when not screened, ``qc_note`` says
     why); ``qc_flag``: p <= alpha. ``mean_confidence``: mean over pixels of the top class probability.
+    ``channel``: the file's channel(s) segmented (reader names, e.g. ``intensity``, ``page1``, ``Phase``).
     ``qc_keys``: its crops' typicality keys (``qc/<name>.npy``), the batch test's input.
     ``pixel_size_um``: the pixel size used for the measurements (None: sizes in px); ``pixel_size_source``:
     ``--pixel-size``, ``file``, ``manifest`` or ``unknown``."""
@@ -102,6 +103,7 @@ class ImageRecord(JsonRecord):
     reason: str = ""
     height: int | None = None
     width: int | None = None
+    channel: str = ""
     mask: str | None = None
     overlay: str | None = None
     probs: str | None = None
@@ -360,7 +362,7 @@ class SegmentFolder:
                     [r.to_dict() for r in bias], ["class_name", "name", "unit", "bias", "spread", "n"]))]
 
 
-RECORD_COLUMNS = ["name", "source", "key", "status", "reason", "height", "width", "mask", "overlay", "probs",
+RECORD_COLUMNS = ["name", "source", "key", "status", "reason", "height", "width", "channel", "mask", "overlay", "probs",
                   "qc_p_value", "qc_flag", "qc_note", "mean_confidence", "pixel_size_um", "pixel_size_source"]
 
 

@@ -12,6 +12,8 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from matseg_nb.data.formats import SUPPORTED_SUFFIXES, file_pixel_size_um
 from matseg_nb.data.resolve import sha256_of
 from matseg_nb.errors import UserError
@@ -132,3 +134,34 @@ def pixel_size_note(images: list[InputImage]) -> tuple[float | None, str, list[s
     return None, ", ".join(sources), [
         "pixel sizes disagree across inputs: " + "; ".join(parts) +
         ". Each image is measured with its own; images without one are measured in px and summarised apart"]
+
+
+def read_input(image: InputImage, channel: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """(C, H, W) float32 pixels in native units and the channel names, through the data layer's readers
+    (``data.formats.read_file``; a volume slice through ``data.read_image``).
+
+    ``channel``: None keeps what the reader returns (every page of a multi-page TIFF, every EMD signal, R/G/B;
+    an AFM file's height channel); a name picks that channel (the reader's names: AFM channel names, ``page1``,
+    an EMD signal's title, ``red``; case-insensitive); digits pick that 0-based index of the reader's
+    channels. UserError naming the file and its channels for a channel it does not have."""
+    from matseg_nb.data import read_image
+    from matseg_nb.data.formats import pick_channels, read_file
+
+    key = None if channel is None else str(channel).strip()
+    by_index = key is not None and key.isdigit()
+    if image.slice_index is not None:  # one slice of a volume: its channels have no names in the file
+        arr = read_image(image.path, image.slice_index)
+        names = ["intensity"] if arr.shape[0] == 1 else [f"channel{i}" for i in range(arr.shape[0])]
+        if key is not None and not by_index:
+            picked = pick_channels(image.path, names, [key])
+            arr, names = arr[[names.index(n) for n in picked]], picked
+    else:
+        data = read_file(image.path, [key] if key is not None and not by_index else None)
+        arr, names = data.array, list(data.channel_names)
+    if by_index:
+        idx = int(key)
+        if idx >= len(names):
+            raise UserError(f"{image.path}: expected channel index 0..{len(names) - 1} ({', '.join(names)}), "
+                            f"found {idx}")
+        arr, names = arr[[idx]], [names[idx]]
+    return arr, names

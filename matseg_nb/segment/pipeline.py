@@ -31,7 +31,7 @@ from matseg_nb.segment.folder import (
     SummaryRow,
     default_classes,
 )
-from matseg_nb.segment.inputs import InputImage, collect_inputs, content_key, pixel_size_note
+from matseg_nb.segment.inputs import InputImage, collect_inputs, content_key, pixel_size_note, read_input
 from matseg_nb.segment.measure import length_unit_for, measure_mask
 from matseg_nb.segment.model import DeployedModel, resolve_model
 from matseg_nb.segment.screen import SCREENER_MISSING
@@ -48,7 +48,8 @@ class SegmentSettings(JsonRecord):
     ``gaussian`` (default), ``hann`` or ``constant``; ``tta``: mean over flips; ``probs``: write probability
     maps; ``qc``: screen each image against the run's calibration set at level ``alpha``;
     ``pixel_size_um``: overrides every file's and manifest's; ``length_unit``: µm or nm (default: nm below
-    5 nm pixels); ``batch_size``: tiles per forward pass; ``device``: torch device."""
+    5 nm pixels); ``batch_size``: tiles per forward pass; ``device``: torch device; ``channel``: the channel
+    of multi-channel files to segment (name or 0-based index, ``inputs.read_input``)."""
 
     tile: int = 512
     overlap: int = 128
@@ -61,10 +62,12 @@ class SegmentSettings(JsonRecord):
     length_unit: str | None = None
     batch_size: int = 4
     device: str = "cpu"
+    channel: str | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change a mask (a resumed folder must have been made with the same)."""
-        return {"tile": self.tile, "overlap": self.overlap, "blend": self.blend, "tta": self.tta}
+        return {"tile": self.tile, "overlap": self.overlap, "blend": self.blend, "tta": self.tta,
+                **({"channel": self.channel} if self.channel is not None else {})}
 
 
 @dataclass
@@ -132,25 +135,25 @@ def segment_one(dm: DeployedModel, image: InputImage, folder: SegmentFolder, set
                 length_unit: str, screener=None, timer: dict | None = None, qc_note: str = "") -> ImageRecord:
     """Segment one image and write its outputs, its record last. Never raises for a bad file: the record
     says ``not segmented: <reason>``."""
-    from matseg_nb.data import read_image
-
     t0 = time.perf_counter()
     rec = ImageRecord(image.name, str(image.path), pixel_size_um=image.pixel_size_um,
                       pixel_size_source=image.pixel_size_source)
     try:
         rec.key = content_key(image.path, image.slice_index)
-        img = read_image(image.path, image.slice_index)
+        img, channels = read_input(image, settings.channel)
     except (UserError, OSError) as err:
         line = err.problems[0] if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-        rec.reason = f"unreadable: {line}"
+        rec.reason = line if "expected channel" in line else f"unreadable: {line}"  # a channel it lacks
         folder.write_record(rec)
         return rec
     rec.height, rec.width = int(img.shape[1]), int(img.shape[2])
     if img.shape[0] != dm.in_channels:
+        pick = "; pick one with --channel NAME|INDEX" if dm.in_channels == 1 and settings.channel is None else ""
         rec.reason = (f"expected {dm.in_channels} channel(s) like the model's training images, found "
-                      f"{img.shape[0]} ({image.path.name})")
+                      f"{img.shape[0]} ({', '.join(channels)}) in {image.path.name}{pick}")
         folder.write_record(rec)
         return rec
+    rec.channel = ", ".join(channels)
     try:
         mask, rec.mean_confidence, probs = predict_mask(dm, img, settings, timer)
     except (RuntimeError, ValueError) as err:  # e.g. an image the model cannot take; the others go on
