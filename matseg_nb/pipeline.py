@@ -198,10 +198,10 @@ def stage_qc(ctx: DemoContext) -> None:
         ctx.results["qc"][name] = {"run": str(run), "out": str(ctx.layout.qc / name),
                                    "verdict": res.validation.verdict, "seconds": round(res.seconds["total"], 1)}
         ctx.log(format_qc(res))
-        from matseg_nb.jsonio import read_json
+        from matseg_nb.qc.folder import QCFolder
         from matseg_nb.report.answer import typicality_iou_words
 
-        words = typicality_iou_words(read_json(ctx.layout.qc / name / "qc.json") or {})
+        words = typicality_iou_words(QCFolder(ctx.layout.qc / name).validation())
         if words:
             ctx.log(f"  {words}")
 
@@ -355,7 +355,9 @@ def load_qc(ctx: DemoContext) -> dict:
     from matseg_nb.qc.dataset_qc import DatasetQC
 
     names = [open_dataset(e.ref, base_dir=ctx.profile.base_dir).name for e in ctx.profile.dataset]
-    return {n: DatasetQC.load(ctx.layout.qc / n) for n in names if (ctx.layout.qc / n / "qc.json").is_file()}
+    from matseg_nb.qc.folder import QCFolder
+
+    return {n: DatasetQC.load(ctx.layout.qc / n) for n in names if QCFolder(ctx.layout.qc / n).has_results()}
 
 
 def screen_new_images(ctx: DemoContext, images: list[str], dataset: str | None = None) -> list:

@@ -7,7 +7,8 @@ from _qc_helpers import folder_dataset, tiny_run
 from matseg_nb.loop import QCSettings
 from matseg_nb.qc.dataset_qc import DatasetQC, qc_dataset, result_frames
 from matseg_nb.qc.features import FeatureContext, ImageItem
-from matseg_nb.qc.run import _Extractor, _pred_view, _predict
+from matseg_nb.qc.predictions import pred_view, predict_items
+from matseg_nb.qc.session import _Extractor
 
 torch.set_num_threads(1)
 
@@ -31,12 +32,12 @@ def test_crops_follow_the_image_not_its_position_and_features_are_extracted_once
 def test_centre_crop_prediction_scores_iou_on_the_crop(tmp_path):
     ds = folder_dataset(tmp_path / "ds", n_train=2, n_test=1)
     run = tiny_run(tmp_path / "run", ds)
-    from matseg_nb.qc.run import QCSession
+    from matseg_nb.qc.session import QCSession
 
     s = QCSession.open(run)
     it = s.items("test")[0]
-    _predict([it], s.ctx, tile=512, probs=False, crop=64)
-    view = _pred_view(it)
+    predict_items([it], s.ctx, tile=512, probs=False, crop=64)
+    view = pred_view(it)
     assert it.meta["pred_box"] == (16, 16, 64) and view.pred.shape == view.mask.shape == (64, 64)
     np.testing.assert_array_equal(view.mask, it.mask[16:80, 16:80])
 

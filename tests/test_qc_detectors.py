@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from _qc_helpers import clustered
 
-from matseg_nb.qc.core import fit_qc, split_groups
 from matseg_nb.qc.detectors import DETECTORS, make_detector
+from matseg_nb.qc.model import fit_qc, split_groups
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

@@ -4,7 +4,10 @@ the screening ``qc.json``, compared structurally with a float tolerance.
 A redesign of ``matseg_nb.qc`` may add fields but change no answer: every key of the golden file must be
 present with the same value (floats within :data:`RTOL`/:data:`ATOL`), lists keep their length and order.
 Regenerate on purpose only (``MATSEG_NB_UPDATE_GOLDEN=1 pytest tests/test_qc_golden.py``) and say in the
-commit which answer changed and why.
+commit which answer changed and why. History: captured before the QC redesign; regenerated once when
+``scores.csv``, the deployment thresholds, the per-level detection metrics and ``auroc_only_verdict`` moved
+from raw detector scores to the typicality key (the screening's per-image typicality); the validation
+answer, ``what_decided``, the fit and the screening output stayed the same.
 """
 
 from __future__ import annotations

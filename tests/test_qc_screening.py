@@ -14,7 +14,7 @@ from matseg_nb.qc.conformal import (
     conformal_pvalues,
     image_rank_statistics,
 )
-from matseg_nb.qc.core import fit_qc
+from matseg_nb.qc.model import fit_qc
 from matseg_nb.qc.results import ScreeningResult
 from matseg_nb.qc.screening import Calibration, load_new_images, screen_scores, typicality_key
 

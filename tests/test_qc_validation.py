@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.stats import norm
 
-from matseg_nb.qc.core import fit_qc
+from matseg_nb.qc.model import fit_qc
 from matseg_nb.qc.results import ShiftCheck, ValidationResult
 from matseg_nb.qc.screening import tile_keys
 from matseg_nb.qc.validation import auroc_interval, harm, key_auroc_interval, readiness

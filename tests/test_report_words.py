@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from matseg_nb.report.answer import explain_sentence, qc_words
+from matseg_nb.qc.folder import parse_validation
+from matseg_nb.report.answer import explain_sentence
+from matseg_nb.report.answer import qc_words as typed_qc_words
+
+
+def qc_words(data: dict) -> str:
+    """The report's words for a ``qc.json`` content, read as the report reads it (``qc.folder``)."""
+    return typed_qc_words(parse_validation(data))
 
 
 def _validation(verdict: str, reason: str) -> dict:
@@ -69,9 +76,9 @@ def test_a_validation_pick_that_loses_on_test_is_not_worded_as_a_win():
 def test_typicality_iou_words_claim_only_what_the_test_supports(entry, expected):
     from matseg_nb.report.answer import typicality_iou_words
 
-    words = typicality_iou_words({"levels": {"input": {"spearman_typicality_iou": entry}}})
+    words = typicality_iou_words(parse_validation({"levels": {"input": {"spearman_typicality_iou": entry}}}))
     assert expected in words
-    assert typicality_iou_words({}) == ""
+    assert typicality_iou_words(parse_validation({})) == "" and typicality_iou_words(None) == ""
 
 
 def test_models_note_names_stand_ins_and_the_papers_encoders(tmp_path):

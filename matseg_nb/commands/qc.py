@@ -76,12 +76,10 @@ def handler(args: argparse.Namespace) -> int:
         print_screening(results, args.out)
         return 0
     res = run_qc(args.run_dir, settings(args, shifts), out_dir=args.out, test=args.test, dataset=args.dataset)
-    from matseg_nb.qc.results import ValidationResult
-
-    validation = ValidationResult.from_json(res.summary["validation"])
+    validation = res.run.validation
     lines = [f"detector validation: {validation.verdict} ({validation.reason})", f"  {validation.what_decided()}"]
-    for lv, v in res.summary["levels"].items():
-        rho = (v.get("spearman_typicality_iou") or {}).get("rho")
+    for lv, v in res.run.levels.items():
+        rho = (v.spearman_typicality_iou or {}).get("rho")
         if rho is not None:
             lines.append(f"  {lv} level: Spearman(typicality, IoU) = {rho:.3f}")
     table = _write_table(validation.to_frame(), Path(res.out_dir) / "validation.csv")

@@ -72,8 +72,7 @@ def screen_run_folds(run_dir: str | Path, new: list[str], out_dir: str | Path, a
     """Cross-conformal screening of each ``new`` source (files, folders, dataset refs) against the fold runs of
     ``run_dir``'s CV; writes ``out_dir/qc.json`` {"mode": "screening", "cross_conformal": true, "fold_runs",
     "screening": [...]} like :func:`matseg_nb.qc.screening.screen_run`. Returns the results."""
-    from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.jsonio import jsonable
+    from matseg_nb.qc.folder import QCFolder
     from matseg_nb.qc.screening import load_new_images
     from matseg_nb.qc.session import QCSession
 
@@ -87,18 +86,16 @@ def screen_run_folds(run_dir: str | Path, new: list[str], out_dir: str | Path, a
         res = screen_folds(runs, items, ref, alpha, qc_settings, detector, k, seed)
         res.images += [ImageScreen(n, None, None, None, "not screened", note) for n, note in notes.items()]
         results.append(res)
-    atomic_write_json(Path(out_dir) / "qc.json", jsonable({
-        "mode": "screening", "cross_conformal": True, "run_dir": str(run_dir), "fold_runs": [str(r) for r in runs],
-        "alpha": alpha, "detector": detector, "screening": [r.to_json() for r in results]}))
+    QCFolder(Path(out_dir)).write_screening(results, cross_conformal=True, run_dir=str(run_dir),
+                                            fold_runs=[str(r) for r in runs], alpha=alpha, detector=detector)
     return results
 
 
 def _fold_keys(run_dir: Path, pool: list[ImageItem], new: list[ImageItem], qc_settings, detector: str, k: int,
                seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(held-out images' crop keys, new images' crop keys) under fold run ``run_dir``'s model and QC fit."""
-    from matseg_nb.qc.core import fit_qc
-    from matseg_nb.qc.run import QCSession
-    from matseg_nb.qc.screening import tile_keys
+    from matseg_nb.qc.model import fit_qc
+    from matseg_nb.qc.session import QCSession
 
     train_groups, val_groups = fold_groups(run_dir)
     reference = [it for it in pool if str(it.meta.get("group")) in set(train_groups)]
@@ -114,8 +111,7 @@ def _fold_keys(run_dir: Path, pool: list[ImageItem], new: list[ImageItem], qc_se
         if not items:
             return []
         blocks, groups = ext(items, desc=f"QC fold {run_dir.name}: scoring")
-        sc, feats = qc.score(blocks, groups)
-        keys = tile_keys({detector: sc[detector]}, feats, qc.feature_names())[detector]
+        keys = qc.keys(blocks, groups, (detector,))[0][detector]
         return [keys[groups == i] for i in range(len(items))]
 
     return per_image(heldout), per_image(new)
@@ -128,7 +124,7 @@ def screen_folds(fold_runs: list[str | Path], new: list[ImageItem], batch: str =
     ``settings``: :class:`matseg_nb.loop.StageSettings` or :class:`matseg_nb.loop.QCSettings` (extractors and
     crops; default the named stage settings). The calibration set is every fold's held-out images (``n_calibration_images`` = N)."""
     from matseg_nb.loop import stage_settings
-    from matseg_nb.qc.run import QCSession
+    from matseg_nb.qc.session import QCSession
     from matseg_nb.qc.sources import dataset_items
 
     runs = [Path(r) for r in fold_runs]
@@ -202,8 +198,7 @@ def screen_loop_batches(fold_runs: list[Path], batches: list[tuple[str, list[Ima
     trained on by the other folds' models, so they are left out, with a note; the rest (other datasets,
     images outside the pool and their shifted copies) are screened. Writes ``out_dir/qc.json`` as
     :func:`matseg_nb.qc.screening.screen_run` does. Returns the results."""
-    from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.jsonio import jsonable
+    from matseg_nb.qc.folder import QCFolder
 
     pool = {g for run in fold_runs for g in fold_groups(run)[1]}
     results, skipped = [], []
@@ -220,7 +215,6 @@ def screen_loop_batches(fold_runs: list[Path], batches: list[tuple[str, list[Ima
     for res in results:
         res.notes += [f"{name} not screened: its images are in the CV pool (each trained on by the other folds)"
                       for name in skipped]
-    atomic_write_json(Path(out_dir) / "qc.json", jsonable({
-        "mode": "screening", "cross_conformal": True, "fold_runs": [str(r) for r in fold_runs], "alpha": alpha,
-        "detector": detector, "screening": [r.to_json() for r in results]}))
+    QCFolder(Path(out_dir)).write_screening(results, cross_conformal=True, fold_runs=[str(r) for r in fold_runs],
+                                            alpha=alpha, detector=detector)
     return results

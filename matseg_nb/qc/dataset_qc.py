@@ -7,7 +7,7 @@
 * validation: the detector's AUROC with a 95% interval on the imaging shifts and the other datasets,
   the shifts' harm to the model and the readiness verdict.
 
-Every image's features are extracted once (a :class:`matseg_nb.qc.run.QCSession` cache keyed by the
+Every image's features are extracted once (a :class:`matseg_nb.qc.session.QCSession` cache keyed by the
 image's content) and reused by screening and validation. Output folder::
 
     <out>/qc.json, scores.csv, roc.png, gallery.png   validation (run_qc)
@@ -45,19 +45,16 @@ class DatasetQC:
     @classmethod
     def load(cls, folder: str | Path) -> DatasetQC:
         """Read a :func:`qc_dataset` output folder (``qc.json`` + ``screening/qc.json``)."""
-        import json
-
         from matseg_nb.errors import UserError
+        from matseg_nb.qc.folder import QCFolder
 
-        folder = Path(folder)
-        try:
-            val = json.loads((folder / "qc.json").read_text())
-            scr = json.loads((folder / "screening" / "qc.json").read_text())
-        except (OSError, ValueError) as err:
-            raise UserError(f"{folder}: expected qc.json and screening/qc.json of a QC run, found {err}") from None
-        return cls(str(val.get("dataset")), str(val.get("run_dir")),
-                   [ScreeningResult.from_json(r) for r in scr.get("screening", [])],
-                   ValidationResult.from_json(val["validation"]), dict(val.get("seconds") or {}))
+        qc = QCFolder(folder)
+        run = qc.validation()
+        if run is None or run.validation is None or not qc.screening_folder.has_results():
+            raise UserError(f"{folder}: expected qc.json (with a detector validation) and screening/qc.json of a "
+                            "QC run, found neither or an unreadable one")
+        return cls(str(run.dataset), str(run.run_dir), qc.screening_folder.screening(), run.validation,
+                   dict(run.seconds))
 
     def summary(self) -> str:
         """Screening verdicts (one line per batch), then the validation table and verdict, in words."""
@@ -74,10 +71,10 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
 
     ``other_datasets``: dataset refs whose ``settings.other_split`` images are screened and used as OOD
     sets; ``settings``: a :class:`matseg_nb.qc.settings.QCSettings` (default ``DEMO_SETTINGS.qc``)."""
-    from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.jsonio import jsonable
-    from matseg_nb.qc.run import QCSession, run_qc
+    from matseg_nb.qc.folder import QCFolder
+    from matseg_nb.qc.run import run_qc
     from matseg_nb.qc.screening import screen_run
+    from matseg_nb.qc.session import QCSession
     from matseg_nb.qc.sources import ImageSet, resolve_source, shifted_set
 
     if settings is None:
@@ -111,10 +108,9 @@ def qc_dataset(run_dir: str | Path, other_datasets: list[str], out_dir: str | Pa
                               tiles_per_image=settings.tiles_per_image, session=session, sources=batches)
     seconds["screening"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
-    summary = dict(val.summary, seconds=seconds)
-    atomic_write_json(out / "qc.json", jsonable(summary))
-    res = DatasetQC(str(session.meta.get("dataset")), str(run_dir), screened,
-                    ValidationResult.from_json(val.summary["validation"]), seconds)
+    val.run.seconds = seconds
+    QCFolder(out).write_validation(val.run)
+    res = DatasetQC(str(session.meta.get("dataset")), str(run_dir), screened, val.run.validation, seconds)
     if log is not None:
         log(res.summary())
     return res

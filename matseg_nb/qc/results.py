@@ -187,3 +187,94 @@ class ValidationResult:
         if self.decides:
             lines.append(f"  {self.what_decided()}")
         return "\n".join(lines)
+
+
+@dataclass
+class LevelResult:
+    """Detector validation at one feature level (``input`` crops or ``prediction`` maps).
+
+    ``ood``: set -> detector -> {"image": metrics, "tile": metrics} (``matseg_nb.qc.evaluate.detection_metrics``
+    on typicality, see :class:`ValidationRun`); ``verdicts``: the AUROC-only verdict per set (primary
+    detector, image level); ``inside_support_fraction``: per set, the fraction of its crops inside the
+    reference k-NN support; ``spearman_typicality_iou``: {"rho", "n_images", "detector"} or None."""
+
+    extractors: list[str] = field(default_factory=list)
+    fit: dict = field(default_factory=dict)
+    thresholds_tile: dict[str, float] = field(default_factory=dict)
+    ood: dict[str, dict[str, dict]] = field(default_factory=dict)
+    inside_support_fraction: dict[str, float | None] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    verdict: str = "unknown"
+    spearman_typicality_iou: dict | None = None
+
+    def image_metrics(self, set_name: str, detector: str | None) -> tuple[str, dict]:
+        """(detector, image-level metrics) of ``set_name``: ``detector`` when it was run, else the first."""
+        per_det = self.ood.get(set_name) or {}
+        det = detector if detector in per_det else next(iter(per_det), "")
+        metrics = per_det.get(det) or {}
+        return det, (metrics.get("image", metrics) if isinstance(metrics, dict) else {})
+
+
+#: what the per-image ``typicality`` of ``scores.csv`` and of the level metrics is
+TYPICALITY_WORDS = ("median conformal p-value of the image's crops' typicality keys (inside the reference k-NN "
+                    "support, detector score, minus the log nn-ratio) against the calibration crops' keys")
+
+
+@dataclass
+class ValidationRun:
+    """What detector validation's ``qc.json`` holds (``matseg_nb.qc.folder`` reads and writes it).
+
+    The answer is :attr:`validation` (its verdict is :attr:`verdict`); :attr:`levels` keep the per-level
+    detection metrics, whose AUROC-only verdict is :attr:`auroc_only_verdict`. Per-image typicality
+    everywhere is :data:`TYPICALITY_WORDS` (:attr:`typicality`), in [0, 1], higher = more typical."""
+
+    dataset: str | None = None
+    run_dir: str | None = None
+    reference_split: str = "train"
+    heldout_split: str = "test"
+    k: int | None = None
+    tile_size: int | None = None
+    tiles_per_image: int | None = None
+    percentile: float | None = None
+    readiness_threshold: float = 0.95
+    primary_detector: str | None = None
+    ood_sets: list[str] = field(default_factory=list)
+    levels: dict[str, LevelResult] = field(default_factory=dict)
+    validation: ValidationResult | None = None
+    what_decided: str = ""
+    auroc_only_verdict: str = "unknown"
+    verdict: str = "unknown"
+    gallery: dict | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    typicality: str = TYPICALITY_WORDS
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["validation"] = None if self.validation is None else self.validation.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, data: dict) -> ValidationRun:
+        """The record from :meth:`to_json` output (older layouts: ``matseg_nb.qc.folder.parse_validation``)."""
+        d = dict(data)
+        d["levels"] = {n: LevelResult(**v) for n, v in (d.get("levels") or {}).items()}
+        if d.get("validation") is not None:
+            d["validation"] = ValidationResult.from_json(d["validation"])
+        return cls(**d)
+
+
+@dataclass
+class ScoreRow:
+    """One row of ``scores.csv``: one image of one set at one level under one detector; ``typicality`` in
+    [0, 1] (:data:`TYPICALITY_WORDS`), ``threshold`` the deployment threshold (OOD sets only), ``flag``
+    typicality below it, ``iou`` the image's IoU where its mask is known."""
+
+    level: str
+    set: str
+    ood: int
+    image: str
+    detector: str
+    typicality: float | None
+    threshold: float | None = None
+    flag: bool | None = None
+    iou: float | None = None

@@ -5,8 +5,9 @@ Reference set (PRDC + detector fit): the run's training split. Calibration set: 
 reference set, so an image's score does not depend on the other images screened with it.
 
 A crop's typicality is the key (inside the reference support, detector score, minus the log nn-ratio)
-compared lexicographically (:func:`typicality_key`): Forte's PRDC features are all 0 outside the
-support, so there the detectors cannot order crops and the distance to the support does.
+compared lexicographically (:func:`matseg_nb.qc.model.typicality_key`, re-exported here): Forte's PRDC
+features are all 0 outside the support, so there the detectors cannot order crops and the distance to
+the support does.
 """
 
 from __future__ import annotations
@@ -29,37 +30,14 @@ from matseg_nb.qc.conformal import (
     reason,
 )
 from matseg_nb.qc.features import ImageItem
+from matseg_nb.qc.model import fit_qc, tile_keys, typicality_key
 from matseg_nb.qc.power import screening_power_words
 from matseg_nb.qc.results import ImageScreen, ScreeningResult
 
+__all__ = ["Calibration", "RunScreener", "load_new_images", "screen_run", "screen_scores", "tile_keys",
+           "typicality_key"]
+
 DTYPE_FULL_SCALE = {"uint8": 255.0, "uint16": 65535.0}
-
-
-def typicality_key(detector_score: np.ndarray, log_nn_ratio: np.ndarray) -> np.ndarray:
-    """(T, 3) lexicographic typicality key of T crops (higher = more typical).
-
-    ``detector_score`` (T,); ``log_nn_ratio`` (T, E): per extractor, log of the distance to the nearest
-    reference crop over that crop's k-NN radius. Column 0: 1 inside the reference support (mean log
-    nn-ratio <= 0, i.e. within the neighbour's k-NN ball in the geometric mean over extractors), 0 outside;
-    column 1: the detector score inside, minus the mean log nn-ratio outside (PRDC features, and so the
-    detectors, saturate there: crops farther from the support are less typical); column 2: minus the mean
-    log nn-ratio (breaks exact ties, e.g. a GMM floor)."""
-    sc = np.asarray(detector_score, dtype=float)
-    nn = np.asarray(log_nn_ratio, dtype=float).reshape(len(sc), -1)
-    dist = nn.mean(1) if nn.shape[1] else np.zeros(len(sc))
-    inside = dist <= 0
-    return np.c_[inside.astype(float), np.where(inside, sc, -dist), -dist]
-
-
-def tile_keys(scores: dict[str, np.ndarray], features: np.ndarray, feature_names: list[str]
-              ) -> dict[str, np.ndarray]:
-    """{detector: (T, 3) :func:`typicality_key` of T crops} from ``QCModel.score`` output.
-
-    ``features`` (T, F) with column names ``feature_names``; the ``*.log_nn_ratio`` columns give the
-    distance to the support (none: every crop counts as inside, the key orders by the score alone)."""
-    nn_cols = [i for i, n in enumerate(feature_names) if n.endswith("log_nn_ratio")]
-    return {d: typicality_key(s, np.asarray(features)[:, nn_cols]) for d, s in scores.items()}
-
 
 
 @dataclass
@@ -189,8 +167,6 @@ class RunScreener:
     def __init__(self, session, reference_split: str = "train", calibration_split: str = "val",
                  extractors: tuple[str, ...] = ("encoder", "texture"), detector: str = "ocsvm", k: int = 5,
                  tile_size: int = 128, tiles_per_image: int = 32, seed: int = 0) -> None:
-        from matseg_nb.qc.core import fit_qc
-
         self.session, self.detector, self.reference_split = session, detector, reference_split
         reference = session.items(reference_split)
         self.calibration_name, cal = calibration_split, session.items(calibration_split)
@@ -230,8 +206,7 @@ class RunScreener:
     def _keys(self, items: list[ImageItem], what: str) -> tuple[np.ndarray, np.ndarray]:
         """(T, 3) :func:`typicality_key` of every crop of ``items`` and (T,) the index of its image."""
         blocks, groups = self.extractor(items, desc=f"QC features: {what}")
-        sc, feats = self.model.score(blocks, groups)
-        return tile_keys({self.detector: sc[self.detector]}, feats, self.model.feature_names())[self.detector], groups
+        return self.model.keys(blocks, groups, (self.detector,))[0][self.detector], groups
 
     def image_keys(self, items: list[ImageItem]) -> list[np.ndarray]:
         """Per image of ``items``, its crops' (T_i, 3) typicality keys."""
@@ -264,8 +239,7 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
     ``session``: a :class:`matseg_nb.qc.session.QCSession` of ``run_dir`` (model and features shared with
     other QC calls); ``sources``: further (name, images) batches already in memory.
     Writes ``out_dir/qc.json`` {"screening": [ScreeningResult.to_json(), ...], ...}. Returns the results."""
-    from matseg_nb.atomic import atomic_write_json
-    from matseg_nb.jsonio import jsonable
+    from matseg_nb.qc.folder import QCFolder
     from matseg_nb.qc.session import QCSession
     from matseg_nb.qc.sources import ImageSet, shifted_set
 
@@ -283,8 +257,7 @@ def screen_run(run_dir: str | Path, new: list[str], out_dir: str | Path, alpha: 
             batches.append((f"{ref}@{spec}", sh.items, {}))
     results = [screener.screen(items, name, alpha, notes) for name, items, notes in batches]
     meta, cal_name = screener.session.meta, screener.calibration_name
-    atomic_write_json(Path(out_dir) / "qc.json", jsonable({
-        "mode": "screening", "run_dir": str(run_dir), "dataset": meta.get("dataset"), "alpha": alpha,
-        "reference_split": reference_split, "calibration_split": cal_name, "detector": detector,
-        "extractors": list(extractors), "screening": [r.to_json() for r in results]}))
+    QCFolder(Path(out_dir)).write_screening(
+        results, run_dir=str(run_dir), dataset=meta.get("dataset"), alpha=alpha, reference_split=reference_split,
+        calibration_split=cal_name, detector=detector, extractors=list(extractors))
     return results

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matseg_nb.atomic import atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
-from matseg_nb.report.answer import DatasetAnswer, build_answers, explain_sentence, models_note, qc_words
+from matseg_nb.report.answer import DatasetAnswer, build_answers, explain_sentence, models_note
 from matseg_nb.report.collect import collect_all, read_json
 from matseg_nb.report.curves import learning_curves
 from matseg_nb.report.deployment import collect_deployments
@@ -69,9 +69,7 @@ def build_report(
             {**lc, "abs": lc["png"], "png": os.path.relpath(lc["png"], html_path.parent)}
             for lc in learning_curves(sweep, html_path.parent / "report_files")]
     facts["failed_runs"] = sum(j["status"] != "complete" for j in facts["sections"]["environment"]["jobs"])
-    qc_sec, ex_sec = facts["sections"]["qc"], facts["sections"]["explain"]
-    if qc_sec.get("status") == "ok" and isinstance(qc_sec.get("qc"), dict):
-        qc_sec["words"] = qc_words(qc_sec["qc"])
+    ex_sec = facts["sections"]["explain"]  # the QC section carries its own words (report.collect.collect_qc)
     if ex_sec.get("status") == "ok":
         ex = read_json(dirs["explain"] / "explain.json")
         ex_sec["sentence"] = explain_sentence(ex) if isinstance(ex, dict) else ""

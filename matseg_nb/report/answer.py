@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from matseg_nb.jsonio import JsonRecord, finite_float
+from matseg_nb.qc.folder import QCFolder
+from matseg_nb.qc.results import ValidationRun
 from matseg_nb.runs import RunFileError, Sweep
 
 
@@ -129,32 +131,25 @@ def _comparison(answer: DatasetAnswer, row: dict[str, str] | None) -> None:
             answer.evidence_detail = f"paired test on {where}{'' if p is None else f', p = {sig(p, 2)}'} ({verdict})"
 
 
-def qc_words(qc: dict[str, Any]) -> str:
-    """The QC answer in words from ``qc.json``: the detector validation's verdict and reason when it has one
-    (``matseg_nb.qc.results.ValidationResult``), else the verdict with the lowest AUROC per OOD set."""
-    if isinstance(qc.get("validation"), dict):
-        from matseg_nb.qc.results import ValidationResult
-
-        try:
-            val = ValidationResult.from_json(qc["validation"])
-        except (KeyError, TypeError, ValueError):
-            val = None
-        if val is not None:
-            lead = {"ready": "Ready for new samples of the kinds tested",
-                    "not ready": "Not ready",
-                    "insufficient evidence": "The detector is not validated yet"}.get(
-                        val.verdict, f"Detector validation {val.verdict}")
-            return f"{lead}: {val.reason}."
-    thr = _float(qc.get("readiness_threshold")) or 0.95
-    primary = qc.get("primary_detector")
+def qc_words(qc: ValidationRun) -> str:
+    """The QC answer in words: the detector validation's verdict and reason when it has one
+    (``matseg_nb.qc.results.ValidationResult``), else (AUROC-only QC) the verdict with the lowest AUROC per
+    OOD set."""
+    val = qc.validation
+    if val is not None:
+        lead = {"ready": "Ready for new samples of the kinds tested",
+                "not ready": "Not ready",
+                "insufficient evidence": "The detector is not validated yet"}.get(
+                    val.verdict, f"Detector validation {val.verdict}")
+        return f"{lead}: {val.reason}."
+    thr = qc.readiness_threshold
     worst: tuple[float, str] | None = None
-    for level in (qc.get("levels") or {}).values():
-        for name, per_det in (level.get("ood") or {}).items():
-            det = per_det.get(primary) if primary in per_det else next(iter(per_det.values()), {})
-            auroc = _float(((det or {}).get("image") or {}).get("auroc"))
+    for level in qc.levels.values():
+        for name in level.ood:
+            auroc = _float(level.image_metrics(name, qc.primary_detector)[1].get("auroc"))
             if auroc is not None and (worst is None or auroc < worst[0]):
                 worst = (auroc, name)
-    verdict = str(qc.get("verdict") or "unknown")
+    verdict = qc.verdict
     if worst is None:
         return f"QC verdict {verdict}: no AUROC was recorded, so QC cannot say whether new samples are flagged."
     auroc, name = worst
@@ -171,14 +166,15 @@ def qc_words(qc: dict[str, Any]) -> str:
 MIN_CORRELATION_IMAGES = 10
 
 
-def typicality_iou_words(qc: dict[str, Any], level: float = 0.05) -> str:
+def typicality_iou_words(qc: ValidationRun | None, level: float = 0.05) -> str:
     """What the QC's Spearman rank correlation of image typicality with per-image IoU (held-out and shifted
     images with masks, ``levels.input.spearman_typicality_iou``) means for this model, with its two-sided
     p-value (t approximation, n - 2 degrees of freedom; images are treated as independent, which shifted
     copies of the same images are not, so a "yes" is optimistic). '' when QC recorded none."""
     from scipy.stats import t as student_t
 
-    entry = ((qc.get("levels") or {}).get("input") or {}).get("spearman_typicality_iou") or {}
+    lv = None if qc is None else qc.levels.get("input")
+    entry = (lv.spearman_typicality_iou if lv is not None else None) or {}
     rho, n = _float(entry.get("rho")), int(entry.get("n_images") or 0)
     if not entry:
         return ""
@@ -225,16 +221,8 @@ def models_note(sweep: Sweep) -> str:
 
 def screening_words(qc_dir: Path) -> str:
     """`` Screening: <verdict of the held-out batch>.`` from ``<qc_dir>/screening/qc.json`` ('' without it)."""
-    scr = _read_json(Path(qc_dir) / "screening" / "qc.json")
-    if not scr or not scr.get("screening"):
-        return ""
-    from matseg_nb.qc.results import ScreeningResult
-
-    try:
-        first = ScreeningResult.from_json(scr["screening"][0])
-    except (KeyError, TypeError, ValueError):
-        return ""
-    return f" Screening the held-out images as new ones: {first.sentence()}."
+    results = QCFolder(qc_dir).screening_folder.screening()
+    return f" Screening the held-out images as new ones: {results[0].sentence()}." if results else ""
 
 
 def explain_sentence(ex: dict[str, Any]) -> str:
@@ -266,14 +254,8 @@ def _screening_panel(ax, qc_dir: Path, stem: str | None) -> bool:
     the title says k of n flagged for the held-out batch. False when there are no screening results."""
     import numpy as np
 
-    from matseg_nb.qc.results import ScreeningResult
-
-    scr = _read_json(Path(qc_dir) / "screening" / "qc.json")
-    try:
-        results = [ScreeningResult.from_json(r) for r in (scr or {}).get("screening", [])]
-    except (KeyError, TypeError, ValueError):
-        return False
-    results = [r for r in results if any(i.p_value is not None for i in r.images)]
+    results = [r for r in QCFolder(qc_dir).screening_folder.screening()
+               if any(i.p_value is not None for i in r.images)]
     if not results:
         return False
     floor = 1.0
@@ -306,7 +288,7 @@ def _screening_panel(ax, qc_dir: Path, stem: str | None) -> bool:
     return True
 
 
-def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, out_png: Path) -> list[str]:
+def _panel(run, qc: ValidationRun | None, qc_dir: Path, ex: dict | None, ex_dir: Path, out_png: Path) -> list[str]:
     """Write the Figure-2-style panel for ``run`` to ``out_png``; returns what could not be drawn."""
     import matplotlib
 
@@ -357,17 +339,16 @@ def _panel(run, qc: dict | None, qc_dir: Path, ex: dict | None, ex_dir: Path, ou
         ax.imshow(np.ma.masked_equal(pred, 0), cmap="autumn", alpha=0.45, interpolation="nearest")
     ax = axes[2]
     ax.set_title("Q: typicality vs calibration", fontsize=9)
-    rows = _read_csv(qc_dir / "scores.csv") if qc else []
+    rows = QCFolder(qc_dir).scores() if qc else []
     if qc and _screening_panel(ax, qc_dir, stem):
         pass
     elif rows:
-        det = qc.get("primary_detector")
-        lv = next(iter(qc.get("levels") or {}), None)
-        mine = [r for r in rows if r.get("detector") == det and r.get("level") == lv]
-        held = [v for r in mine if r.get("ood") == "0" and (v := _float(r.get("typicality"))) is not None]
-        ood = [v for r in mine if r.get("ood") == "1" and (v := _float(r.get("typicality"))) is not None]
-        this = next((_float(r.get("typicality")) for r in mine if r.get("ood") == "0"
-                     and Path(str(r.get("image"))).stem == stem), None)
+        det = qc.primary_detector
+        lv = next(iter(qc.levels), None)
+        mine = [r for r in rows if r.detector == det and r.level == lv and r.typicality is not None]
+        held = [r.typicality for r in mine if not r.ood]
+        ood = [r.typicality for r in mine if r.ood]
+        this = next((r.typicality for r in mine if not r.ood and Path(r.image).stem == stem), None)
         if held:
             values = np.asarray(held + ood)
             bins = np.histogram_bin_edges(values, bins=20)
@@ -428,7 +409,6 @@ def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir:
             datasets.append(_slug(ref))
     best_rows = {_slug(r.get("dataset")): r for r in _read_csv(compare_dir / "best_table.csv")}
     compare_ran = (compare_dir / "best_table.csv").exists()
-    qc_all = _read_json(qc_dir / "qc.json")  # one QC for the sweep's best model (older layout)
     ex = _read_json(explain_dir / "explain.json")
     ex_run = None
     if ex and ex.get("run_dir"):
@@ -439,13 +419,13 @@ def build_answers(sweep_dir: Path, compare_dir: Path, qc_dir: Path, explain_dir:
     for name in datasets:
         answer = DatasetAnswer(name)
         _comparison(answer, best_rows.get(name) if compare_ran else None)
-        qc_here = qc_dir / name if (qc_dir / name / "qc.json").is_file() else qc_dir  # qc/<dataset>/ per dataset
-        qc = _read_json(qc_here / "qc.json") if qc_here != qc_dir else qc_all
-        qc_ds = name if qc_here != qc_dir else _slug(qc.get("dataset")) if qc and qc.get("dataset") else None
+        folder = QCFolder(qc_dir).of_dataset(name)
+        qc_here, qc = folder.path, folder.validation()
+        qc_ds = name if qc_here != qc_dir else _slug(qc.dataset) if qc and qc.dataset else None
         if qc is None:
             answer.missing.append("QC (qc/qc.json)")
         elif qc_ds == name:
-            answer.qc_verdict = str(qc.get("verdict") or "unknown")
+            answer.qc_verdict = qc.verdict
             answer.qc_words = qc_words(qc) + screening_words(qc_here)
         else:
             answer.qc_words = f"QC ran for {qc_ds} only (the sweep's best model), not for this dataset."

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import json
 import platform
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matseg_nb.jsonio import read_json  # noqa: F401 - re-exported
 from matseg_nb.runs import RunFileError, Sweep, parse_job_id
+
+if TYPE_CHECKING:
+    from matseg_nb.qc.results import ValidationResult, ValidationRun
 
 #: packages whose versions the report lists (installed distribution names).
 VERSION_PACKAGES = (
@@ -268,43 +270,38 @@ def collect_compare(compare_dir: Path | None, root: Path) -> tuple[dict, dict]:
 
 
 def collect_qc(qc_dir: Path | None, root: Path) -> dict:
-    """QC verdict, its signals (AUROC/F1/precision per OOD set), figures and flagged samples."""
+    """QC verdict and its words, its signals (AUROC rows), figures and flagged samples, read through
+    ``matseg_nb.qc.folder.QCFolder`` (which alone knows ``qc.json``, ``scores.csv`` and their older layouts)."""
+    from matseg_nb.qc.folder import SCORES_FILE, QCFolder
+    from matseg_nb.report.answer import qc_words, typicality_iou_words
+
     if qc_dir is None or not qc_dir.is_dir():
         return dict(NOT_RUN)
-    per_dataset = sorted(p.parent for p in qc_dir.glob("*/qc.json") if p.parent.name != "screening")
-    if not (qc_dir / "qc.json").is_file() and per_dataset:  # qc/<dataset>/: one QC per dataset's model
-        sections = {p.name: collect_qc(p, root) for p in per_dataset}
-        first = dict(sections[per_dataset[0].name])
-        from matseg_nb.report.answer import typicality_iou_words
-
+    folder = QCFolder(qc_dir)
+    if per_dataset := folder.per_dataset():  # qc/<dataset>/: one QC per dataset's model
+        sections = {name: collect_qc(sub.path, root) for name, sub in per_dataset.items()}
+        first = dict(next(iter(sections.values())))
         first["datasets"] = {k: {"verdict": v.get("verdict", ""), "signals": v.get("signals", []),
-                                 "quality_words": typicality_iou_words(v.get("qc") or {})}
-                             for k, v in sections.items()}
+                                 "quality_words": v.get("quality_words", "")} for k, v in sections.items()}
         first["figures"] = [f for v in sections.values() for f in v.get("figures", [])]
         return first
-    qc = read_json(qc_dir / "qc.json")
-    if qc is None:
-        jsons = _json_files(qc_dir)
-        qc = next(iter(jsons.values()), {}) if jsons else {}
-    verdict = find_key(qc, ("verdict", "decision", "status"))
-    if isinstance(verdict, dict):
-        verdict = verdict.get("label") or verdict.get("verdict") or json.dumps(verdict, sort_keys=True)
-    flagged = find_key(qc, ("flagged", "flagged_samples", "outliers"))
-    if isinstance(flagged, dict):
-        flagged = [{"sample": k, **(v if isinstance(v, dict) else {"score": v})} for k, v in flagged.items()]
-    if not flagged:
-        flagged = _flagged_from_scores(qc_dir / "scores.csv", qc.get("primary_detector") if isinstance(qc, dict) else None)
-    top = {k: v for k, v in qc.items() if not isinstance(v, (dict, list)) or k in ("ood_sets",)} \
-        if isinstance(qc, dict) else {}
+    run = folder.validation()
+    data = run.to_json() if run is not None else {}
+    flagged = [{"level": r.level, "set": r.set, "image": r.image, "detector": r.detector, "iou": r.iou}
+               for r in folder.scores()
+               if r.flag and (run is None or run.primary_detector is None or r.detector == run.primary_detector)]
+    top = {k: v for k, v in data.items() if not isinstance(v, (dict, list)) or k == "ood_sets"}
     return {
         "status": "ok",
-        "verdict": "" if verdict is None else str(verdict),
+        "verdict": "" if run is None else run.verdict,
+        "words": "" if run is None else qc_words(run),
+        "quality_words": typicality_iou_words(run),
         "facts": flatten(top),
-        "signals": qc_signals(qc),
-        "flagged": [_row(f) for f in (flagged or [])][:MAX_TABLE_ROWS],
-        "tables": [t for t in _tables(qc_dir) if t["file"] != "scores.csv"],
+        "signals": [] if run is None else qc_signals(run),
+        "flagged": [_row({k: v for k, v in f.items() if v is not None}) for f in flagged][:MAX_TABLE_ROWS],
+        "tables": [t for t in _tables(qc_dir) if t["file"] != SCORES_FILE],
         "figures": list_figures(qc_dir, root, first=("roc", "gallery")),
-        "qc": qc,
+        "qc": data,
     }
 
 
@@ -321,60 +318,34 @@ SIGNAL_KEYS: dict[str, tuple[str, ...]] = {
 BULKY_KEYS = ("curves", "outputs", "per_image", "traceback")
 
 
-def qc_signals(qc: Any) -> list[dict]:
-    """One row per (level, OOD set) with the primary detector's image-level AUROC/F1/precision."""
+def qc_signals(qc: ValidationRun) -> list[dict]:
+    """The typed detector validation's rows (:func:`_validation_rows`) or, for AUROC-only QC, one row per
+    (level, OOD set) with the primary detector's image-level AUROC/F1/precision."""
+    if qc.validation is not None and qc.validation.checks:
+        return _validation_rows(qc.validation)
     rows = []
-    if not isinstance(qc, dict):
-        return rows
-    if isinstance(qc.get("validation"), dict) and qc["validation"].get("checks"):  # typed detector validation
-        return _validation_rows(qc["validation"])
-    primary = qc.get("primary_detector")
-    for level, lv in (qc.get("levels") or {}).items():
-        if not isinstance(lv, dict):
-            continue
-        for set_name, per_det in (lv.get("ood") or {}).items():
-            if not isinstance(per_det, dict) or not per_det:
+    for level, lv in qc.levels.items():
+        for set_name in lv.ood:
+            det, metrics = lv.image_metrics(set_name, qc.primary_detector)
+            if not det:
                 continue
-            det = primary if primary in per_det else next(iter(per_det))
-            metrics = per_det.get(det) or {}
-            metrics = metrics.get("image", metrics) if isinstance(metrics, dict) else {}
             row = {"level": level, "OOD set": set_name, "detector": det}
             for col, keys in SIGNAL_KEYS.items():
                 found = next((metrics[k] for k in keys if k in metrics), None)
                 if found is not None:
                     row[col] = _scalar_text(found)
-            row["verdict"] = str((lv.get("verdicts") or {}).get(set_name, ""))
+            row["verdict"] = str(lv.verdicts.get(set_name, ""))
             rows.append(row)
     return rows
 
 
-def _validation_rows(validation: dict) -> list[dict]:
-    """One row per (set, detector) of ``qc.json["validation"]``: AUROC with its 95% interval, images per
-    side, and whether the shift hurts the model (``matseg_nb.qc.results.ValidationResult``)."""
-    from matseg_nb.qc.results import ValidationResult
-
-    try:
-        checks = ValidationResult.from_json(validation).checks
-    except (TypeError, KeyError, ValueError):
-        return []
+def _validation_rows(validation: ValidationResult) -> list[dict]:
+    """One row per (set, detector) of the detector validation: AUROC with its 95% interval, images per
+    side, and whether the shift hurts the model."""
     return [{"OOD set": c.set, "detector": c.detector,
              "AUROC [95% interval]": "n/a" if c.auroc is None else f"{c.auroc:.3f} [{c.low:.3f}, {c.high:.3f}]",
              "images (held-out / set)": f"{c.n_id} / {c.n_ood}", "harm": c.harm,
-             "IoU change": "" if c.iou_change is None else f"{c.iou_change:+.3f}"} for c in checks]
-
-
-def _flagged_from_scores(path: Path, detector: str | None) -> list[dict]:
-    """Rows of ``scores.csv`` whose ``flag`` is true (primary detector only when given)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, csv.Error):
-        return []
-    keep = [r for r in rows if str(r.get("flag", "")).lower() in ("true", "1")
-            and (detector is None or r.get("detector") in (None, "", detector))]
-    # raw detector scores (log-likelihoods) stay in scores.csv: people read the flag, not the number
-    return [{k: v for k, v in r.items() if k in ("level", "set", "image", "detector", "iou")}
-            for r in keep]
+             "IoU change": "" if c.iou_change is None else f"{c.iou_change:+.3f}"} for c in validation.checks]
 
 
 def _row(item: Any) -> dict:

@@ -106,7 +106,7 @@ def suggest(run_dir: str | Path, sources: list[str], n: int, out_dir: str | Path
     (its ``qc`` crops and extractors; default the named stage settings)."""
     from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
     from matseg_nb.loop import stage_settings
-    from matseg_nb.qc.run import QCSession
+    from matseg_nb.qc.session import QCSession
     from matseg_nb.suggest.sheet import contact_sheet_png
     from matseg_nb.suggest.signals import run_signals
 

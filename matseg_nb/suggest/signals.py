@@ -93,10 +93,9 @@ def _split_images(session, reference_split: str) -> tuple[list[ImageItem], list[
 
 def run_signals(session, candidates: list[ImageItem], qc_settings, detector: str = "ocsvm", k: int = 5,
                 seed: int = 0) -> Signals:
-    """:class:`Signals` of ``candidates`` against the run of ``session`` (a :class:`matseg_nb.qc.run.QCSession`)."""
+    """:class:`Signals` of ``candidates`` against the run of ``session`` (a :class:`matseg_nb.qc.session.QCSession`)."""
     from matseg_nb.qc.conformal import conformal_pvalues
-    from matseg_nb.qc.core import fit_qc
-    from matseg_nb.qc.screening import tile_keys
+    from matseg_nb.qc.model import fit_qc
 
     reference, heldout, cal_name, notes = _split_images(session, qc_settings.reference_split)
     if len(reference) < 2 or not heldout:
@@ -107,8 +106,7 @@ def run_signals(session, candidates: list[ImageItem], qc_settings, detector: str
     qc = fit_qc(ref_blocks, ref_groups, k, (detector,), seed=seed)
 
     def keys(blocks: dict, groups: np.ndarray) -> np.ndarray:
-        sc, feats = qc.score(blocks, groups)
-        return tile_keys({detector: sc[detector]}, feats, qc.feature_names())[detector]
+        return qc.keys(blocks, groups, (detector,))[0][detector]
 
     cal_blocks, cal_groups = ext(heldout, desc="suggest: held-out features")
     cal_keys = keys(cal_blocks, cal_groups)
