@@ -38,7 +38,9 @@ class DeployedModel:
     ``in_channels`` C; ``class_names`` K names; ``pad_multiple``: input side multiple (px);
     ``dataset``: dataset ref the model was trained on (test images for the bias table); ``run_dir``:
     run folder (test predictions, QC calibration) or None; ``calibration_run``: run folder whose
-    calibration set QC screens against (None: no QC); ``source``: loader name; ``why``: one line on how
+    calibration set QC screens against (None: no QC); ``cv_runs``: the fold runs of a k-fold CV deployment
+    (fold ensemble or refit), whose out-of-fold images give the measurement error (``segment.bias``);
+    ``source``: loader name; ``why``: one line on how
     it was chosen; ``meta``: job.json or the package's metadata."""
 
     model: nn.Module | Callable[..., Any]
@@ -53,6 +55,7 @@ class DeployedModel:
     source: str = "run"
     why: str = ""
     meta: dict[str, Any] = field(default_factory=dict, repr=False)
+    cv_runs: list[Path] = field(default_factory=list)
     #: () -> a ``qc.RunScreener``-like screener when the calibration data travels with the model (an exported
     #: bioimage.io package; ``calibration_run`` then names the package), else None
     open_qc: Callable[[], Any] | None = field(default=None, repr=False)
@@ -68,7 +71,8 @@ class DeployedModel:
                 "job_id": self.meta.get("job_id"), "dataset": self.dataset, "why": self.why,
                 "normalization": self.normalization, "in_channels": self.in_channels,
                 "input_scale": self.input_scale, "classes": list(self.class_names),
-                "calibration_run": str(self.calibration_run) if self.calibration_run else None}
+                "calibration_run": str(self.calibration_run) if self.calibration_run else None,
+                "cv_runs": [str(p) for p in self.cv_runs]}
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,34 @@ def _is_run(path: Path, dataset: str | None) -> bool:
     return (path / "model" / "config.json").is_file() and (path / "job.json").is_file()
 
 
+def cv_fold_runs(run) -> list[Path]:
+    """The fold runs of a CV run's architecture, seed and dataset in its sweep folder (a fold run: itself
+    only; a refit: its k sibling fold runs that are complete); [] for a run without ``folds``."""
+    from matseg_nb.runs import Sweep
+
+    job = run.job()
+    if not job.get("folds"):
+        return []
+    if not job.get("refit"):
+        return [run.path]
+    same = ("dataset", "encoder", "decoder", "seed", "folds", "encoder_weights")
+    out = []
+    for other in Sweep(run.path.parent).complete_runs():
+        oj = other.job()
+        if not oj.get("refit") and oj.get("fold") is not None and all(oj.get(k) == job.get(k) for k in same):
+            out.append(other.path)
+    return sorted(out)
+
+
 def _load_run(path: Path, dataset: str | None, device: str) -> DeployedModel:
     from matseg_nb.runs import Run
 
     run = Run(path)
     if dataset is not None and dataset not in (run.dataset, Path(str(run.dataset)).name, run.job().get("dataset_slug")):
         raise UserError(f"--dataset {dataset}: expected the run's dataset, found run {path.name} trained on {run.dataset}")
-    return from_run(path, device)
+    dm = from_run(path, device)
+    dm.cv_runs = cv_fold_runs(run)
+    return dm
 
 
 def _sweep_dir(path: Path) -> Path:
@@ -141,6 +166,7 @@ def _load_sweep(path: Path, dataset: str | None, device: str) -> DeployedModel:
 
         dm = from_run(best.path, device)
         dm.model, _ = load_deployed_model([r.path for r in deployed], device)
+        dm.cv_runs = [r.path for r in deployed]
         dm.source = "sweep"
         dm.why = (f"fold ensemble of {len(deployed)} runs ({best.job_id.rsplit('__', 2)[0]}...): highest mean "
                   f"out-of-fold IoU of {n} complete run(s) of {dataset}, no complete refit (runs.Sweep.deployed_runs)")
@@ -154,6 +180,7 @@ def _load_sweep(path: Path, dataset: str | None, device: str) -> DeployedModel:
                  else f"best test IoU {best.test_iou() or float('nan'):.3f} (no validation score)")
         why = f"{best.job_id}: {score} of {n} complete run(s) of {dataset} (runs.Sweep.best_run)"
     dm = from_run(best.path, device, why=why)
+    dm.cv_runs = cv_fold_runs(best)
     dm.source = "sweep"
     return dm
 

@@ -322,10 +322,18 @@ def finalize(folder: SegmentFolder, images: list[InputImage], dm: DeployedModel,
         records.append(rec if rec is not None else ImageRecord(im.name, str(im.path), status=NOT_SEGMENTED,
                                                                 reason="no record (the task did not finish)"))
     cached = folder.meta().get("bias") or {}
-    if (cached.get("run_dir") == (str(dm.run_dir) if dm.run_dir else None) and "rows" in cached
+    method = "out-of-fold" if dm.cv_runs else "test"
+    bias_run = str(dm.cv_runs[0]) if dm.cv_runs else str(dm.run_dir) if dm.run_dir else None
+    if (cached.get("run_dir") == bias_run and "rows" in cached and cached.get("method", "test") == method
             and cached.get("length_unit") == length_unit and "not_learned" in cached):
         bias = [BiasRow.from_dict(r) for r in cached["rows"]]
         bias_info = {k: v for k, v in cached.items() if k != "rows"}
+    elif dm.cv_runs:  # k-fold CV: each pooled image measured by the fold model that did not train on it
+        from matseg_nb.segment.bias import cv_oof_bias
+
+        deployed = "refit" if dm.meta.get("refit") else "fold ensemble" if len(dm.cv_runs) > 1 else "fold model"
+        bias, bias_info = cv_oof_bias(dm.cv_runs, dm.class_names, length_unit,
+                                      lambda model, img: predict_mask(model, img, settings)[0], deployed)
     elif dm.run_dir is not None:
         bias, bias_info = run_test_bias(dm.run_dir, dm.class_names, length_unit)
     else:

@@ -34,7 +34,8 @@ def _names(names: list[str], room: int) -> str:
 
 
 def error_words(row: SummaryRow) -> str:
-    """``-0.4 pp ± 0.3 (4)`` (bias ± SD (test images); area fractions in pp, else the row's unit) or ``unknown``."""
+    """``-0.4 pp ± 0.3 (4)`` (bias ± SD (test or out-of-fold images); area fractions in pp, else the row's unit)
+    or ``unknown``."""
     if row.bias is None:
         return "unknown"
     unit = " pp" if row.name == "area_fraction" else ""  # other errors are in the row's unit
@@ -85,7 +86,8 @@ def summary_lines(folder: SegmentFolder, model_line: bool = True) -> list[str]:
         out.append(f"every segmented image is flagged: no batch numbers (per-image values in {TABLE_FILE})")
         rows = []
     if rows:
-        out.append(f"{'class / quantity':<28}{'mean':>10} {'95% interval':<22}{'n':>3} {'unit':<6}model error (n test)")
+        scored = "n out of fold" if folder.bias_info().get("method") == "out-of-fold" else "n test"
+        out.append(f"{'class / quantity':<28}{'mean':>10} {'95% interval':<22}{'n':>3} {'unit':<6}model error ({scored})")
         last = None
         for r in rows:
             if r.class_name != last:
