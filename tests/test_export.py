@@ -49,7 +49,7 @@ def test_bad_input_is_one_line(tmp_path):
     from matseg_nb.export import export_run
 
     run = _run(tmp_path)
-    with pytest.raises(UserError, match="expected one of onnx, torchscript"):
+    with pytest.raises(UserError, match="expected one of bioimageio, onnx, torchscript"):
         export_run(run, "keras", tmp_path / "o")
     failed = write_fake_run(tmp_path / "sweep", "failed_job", status="failed")
     with pytest.raises(UserError, match="expected a complete run folder"):

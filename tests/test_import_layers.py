@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base: errors, files, units, figures", ("matseg_nb", "matseg_nb.errors", "matseg_nb.atomic", "matseg_nb.clock", "matseg_nb.progress",
                                             "matseg_nb.jsonio", "matseg_nb.vocabulary", "matseg_nb.metrics",
                                             "matseg_nb.figures", "matseg_nb.jsonschema_export",
-                                            "matseg_nb.weights_cache", "matseg_nb.micronet")),
+                                            "matseg_nb.weights_cache", "matseg_nb.micronet", "matseg_nb.terminal")),
     ("data: datasets, formats, readers", ("matseg_nb.data",)),
     # provenance lists a loop's dataset files (data) in its RO-Crate; the report stage and exports call it
     ("provenance: RO-Crate of a result folder", ("matseg_nb.provenance",)),
@@ -33,8 +33,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("loop: layout and stage settings", ("matseg_nb.loop", "matseg_nb.qc.settings")),
     ("analyses: qc, explain", ("matseg_nb.qc", "matseg_nb.explain")),
     # segment screens with qc; compare reads segment's measurement bias (compare.measurement)
-    ("deployment: segment, export, suggest", ("matseg_nb.segment", "matseg_nb.export", "matseg_nb.suggest")),
+    ("deployment: segment, suggest", ("matseg_nb.segment", "matseg_nb.suggest")),
     ("compare: tables, statistics, recommendation", ("matseg_nb.compare",)),
+    # export's model card states test-metric intervals and unlearned classes with compare's statistics
+    ("export: a run as a standalone model or package", ("matseg_nb.export",)),
     ("report", ("matseg_nb.report",)),
     ("pipeline: the loop's stages", ("matseg_nb.pipeline",)),
     ("dashboard actions", ("matseg_nb.dashboard",)),

@@ -1,4 +1,6 @@
-"""``matseg segment`` loader for an export folder (``export.json`` + model.onnx or model.pt)."""
+"""``matseg segment`` loaders: an export folder (``export.json`` + model.onnx or model.pt) and a bioimage.io
+package written by ``matseg export --format bioimageio`` (``rdf.yaml`` with ``config.matseg``; its
+``pytorch_state_dict`` weights, checksummed, and its QC calibration attachments)."""
 
 from __future__ import annotations
 
@@ -44,7 +46,12 @@ class ExportedModel(nn.Module):
 
 
 def _is_export(path: Path, dataset: str | None) -> bool:
-    return (path / EXPORT_JSON).is_file()
+    if not (path / EXPORT_JSON).is_file():
+        return False
+    try:
+        return json.loads((path / EXPORT_JSON).read_text()).get("format") in FORMATS
+    except ValueError:
+        return False
 
 
 def _load_export(path: Path, dataset: str | None, device: str) -> DeployedModel:
@@ -61,4 +68,45 @@ def _load_export(path: Path, dataset: str | None, device: str) -> DeployedModel:
                          info.get("job") or {})
 
 
+def _is_package(path: Path, dataset: str | None) -> bool:
+    return (path / "rdf.yaml").is_file()
+
+
+def _load_package(path: Path, dataset: str | None, device: str) -> DeployedModel:
+    """The package's torch model (``architecture.MatsegNet`` with the run's ``input_scale`` wrapper, as
+    ``models.load_run_model`` builds it) from its checksummed state dict; QC from its calibration attachments."""
+    import yaml
+
+    from matseg_nb.data.resolve import sha256_of
+    from matseg_nb.errors import UserError
+    from matseg_nb.export.architecture import MatsegNet
+    from matseg_nb.models.tiling import with_input_scale
+
+    rdf = yaml.safe_load((path / "rdf.yaml").read_text())
+    cfg = ((rdf or {}).get("config") or {}).get("matseg")
+    entry = ((rdf or {}).get("weights") or {}).get("pytorch_state_dict") or {}
+    if not cfg or not entry:
+        raise UserError(f"{path / 'rdf.yaml'}: expected a package written by matseg export (config.matseg and "
+                        "pytorch_state_dict weights), found neither; run it with bioimageio.core instead")
+    weights = path / entry["source"]
+    if not weights.is_file() or (entry.get("sha256") and sha256_of(weights) != entry["sha256"]):
+        raise UserError(f"{weights}: expected the state dict with sha256 {entry.get('sha256')} that rdf.yaml "
+                        "lists, found a missing or different file")
+    net = MatsegNet(**entry["architecture"]["kwargs"])
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model = with_input_scale(net.net, float(cfg["input_scale"])).to(device).eval()
+    classes, mode = [str(c) for c in cfg["classes"]], str(cfg["normalization"])
+    meta = json.loads((path / "job.json").read_text()) if (path / "job.json").is_file() else {}
+    open_qc = None
+    if cfg.get("qc_calibration"):
+        from matseg_nb.export.qc_pack import open_package_screener
+
+        def open_qc():
+            return open_package_screener(path, model, mode, len(classes))
+    return DeployedModel(model, mode, int(cfg["in_channels"]), classes, int(cfg["pad_multiple"]),
+                         float(cfg["input_scale"]), cfg.get("dataset"), None, path if open_qc else None,
+                         "export-bioimageio", f"bioimage.io package of {cfg['job_id']} ({path.name})", meta, open_qc)
+
+
 register_loader(ModelLoader("export", _is_export, _load_export))
+register_loader(ModelLoader("bioimageio", _is_package, _load_package))
