@@ -20,6 +20,7 @@ from pathlib import Path
 
 from matseg_nb.atomic import atomic_write_json
 from matseg_nb.loop import DEMO_SETTINGS, LoopLayout, StageSettings, stage_settings
+from matseg_nb.terminal import echo
 
 Log = Callable[[str], None]
 
@@ -30,7 +31,7 @@ class DemoContext:
 
     profile_path: Path
     out: Path
-    log: Log = print
+    log: Log = echo  # print with lines fitted to 100 columns (matseg_nb.terminal)
     results: dict = field(default_factory=dict)
     settings: StageSettings = field(default_factory=stage_settings)
 
@@ -54,7 +55,7 @@ def project_dir(cwd: Path | None = None) -> Path:
     return cwd.parent if cwd.name == "notebooks" and (cwd / "02_train.ipynb").is_file() else cwd
 
 
-def loop_context(profile: str | Path, loop_root: str | Path, log: Log = print,
+def loop_context(profile: str | Path, loop_root: str | Path, log: Log = echo,
                  settings: StageSettings | None = None) -> DemoContext:
     """The context every route of the loop shares (``matseg demo``, notebooks 01-06).
 
@@ -277,7 +278,7 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
     summary = explain_image(run, sample.image, mask_png, out, kernel=settings.kernel, window=window,
                             stride=stride, n_draws=settings.n_draws, model=inp["model"], image=inp["image"],
                             meta={**inp["meta"], **({"crop": crop_yx} if crop_yx else {})}, mask_source=source,
-                            budget_minutes=settings.budget_minutes, fractions=settings.fractions)
+                            budget_minutes=settings.budget_minutes, fractions=settings.fractions, log=ctx.log)
     h = summary.heatmap
     ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": crop_yx,
                               "window": h["window"], "stride": h["stride"], "seconds": h["seconds"],
@@ -336,7 +337,7 @@ STAGES: dict[str, Callable[[DemoContext], None]] = {
 }
 
 
-def run_demo(profile_path: str | Path, out: str | Path, stages: list[str] | None = None, log: Log = print) -> dict:
+def run_demo(profile_path: str | Path, out: str | Path, stages: list[str] | None = None, log: Log = echo) -> dict:
     """Run the given stages (default: all, in order) over :func:`loop_context` and return what they produced."""
     ctx = loop_context(profile_path, out, log)
     ctx.out.mkdir(parents=True, exist_ok=True)

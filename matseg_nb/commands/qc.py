@@ -51,6 +51,7 @@ def handler(args: argparse.Namespace) -> int:
     from matseg_nb.qc.run import run_qc
     from matseg_nb.qc.settings import QCSettings
     from matseg_nb.qc.shifts import all_shift_specs, parse_shift
+    from matseg_nb.terminal import fit_lines
 
     shifts = all_shift_specs() if args.shift == ["all"] else args.shift
     for spec in shifts:
@@ -101,22 +102,6 @@ def settings(args: argparse.Namespace, shifts: list[str]):
                       readiness_threshold=args.readiness, seed=args.seed, predict_tile=1024, iou_crop=None)
 
 
-#: the widest line ``matseg qc`` prints; full tables go to files whose paths it prints
-WIDTH = 100
-
-
-def fit_lines(lines: list[str], width: int = WIDTH) -> str:
-    """``lines`` wrapped to ``width`` columns (continuations indented under their line's indent)."""
-    import textwrap
-
-    out = []
-    for line in lines:
-        indent = " " * (len(line) - len(line.lstrip()) + 2)
-        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False,
-                             break_long_words=False) or [""]  # a path stays whole, even when wider
-    return "\n".join(out)
-
-
 def _write_text(text: str, path: Path) -> Path:
     from matseg_nb.atomic import atomic_write_text
 
@@ -130,10 +115,12 @@ def _write_table(frame, path: Path) -> Path:
 
 
 def print_screening(results: list, out: str | Path) -> None:
-    """Per screened batch its headline (verdict, k of n flagged, p) and notes, at most :data:`WIDTH` columns;
+    """Per screened batch its headline (verdict, k of n flagged, p) and notes, at most 100 columns;
     the per-image table (p-value, flag, reason) goes to ``<out>/screening.csv`` and the full text to
     ``<out>/screening.txt``, whose paths are printed."""
     import pandas as pd
+
+    from matseg_nb.terminal import fit_lines
 
     out = Path(out)
     lines = []

@@ -112,20 +112,31 @@ def _fmt(value: float | None) -> str:
 
 
 def format_status(status: dict[str, Any]) -> str:
-    """Plain-text table of :func:`sweep_status` plus a counts / ETA line."""
-    width = max([len("job")] + [len(j["job_id"]) for j in status["jobs"]])
+    """Plain-text table of :func:`sweep_status` plus a counts / ETA line, at most 100 columns (without
+    SLURM): a job id wider than its column is shortened in the middle and an error cut to the row's end,
+    both said in a last line that names where the full ones are (``summary.json``, each ``error.json``)."""
+    from matseg_nb.terminal import WIDTH, fit_lines, shorten_middle
+
     slurm = any("slurm_job_id" in j for j in status["jobs"])
     head = f"{'slurm job':<18}  " if slurm else ""
+    fixed = 40 + len(head)  # the columns after the job id, up to the error
+    width = min(max([len("job")] + [len(j["job_id"]) for j in status["jobs"]]), WIDTH - fixed - len("error"))
+    room = WIDTH - fixed - width
+    cut = [j["job_id"] for j in status["jobs"] if len(j["job_id"]) > width or len(j["error"] or "") > room]
     lines = [f"{'job':<{width}}  {'status':<8}  {'time':>7}  {'val IoU':>7}  {'test IoU':>8}  {head}error"]
     for j in status["jobs"]:
         took = format_seconds(j["duration_s"]) if j["duration_s"] is not None else "-"
         cell = " ".join(str(v) for v in (j.get("slurm_job_id"), j.get("slurm_state")) if v) or "-"
         cell = f"{cell:<18}  " if slurm else ""
-        lines.append(f"{j['job_id']:<{width}}  {j['status']:<8}  {took:>7}  {_fmt(j['val_iou']):>7}  "
-                     f"{_fmt(j['test_iou']):>8}  {cell}{j['error'] or ''}".rstrip())
+        lines.append(f"{shorten_middle(j['job_id'], width):<{width}}  {j['status']:<8}  {took:>7}  "
+                     f"{_fmt(j['val_iou']):>7}  {_fmt(j['test_iou']):>8}  {cell}"
+                     f"{shorten_middle(j['error'] or '', room)}".rstrip())
     c = status["counts"]
     tail = (f"{status['state']}: {c['complete']} complete, {c['failed']} failed, {c['running']} running, "
             f"{c['pending']} pending")
     if status["state"] == "running":
         tail += f", ETA {format_seconds(status['eta_s'])}"
-    return "\n".join(lines + [tail])
+    if cut:
+        lines.append(f"({len(cut)} job id(s) or error(s) shortened with '…' to fit {WIDTH} columns; full ids in "
+                     f"{Path(status['out_dir']) / SUMMARY_FILE}, errors in each run's error.json)")
+    return fit_lines(lines + [tail])
