@@ -1,6 +1,6 @@
 """MicroNet encoder weights (Stuckner et al. 2022, npj Comput. Mater. 8:200), published by NASA in the public
 S3 bucket of ``nasa/pretrained-microscopy-models``: URL per (encoder, weights) and the input normalization
-they were trained with; :func:`fetch_micronet` downloads one file into the weights cache, checksummed.
+they were trained with (:func:`input_standardization`); :func:`fetch_micronet` downloads one file into the weights cache, checksummed.
 
 Only on explicit command; nothing here touches the network at import."""
 
@@ -20,6 +20,23 @@ WEIGHT_KINDS = {"micronet": "microscopynet", "imagenet-micronet": "imagenet-micr
 #: mean / std (RGB, [0, 1] input) the MicroNet encoders were trained with
 MICRONET_MEAN = (0.4723, 0.4599, 0.4468)
 MICRONET_STD = (0.1684, 0.1575, 0.1675)
+#: encoder-weights name -> (mean, std) per R, G, B channel of the [0, 1] inputs those weights were trained on
+#: (both MicroNet kinds: ``pretrained_microscopy_models.util.get_special_preprocessing_fn``'s defaults)
+INPUT_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    kind: (MICRONET_MEAN, MICRONET_STD) for kind in WEIGHT_KINDS}
+
+
+def input_standardization(weights: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per input channel for ``weights``' standardization ``(x - mean) / std`` of [0, 1] inputs:
+    the published R, G, B values for 3 channels; otherwise their average for every channel (a grey image is
+    the same intensity in R, G and B, and smp folds the first convolution's RGB filters into the channels)."""
+    if weights not in INPUT_STATS:
+        raise UserError(f"normalization: expected input statistics of one of {', '.join(INPUT_STATS)}, "
+                        f"found {weights!r}")
+    mean, std = INPUT_STATS[weights]
+    if channels == len(mean):
+        return tuple(mean), tuple(std)
+    return (sum(mean) / len(mean),) * channels, (sum(std) / len(std),) * channels
 
 
 def micronet_filename(encoder: str, weights: str) -> str:

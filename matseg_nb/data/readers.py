@@ -111,11 +111,31 @@ def normalize_image(img: np.ndarray, mode: str = "percentile") -> np.ndarray:
     ``percentile``: per channel, 0.5th..99.5th percentile -> 0..1, clipped (robust to hot pixels;
     works for 8-bit, 16-bit and float data alike). ``dtype``: divide by the smallest of
     1 / 255 / 65535 / 2**32-1 that bounds the data. ``none``: unchanged.
+    ``<mode>+<weights>`` (e.g. ``percentile+micronet``, :func:`model_normalization`): ``mode``, then per channel
+    ``(x - mean) / std`` with the statistics the encoder weights were trained with
+    (``micronet.input_standardization``).
     """
+    base, _, weights = mode.partition("+")
     try:
-        fn = _NORMALIZERS[mode]
+        fn = _NORMALIZERS[base]
     except KeyError:
         raise UserError(f"normalization: expected one of {sorted(_NORMALIZERS)}, found '{mode}'") from None
     if img.ndim != 3:
         raise UserError(f"normalization: expected a (C, H, W) image, found shape {img.shape}")
-    return fn(np.asarray(img, dtype=np.float32))
+    out = fn(np.asarray(img, dtype=np.float32))
+    if weights:
+        from matseg_nb.micronet import input_standardization
+
+        mean, std = input_standardization(weights, out.shape[0])
+        out = ((out - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None])
+    return out.astype(np.float32, copy=False)
+
+
+def model_normalization(mode: str, encoder_weights: str | None) -> str:
+    """The normalization of a model's inputs: the profile's ``mode``, plus ``+<weights>`` when the encoder
+    weights were pretrained on standardized inputs (MicroNet: ``percentile`` -> ``percentile+micronet``), so
+    the input normalization follows the weights. Recorded as job.json ``normalization``."""
+    from matseg_nb.micronet import INPUT_STATS
+
+    weights = str(encoder_weights or "").lower()
+    return f"{mode}+{weights}" if weights in INPUT_STATS and "+" not in mode else mode

@@ -223,6 +223,7 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     read). ``threads`` > 0 sets torch's CPU threads. Raises UserError for bad input, ``NonFiniteLossError`` for a NaN/inf loss.
     """
     from matseg_nb.data import open_dataset
+    from matseg_nb.data.readers import model_normalization
 
     _quiet_lightning()
     if threads and threads > 0:
@@ -238,7 +239,7 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     L.seed_everything(seed, workers=True, verbose=False)
 
     ds = open_dataset(typed.dataset)
-    norm = cfg.get("normalization", "percentile")
+    norm = model_normalization(cfg.get("normalization", "percentile"), typed.encoder_weights)
     train, val, test, cv_info = job_splits(ds, typed, norm)
     class_names = [c.name for c in ds.classes]
     model, weights_report = build_model(typed.encoder, typed.decoder, ds.in_channels, ds.num_classes,
