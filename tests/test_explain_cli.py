@@ -50,8 +50,17 @@ def test_cli_writes_heatmap_faithfulness_and_figure(run_and_image, tmp_path, cap
     assert summary["heatmap"]["amp"] is False and summary["heatmap"]["partial"] is False
     assert ExplanationResult.from_json(summary).summary() == summary["summary"]
     assert (out / "explanation.png").stat().st_size > 1000 and (out / "heatmap.png").is_file()
+    cond, rand = faith["conditional"], faith["randomisation"]
+    assert cond["n_perm"] == 39 and cond["cell_px"] == 16 and len(cond["scores"]) == 39
+    assert faith["beyond_proximity"] == (cond["p_value"] <= 0.05)
+    assert [s["label"] for s in rand["steps"]] == ["decoder head", "head and decoder",
+                                                   "head, decoder and last encoder stage"]
+    assert rand["verdict"] in ("differs", "similar", "undecided") and rand["steps"][0]["n_locations"] == 4
     printed = capsys.readouterr().out
-    assert "heatmap: 12 locations" in printed and "distance to A p = " in printed
+    assert "heatmap: 12 locations" in printed and "ring-permutation p = " in summary["summary"]
+    assert "Unconditionally (20 draws each)" in printed and "distance to A (p = " in summary["summary"]
+    assert "model randomisation: H on up to 48 locations on A for each of 3" in printed
+    assert max(len(line) for line in printed.splitlines() if not line.startswith(("heatmap: ", "figure: "))) <= 100
 
 
 def test_cli_mask_from_gt_boundary(run_and_image, tmp_path):

@@ -1,17 +1,29 @@
-"""Faithfulness as a permutation test: uniform p-values for a random map, small for a planted map, and a
-map that only highlights A's surroundings does not pass against the distance-to-A baseline."""
+"""Faithfulness: the unconditional baselines (random pixels, random blocks, distance to A) and the test
+conditional on proximity (H shuffled within rings of distance to A), validated on planted cases:
+
+* a model whose prediction inside A depends on a distant marker: H passes the ring test;
+* a map of pure proximity (-distance to A) fails it, and passes once the rings are merged into one;
+* a random map fails both; over 200 random maps the ring test's p-values are uniform (cheap statistic).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from _explain_helpers import SourceModel, checker_image
 from scipy import ndimage, stats
+from torch import nn
 
 from matseg_nb.errors import UserError
 from matseg_nb.explain import FaithfulnessResult, faithfulness, heatmap
+from matseg_nb.explain.faithfulness import forward_passes, ring_permutation_orders
+from matseg_nb.explain.rings import monte_carlo_p, ring_partition
 
 SRC = (8, 24, 8, 24)
+MARKER = (4, 16, 4, 16)  # (y0, y1, x0, x1), far from A
+SIZE = 64
 
 
 def _setup(size: int = 64):
@@ -21,15 +33,149 @@ def _setup(size: int = 64):
     return model, img, a
 
 
+class MarkerModel(nn.Module):
+    """Class-1 logit per pixel = ``local`` x (9x9 mean of x^2 around it - 1/3) + ``marker`` x (mean of x^2
+    over the distant box ``MARKER`` - 1/2): the prediction inside A depends on its surroundings (proximity)
+    and on a marker far away, which blur and noise deletions both change."""
+
+    def __init__(self, local: float = 4.0, marker: float = 16.0):
+        super().__init__()
+        self.local, self.marker = local, marker
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sq = x[:, :1] ** 2
+        near = F.avg_pool2d(sq, 9, stride=1, padding=4, count_include_pad=False) - 1 / 3
+        y0, y1, x0, x1 = MARKER
+        far = sq[:, :, y0:y1, x0:x1].mean(dim=(2, 3), keepdim=True) - 0.5
+        logit = self.local * near + self.marker * far + 0 * self.dummy
+        return torch.cat([torch.zeros_like(logit), logit], dim=1)
+
+
+def _marker_case():
+    img = np.random.default_rng(7).random((1, SIZE, SIZE)).astype(np.float32)  # texture, mean x^2 = 1/3
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    y0, y1, x0, x1 = MARKER
+    img[0, y0:y1, x0:x1] = (((yy // 2) + (xx // 2)) % 2)[y0:y1, x0:x1]  # checkerboard: mean x^2 = 1/2
+    a = np.zeros((SIZE, SIZE), dtype=bool)
+    a[40:56, 40:56] = True
+    return MarkerModel(), img, a
+
+
+def _faith(model, img, a, hmap, **kw):
+    kw = {"window": 8, "cell": 4, "n_draws": 20, "max_batch": 64, **kw}
+    return faithfulness(model, img, a, hmap, **kw)
+
+
+def test_marker_model_passes_the_ring_test():
+    """H of a model that reads a distant marker points at it: shuffling H within rings loses it."""
+    model, img, a = _marker_case()
+    res = heatmap(model, img, a, kernel="blur", window=8, stride=4, max_batch=32)
+    y0, y1, x0, x1 = MARKER
+    assert res.map[y0:y1, x0:x1].mean() > 3 * res.map[a].mean()  # the planted answer is in H
+    faith = _faith(model, img, a, res.map)
+    c = faith.conditional
+    assert c is not None and c.n_perm == 39 and c.n_rings >= 4 and sum(c.cells_per_ring) == (SIZE // 4) ** 2
+    assert c.p_value == pytest.approx(1 / 40) and faith.beyond_proximity
+    assert c.observed_score > max(c.scores)
+    text = faith.summary()
+    assert "Beyond proximity to A, H points at pixels that change the prediction" in text
+    assert "ring-permutation p = 0.025" in text
+    assert FaithfulnessResult.from_json(faith.to_json()) == faith
+
+
+def test_proximity_map_fails_the_ring_test_but_passes_without_rings():
+    """-distance to A adds nothing beyond proximity, even for a model driven by A's surroundings only: over 6
+    seeds (validation noise, shuffles) it is not shown beyond proximity more than once. With all cells in one ring (no conditioning) the same map passes
+    every time, so the rings, not the score, are what make it fail."""
+    _, img, a = _marker_case()
+    model = MarkerModel(marker=0.0)  # the prediction inside A depends on its surroundings only
+    proximity = -ndimage.distance_transform_edt(~a)
+    ring_p, one_ring_p = [], []
+    for seed in range(6):
+        faith = _faith(model, img, a, proximity, seed=seed)
+        ring_p.append(faith.conditional.p_value)
+        one = _faith(model, img, a, proximity, seed=seed, cells_per_ring=10_000, n_draws=1)
+        assert one.conditional.n_rings == 1 and any("one ring" in n for n in one.notes)
+        one_ring_p.append(one.conditional.p_value)
+    assert sum(p <= 0.05 for p in ring_p) <= 1 and np.mean(ring_p) > 0.3, ring_p
+    assert max(one_ring_p) <= 0.05, one_ring_p
+    assert "H adds nothing shown beyond proximity to A" in faith.summary()
+
+
+def test_random_map_fails_both():
+    model, img, a = _marker_case()
+    for seed in (0, 1):
+        faith = _faith(model, img, a, np.random.default_rng(50 + seed).random((SIZE, SIZE)), seed=seed)
+        assert not faith.beyond_proximity and not faith.faithful
+
+
+def test_ring_test_level_is_uniform_over_random_maps():
+    """200 random maps, 19 shuffles each, scored by a cheap linear deletion statistic (an influence map
+    T that falls with distance to A plus a distant marker, summed over the deleted pixels): P(p <= 0.05)
+    is 1/20 exactly under the null, so the number of rejections is Binomial(200, 0.05)."""
+    a = np.zeros((48, 48), dtype=bool)
+    a[28:44, 28:44] = True
+    dist = ndimage.distance_transform_edt(~a)
+    influence = np.exp(-dist / 6.0)
+    influence[2:10, 2:10] += 1.0
+    t = influence.ravel()
+    rings = ring_partition(a, cell=4)
+    assert rings.n_rings == 18
+    k = [int(f * t.size) for f in (0.05, 0.1, 0.2)]
+
+    def score(order):
+        return float(np.mean([t[order[:n]].sum() for n in k]))
+
+    rng = np.random.default_rng(0)
+    p = []
+    for _ in range(200):
+        hmap = rng.random((48, 48)) + 0.02 * np.exp(-dist / 6.0)  # random beyond its proximity structure
+        obs, null = ring_permutation_orders(hmap, rings, 19, rng)
+        p.append(monte_carlo_p(score(obs[0]), [score(o) for o in null]))
+    p = np.array(p)
+    rejections = int(np.sum(p <= 0.05))
+    lo, hi = stats.binom.ppf([0.0005, 0.9995], 200, 0.05)
+    assert lo <= rejections <= hi, rejections
+    assert 0.45 < p.mean() < 0.6  # E[p] = (1 + 20) / 2 / 20 = 0.525
+    # the same maps with a planted marker in H are rejected nearly always (power of the same path)
+    planted = [rng.random((48, 48)) for _ in range(20)]
+    for h in planted:
+        h[2:10, 2:10] += 1.0
+    p_planted = [monte_carlo_p(score(o[0]), [score(q) for q in n])
+                 for o, n in (ring_permutation_orders(h, rings, 19, rng) for h in planted)]
+    assert np.mean(np.array(p_planted) <= 0.05) >= 0.9
+
+
+def test_rings_partition_keeps_proximity():
+    a = np.zeros((40, 40), dtype=bool)
+    a[:, :4] = True
+    rings = ring_partition(a, cell=4, cells_per_ring=20)
+    # A is the first column of cells and distance grows along x only: each ring is two columns of cells
+    ring_cols = rings.ring_of_cell.reshape(10, 10)
+    assert (ring_cols == ring_cols[0]).all() and ring_cols[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert rings.ring_edges_px[0] == 0.0 and rings.ring_edges_px[1] == 6.5 and rings.n_rings == 5
+    assert rings.ring_spans_px[1] == 4.0
+    values = np.arange(100, dtype=float)
+    shuffled = rings.permuted(values, np.random.default_rng(0))
+    for r in range(rings.n_rings):
+        in_r = rings.ring_of_cell == r
+        assert sorted(shuffled[in_r]) == sorted(values[in_r])
+    assert not np.array_equal(shuffled, values)
+    odd = ring_partition(a, cell=4, cells_per_ring=30)  # 100 cells: the last 10 join the third ring
+    assert np.bincount(odd.ring_of_cell).tolist() == [30, 30, 40]
+
+
 def test_planted_map_passes_against_every_baseline():
     model, img, a = _setup()
     res = heatmap(model, img, a, kernel="blur", window=8, stride=4, max_batch=16)
-    faith = faithfulness(model, img, a, res.map, window=8, heatmap_kernel="blur", n_draws=20, max_batch=32)
+    faith = faithfulness(model, img, a, res.map, window=8, heatmap_kernel="blur", n_draws=20, max_batch=32,
+                         n_perm=0)
     assert set(faith.baselines) == {"random_pixels", "random_blocks", "distance_to_A"}
     assert faith.perturbation == "noise"  # validated with another perturbation than H's blur
     for b in faith.baselines.values():
         assert b.p_value == pytest.approx(1 / 21) and len(b.scores) == 20
-    assert faith.faithful
+    assert faith.faithful and faith.conditional is None
     text = faith.summary()
     assert "faithful at level 0.05" in text and "distance to A p = 0.048" in text
     back = FaithfulnessResult.from_json(faith.to_json())
@@ -44,7 +190,7 @@ def test_random_map_p_values_are_uniform_over_seeds():
     for seed in range(30):
         hmap = np.random.default_rng(100 + seed).random((48, 48))
         faith = faithfulness(model, img, a, hmap, window=8, fractions=(0.05, 0.1), n_draws=19, seed=seed,
-                             max_batch=64)
+                             max_batch=64, n_perm=0)
         p_values.append(faith.baselines["random_pixels"].p_value)
         n_faithful += faith.faithful
     p = np.array(p_values)
@@ -54,20 +200,25 @@ def test_random_map_p_values_are_uniform_over_seeds():
     assert stats.kstest(p, "uniform").pvalue > 0.01
 
 
-def test_map_of_a_surroundings_is_not_faithful_against_distance_baseline():
-    """The trivial explanation 'distance to A' is itself not accepted as faithful: it ties its own baseline."""
-    model, img, a = _setup()
-    trivial = -ndimage.distance_transform_edt(~a)
-    faith = faithfulness(model, img, a, trivial, window=8, n_draws=20, max_batch=64)
-    assert faith.baselines["distance_to_A"].p_value > 0.05 and not faith.faithful
-    assert "not shown faithful" in faith.summary()
-
-
 def test_bad_inputs_for_the_test():
     model, img, a = _setup()
-    with pytest.raises(UserError, match="empty"):
+    with pytest.raises(UserError, match="expected at least one pixel inside A, found an empty mask"):
         faithfulness(model, img, np.zeros_like(a), np.zeros(a.shape), window=8)
+    with pytest.raises(UserError, match="found A covering the whole 64x64 px image"):
+        faithfulness(model, img, np.ones_like(a), np.zeros(a.shape), window=8)
     with pytest.raises(UserError, match="shape"):
         faithfulness(model, img, a[:10], np.zeros(a.shape), window=8)
-    whole = faithfulness(model, img, np.ones_like(a), np.zeros(a.shape), window=8, n_draws=3, fractions=(0.1,))
-    assert any("whole image" in n for n in whole.notes) and any("cannot reach" in n for n in whole.notes)
+    few = faithfulness(model, img, a, np.zeros(a.shape), window=8, n_draws=3, n_perm=5, fractions=(0.1,))
+    assert sum("cannot reach" in n for n in few.notes) == 2
+    assert forward_passes(1, 3, 5) == 1 + 9 + 6
+
+
+def test_old_results_keep_their_sentence():
+    """faithfulness.json written before the ring test (no ``conditional``) reads back with its old sentence."""
+    model, img, a = _setup()
+    faith = faithfulness(model, img, a, np.zeros(a.shape), window=8, n_draws=3, n_perm=0, fractions=(0.1,))
+    d = faith.to_json()
+    for key in ("conditional", "randomisation", "beyond_proximity"):
+        d.pop(key)
+    back = FaithfulnessResult.from_json(d)
+    assert back.beyond_proximity is None and back.summary().startswith("H is not shown faithful")

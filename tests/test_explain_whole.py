@@ -61,7 +61,8 @@ def test_budgeted_explanation_records_its_grid_and_stays_within_it(folder_run, t
                         grid_candidates=((16, 16), (32, 32)), n_draws=3, level=0.5, progress=False, log=None)
     assert (res.heatmap["window"], res.heatmap["stride"]) == (16, 16) and not res.partial
     assert res.heatmap["n_locations"] == 36
-    assert res.grid_plan["fits"] and res.grid_plan["faithfulness_passes"] == (1 + 3 * 3) * 4
+    # H, 3 x 3 baseline draws, H at cell resolution and 39 ring shuffles, at 4 fractions
+    assert res.grid_plan["fits"] and res.grid_plan["faithfulness_passes"] == (1 + 3 * 3 + 1 + 39) * 4
     assert any("chosen to fit the 10-min budget" in n for n in res.notes)
     assert not any("not an image of the run's dataset" in n for n in res.notes)  # it is one
     saved = ExplanationResult.from_json(json.loads((tmp_path / "o" / "explain.json").read_text()))
@@ -82,7 +83,10 @@ def test_figure_has_readable_panels_and_the_unit_of_h(folder_run, tmp_path):
     assert fig.get_size_inches()[0] >= 18 and fig.get_size_inches()[1] >= 12
     assert any("ground-truth class boundaries" in t for t in titles) and any("heatmap H" in t for t in titles)
     assert any(H_UNIT in ax.get_ylabel() for ax in fig.axes)  # the colour bar's label
-    assert "random blocks p = " in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    text = " ".join(t.get_text() for ax in fig.axes for t in ax.texts).replace("\n", " ")
+    assert "ring-permutation p = " in text and "random blocks (p = " in text
+    assert any("rings of distance to A" in t.get_text() for ax in fig.axes if ax.get_legend()
+               for t in ax.get_legend().get_texts())
 
 
 def _cli(run, img, mask, out, *extra) -> list[str]:
@@ -90,21 +94,22 @@ def _cli(run, img, mask, out, *extra) -> list[str]:
             "--level", "0.5", "--out", str(out), *extra]
 
 
-def test_empty_mask_is_one_line(folder_run, tmp_path, capsys):
+@pytest.mark.parametrize(("values", "message"), [
+    (0, "empty.png: expected at least one pixel inside A, found an empty mask (0 of 96x96 px)"),
+    (1, "whole.png: expected pixels outside A too (H is tested by distance to A), found A covering the whole "
+        "96x96 px image"),
+])
+def test_empty_and_whole_image_masks_are_one_line(folder_run, tmp_path, capsys, values, message):
     run, img, _, _ = folder_run
-    empty = save_annotation(np.zeros((96, 96)), tmp_path / "empty.png")
-    assert main(_cli(run, img, empty, tmp_path / "o")) == 2
+    png = save_annotation(np.full((96, 96), values), tmp_path / ("whole.png" if values else "empty.png"))
+    assert main(_cli(run, img, png, tmp_path / "o")) == 2
     err = capsys.readouterr().err
-    assert "expected at least one pixel inside A, found an empty mask" in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o" / "explain.json").exists()
 
 
-def test_whole_image_and_anti_aliased_masks_are_stated_notes(folder_run, tmp_path, capsys):
+def test_anti_aliased_masks_are_stated_notes(folder_run, tmp_path, capsys):
     run, img, _, _ = folder_run
-    whole = save_annotation(np.ones((96, 96)), tmp_path / "whole.png")
-    assert main(_cli(run, img, whole, tmp_path / "w")) == 0
-    summary = json.loads((tmp_path / "w" / "explain.json").read_text())["summary"]
-    assert "A is the whole image" in summary and "distance-to-A baseline is a random order" in summary
     soft = np.zeros((96, 96), np.uint8)
     soft[20:40, 20:40] = 255
     soft[19, 20:40] = 90  # anti-aliased edge

@@ -31,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop the heatmap after MIN minutes with a partial map, marked partial")
     p.add_argument("--draws", type=int, default=20, help="draws of each faithfulness baseline (default 20)")
     p.add_argument("--level", type=float, default=0.05, help="faithfulness test level (default 0.05)")
+    p.add_argument("--ring-permutations", type=int, default=39, metavar="N",
+                   help="shuffles of H within rings of distance to A (test conditional on proximity; "
+                        "default 39, 0 skips)")
+    p.add_argument("--randomisation-locations", type=int, default=48, metavar="N",
+                   help="locations on A of the model-randomisation check (default 48, 0 skips)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=handler)
 
@@ -90,9 +95,11 @@ def handler(args: argparse.Namespace) -> int:
     summary = explain_image(args.run_dir, args.image, mask, args.out, kernel=args.kernel, window=args.window,
                             stride=args.stride, kernel_params=_kernel_params(args.kernel_param),
                             region_dilation=args.region_dilation, device=args.device, max_batch=args.max_batch,
-                            amp=args.amp, max_minutes=args.max_minutes, n_draws=args.draws, level=args.level)
+                            amp=args.amp, max_minutes=args.max_minutes, n_draws=args.draws, level=args.level,
+                            n_perm=args.ring_permutations, randomisation_locations=args.randomisation_locations)
     if "amp_noise_floor" in summary.heatmap:
         print(f"AMP noise floor (H of the unperturbed image): {summary.heatmap['amp_noise_floor']:.3g}")
-    print(summary.summary())
-    print(f"files: {Path(args.out) / 'heatmap.npy'}, figure {Path(args.out) / 'explanation.png'}")
+    print("\n".join(summary.summary_lines()))
+    print(f"heatmap: {Path(args.out) / 'heatmap.npy'}")
+    print(f"figure: {Path(args.out) / 'explanation.png'}")
     return 0

@@ -60,12 +60,26 @@ def save_annotation(mask: np.ndarray, png: str | Path, image_path: str | Path | 
     return png
 
 
+def check_mask_extent(a: np.ndarray, name: str) -> None:
+    """UserError unless A (H, W) bool has pixels both inside and outside; ``name``: the file or field.
+
+    An empty A leaves nothing to explain; an A covering the whole image leaves no distance to A, which the
+    faithfulness test conditions on (``matseg_nb.explain.faithfulness``)."""
+    h, w = a.shape
+    if not a.any():
+        raise UserError(f"{name}: expected at least one pixel inside A, found an empty mask (0 of {h}x{w} px)")
+    if a.all():
+        raise UserError(f"{name}: expected pixels outside A too (H is tested by distance to A), found A "
+                        f"covering the whole {h}x{w} px image")
+
+
 def load_annotation(png: str | Path, image_shape: tuple[int, ...] | None = None,
-                    notes: list[str] | None = None) -> np.ndarray:
+                    notes: list[str] | None = None, check_extent: bool = False) -> np.ndarray:
     """Read A from ``png`` as bool (H, W); ``image_shape`` (H, W) or (C, H, W) must match.
 
     A PNG with values other than 0 and its maximum (anti-aliased brush edges) is thresholded at half
-    its maximum; the note saying so is appended to ``notes``."""
+    its maximum; the note saying so is appended to ``notes``. ``check_extent``: an empty A or one covering
+    the whole image is a UserError naming ``png`` (:func:`check_mask_extent`; explanations need both)."""
     png = Path(png)
     if not png.is_file():
         raise UserError(f"{png}: expected an annotation PNG, found no such file")
@@ -87,8 +101,11 @@ def load_annotation(png: str | Path, image_shape: tuple[int, ...] | None = None,
         if notes is not None:
             notes.append(f"{png.name} is not binary ({values.size} grey levels, e.g. anti-aliased edges): "
                          f"thresholded at {hi / 2:g} (half its maximum), {int(a.sum())} px inside A")
-        return a
-    return arr > 0
+    else:
+        a = arr > 0
+    if check_extent:
+        check_mask_extent(a, str(png))
+    return a
 
 
 def load_annotation_meta(png: str | Path) -> dict:

@@ -18,6 +18,13 @@ Per baseline the empirical p-value is ``(1 + #{draws scoring >= the heatmap}) / 
 (smallest possible value 1 / (n_draws + 1): with 20 draws 0.048). ``faithful`` is true only when
 the p-value against *every* baseline is <= ``level``.
 
+Deleting the pixels nearest A is nearly unbeatable (they drive the prediction inside A), so these
+unconditional baselines answer "is H better than proximity?". The *conditional* test
+(``conditional``, :mod:`matseg_nb.explain.rings`) answers the expert's question "at a given distance from
+A, does H point at what changes the prediction?": H's cell values are shuffled ``n_perm`` times within
+rings of distance to A, which keeps H's proximity structure, and the same deletion score is compared;
+``beyond_proximity`` is true when that p-value is <= ``level``.
+
 The validation perturbation differs from the kernel that built H, so that agreement is not
 circular: Gaussian noise (std = the image's std per channel, seeded) when H used ``blur``, else a
 Gaussian blur (sigma = window / 4 px).
@@ -32,9 +39,18 @@ import torch
 from scipy import ndimage
 
 from matseg_nb.errors import UserError
+from matseg_nb.explain.annotation import check_mask_extent
 from matseg_nb.explain.forward import ProbFn
 from matseg_nb.explain.kernels import make_perturbation
+from matseg_nb.explain.randomisation import RandomisationResult
+from matseg_nb.explain.rings import RingPartition, monte_carlo_p, ring_partition
 
+#: shuffles of the ring-permutation test: (n + 1) x 0.05 is an integer, so the Monte Carlo test has exact size
+#: 0.05 (Davison & Hinkley 1997, sec. 4.2.5), and its smallest p, 1/40 = 0.025, leaves a margin below 0.05
+DEFAULT_RING_PERMUTATIONS = 39
+#: cells per ring (:mod:`matseg_nb.explain.rings`): the narrowest rings that still shuffle (a value stays put
+#: in 1 of 8 shuffles); wider rings let a pure proximity map pass (tests/test_explain_faithfulness.py)
+CELLS_PER_RING = 8
 DEFAULT_FRACTIONS = (0.02, 0.05, 0.1, 0.2)
 BASELINES = ("random_pixels", "random_blocks", "distance_to_A")
 BASELINE_TEXT = {"random_pixels": "random pixels", "random_blocks": "random blocks",
@@ -50,6 +66,26 @@ class BaselineTest:
     scores: list[float]
     mean_curve: list[float]
     p_value: float
+
+
+@dataclass
+class ConditionalTest:
+    """The ring-permutation test: H's cell means (``cell_px`` squares) shuffled ``n_perm`` times within
+    ``n_rings`` rings of distance to A (nearest distance ``ring_edges_px`` and spread ``ring_spans_px`` of
+    each, ``cells_per_ring``); ``observed_score`` is the deletion score of H at cell
+    resolution, ``scores`` those of the shuffles (same unit as :class:`BaselineTest`)."""
+
+    n_perm: int
+    n_rings: int
+    cell_px: int
+    ring_edges_px: list[float]
+    ring_spans_px: list[float]
+    cells_per_ring: list[int]
+    observed_score: float
+    scores: list[float]
+    mean_curve: list[float]
+    p_value: float
+    name: str = "ring_permutation"
 
 
 @dataclass
@@ -71,26 +107,85 @@ class FaithfulnessResult:
     baselines: dict[str, BaselineTest]
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    conditional: ConditionalTest | None = None  # the ring-permutation test (None: not run)
+    randomisation: RandomisationResult | None = None  # the model-randomisation check (None: not run)
+
+    @property
+    def beyond_proximity(self) -> bool | None:
+        """Ring-permutation p <= level (None when the conditional test was not run)."""
+        return None if self.conditional is None else self.conditional.p_value <= self.level
+
+    def _span(self) -> str:
+        return f"{100 * min(self.fractions):g}-{100 * max(self.fractions):g}% of the image"
+
+    def conditional_sentence(self) -> str:
+        """What the ring-permutation test means for the expert."""
+        c = self.conditional
+        rings = f"{c.n_rings} ring{'s' if c.n_rings > 1 else ''} of distance to A"
+        if self.beyond_proximity:
+            return (f"Beyond proximity to A, H points at pixels that change the prediction inside A: deleting "
+                    f"its top pixels ({self._span()}, {self.perturbation} validation) changes {c.observed_score:.3g} "
+                    f"of probability mass per A pixel, more than H shuffled within {rings} "
+                    f"(ring-permutation p = {c.p_value:.3f}, {c.n_perm} shuffles).")
+        return (f"H adds nothing shown beyond proximity to A: shuffled within {rings}, it changes the "
+                f"prediction inside A about as much ({float(np.mean(c.scores)):.3g} vs {c.observed_score:.3g} "
+                f"per A pixel, ring-permutation p = {c.p_value:.3f}, {c.n_perm} shuffles), so what H ranks "
+                f"high may simply be what lies near A.")
+
+    def baseline_sentence(self) -> str:
+        """The unconditional baselines, reported apart: which H beats and which not."""
+        def part(names):
+            items = [f"{BASELINE_TEXT.get(n, n)} (p = {self.baselines[n].p_value:.3f})" for n in names]
+            return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+        beats = [n for n, b in self.baselines.items() if b.p_value <= self.level]
+        loses = [n for n in self.baselines if n not in beats]
+        head = f"Unconditionally ({self.n_draws} draws each), deleting H's top pixels"
+        if not loses:
+            return (f"{head} changes the prediction more than {part(beats)}: faithful at level "
+                    f"{self.level:g} against all three.")
+        text = (f"{head} changes the prediction more than {part(beats)}, but not" if beats
+                else f"{head} does not change the prediction")
+        text += f" more than {part(loses)}"
+        if "distance_to_A" in loses:
+            text += " (pixels nearest A drive the prediction inside A, so that order is hard to beat)"
+        return text + "."
+
+    def sentences(self) -> list[str]:
+        """The result as sentences: conditional test, unconditional baselines, randomisation, notes."""
+        if self.conditional is None:  # results written before the conditional test existed
+            parts = ", ".join(f"{BASELINE_TEXT.get(n, n)} p = {b.p_value:.3f}" for n, b in self.baselines.items())
+            verdict = "faithful" if self.faithful else "not shown faithful"
+            out = [f"H is {verdict} at level {self.level:g}: deleting its top pixels ({self.perturbation} "
+                   f"validation, {self._span()}) changes {self.top_score:.3g} of probability mass per A pixel "
+                   f"vs {self.n_draws} draws each of {parts}."]
+        else:
+            out = [self.conditional_sentence(), self.baseline_sentence()]
+        if self.randomisation is not None:
+            out.append(self.randomisation.sentence())
+        if self.notes:
+            out.append("Note: " + "; ".join(self.notes) + ".")
+        return out
 
     def summary(self) -> str:
-        """One sentence with the numbers, e.g. for the CLI, the notebook and the report."""
-        parts = ", ".join(f"{BASELINE_TEXT.get(n, n)} p = {b.p_value:.3f}" for n, b in self.baselines.items())
-        verdict = "faithful" if self.faithful else "not shown faithful"
-        text = (f"H is {verdict} at level {self.level:g}: deleting its top pixels ({self.perturbation} "
-                f"validation, {100 * min(self.fractions):g}-{100 * max(self.fractions):g}% of the image) changes "
-                f"{self.top_score:.3g} of probability mass per A pixel vs {self.n_draws} draws each of "
-                f"{parts}.")
-        return text + (" Note: " + "; ".join(self.notes) if self.notes else "")
+        """The sentences of :meth:`sentences` as one paragraph (CLI, notebook, report, JSON)."""
+        return " ".join(self.sentences())
 
     def to_json(self) -> dict:
         """JSON-safe dict (``from_json`` restores it); includes ``summary``."""
-        return {**asdict(self), "summary": self.summary()}
+        d = asdict(self)
+        d["randomisation"] = None if self.randomisation is None else self.randomisation.to_json()
+        return {**d, "beyond_proximity": self.beyond_proximity, "summary": self.summary()}
 
     @classmethod
     def from_json(cls, data: dict) -> FaithfulnessResult:
-        d = {k: v for k, v in data.items() if k != "summary"}
+        d = {k: v for k, v in data.items() if k not in ("summary", "beyond_proximity")}
         keys = [k for k in BASELINES if k in d["baselines"]] + [k for k in d["baselines"] if k not in BASELINES]
         d["baselines"] = {k: BaselineTest(**d["baselines"][k]) for k in keys}  # JSON writers may sort keys
+        if d.get("conditional") is not None:
+            d["conditional"] = ConditionalTest(**d["conditional"])
+        if d.get("randomisation") is not None:
+            d["randomisation"] = RandomisationResult.from_json(d["randomisation"])
         return cls(**d)
 
 
@@ -112,6 +207,16 @@ def _distance_order(dist: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.lexsort((rng.permutation(dist.size), dist.ravel()))
 
 
+def ring_permutation_orders(hmap: np.ndarray, rings: RingPartition, n_perm: int,
+                            rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """([deletion order of H at the resolution of ``rings``' cells], [``n_perm`` orders of H's cell values
+    shuffled within rings]); highest first, ties at random. Under the null, the first is exchangeable with
+    the others, so any score of the orders gives an exact-valid :func:`monte_carlo_p`."""
+    values = rings.cell_means(hmap)
+    observed = [_top_order(rings.to_map(values), rng)]
+    return observed, [_top_order(rings.to_map(rings.permuted(values, rng)), rng) for _ in range(n_perm)]
+
+
 def validation_perturbation(image: torch.Tensor, heatmap_kernel: str, window: int, seed: int):
     """The perturbation used for deletion: noise when H was built by ``blur``, else blur."""
     if heatmap_kernel == "blur":
@@ -122,12 +227,18 @@ def validation_perturbation(image: torch.Tensor, heatmap_kernel: str, window: in
 
 def faithfulness(model, image, mask, hmap, window: int = 16, heatmap_kernel: str = "blur",
                  fractions=DEFAULT_FRACTIONS, n_draws: int = 20, level: float = 0.05, seed: int = 0,
-                 max_batch: int = 8, device=None, progress: bool = False) -> FaithfulnessResult:
+                 max_batch: int = 8, device=None, progress: bool = False, cell: int | None = None,
+                 n_perm: int = DEFAULT_RING_PERMUTATIONS, cells_per_ring: int = CELLS_PER_RING) -> FaithfulnessResult:
     """Test heatmap ``hmap`` (H, W) of ``model`` on ``image`` (C, H, W) for mask A ``mask`` (H, W)
-    against ``n_draws`` draws of each baseline (see module docstring); ``window`` (px) sizes the
-    random blocks and the blur; ``heatmap_kernel`` picks the validation perturbation."""
+    against ``n_draws`` draws of each baseline and, conditional on proximity, against ``n_perm`` shuffles
+    of H within rings of distance to A (see module docstring); ``window`` (px) sizes the random blocks,
+    and the blur; ``cell`` (px, default window / 4; pass the heatmap's stride) is the unit shuffled,
+    ``cells_per_ring`` cells per ring; ``heatmap_kernel`` picks the validation perturbation.
+    ``n_perm`` 0 skips the conditional test."""
     if n_draws < 1:
         raise UserError(f"n_draws: expected >= 1, found {n_draws}")
+    if n_perm < 0:
+        raise UserError(f"n_perm: expected >= 0 ring permutations, found {n_perm}")
     fn = model if isinstance(model, ProbFn) else ProbFn(model, device=device, amp=False)
     x = torch.as_tensor(np.asarray(image, np.float32)).to(fn.device)
     x = x[None] if x.ndim == 2 else x
@@ -135,11 +246,8 @@ def faithfulness(model, image, mask, hmap, window: int = 16, heatmap_kernel: str
     if a_np.shape != tuple(x.shape[1:]) or np.shape(hmap) != a_np.shape:
         raise UserError(f"faithfulness: expected mask and heatmap of the image's shape {tuple(x.shape[1:])}, "
                         f"found {a_np.shape} and {np.shape(hmap)}")
-    if not a_np.any():
-        raise UserError("mask A: expected at least one pixel inside A, found an empty mask")
+    check_mask_extent(a_np, "mask A")
     notes = []
-    if a_np.all():
-        notes.append("A is the whole image, so the distance-to-A baseline is a random order")
     a = torch.as_tensor(a_np.astype(np.float32), device=fn.device)
     pert = validation_perturbation(x, heatmap_kernel, window, seed)
     fracs = sorted({float(f) for f in fractions})
@@ -149,18 +257,62 @@ def faithfulness(model, image, mask, hmap, window: int = 16, heatmap_kernel: str
     orders["random_pixels"] = [rng.permutation(a_np.size) for _ in range(n_draws)]
     orders["random_blocks"] = [_block_order(a_np.shape, int(window), rng) for _ in range(n_draws)]
     orders["distance_to_A"] = [_distance_order(dist, rng) for _ in range(n_draws)]
+    rings = None
+    if n_perm:
+        rings = ring_partition(a_np, cell or max(1, int(window) // 4), cells_per_ring)
+        orders["cells"], orders["rings"] = ring_permutation_orders(hmap, rings, n_perm,
+                                                                   np.random.default_rng([seed, 1]))
+    curves = deletion_curves(fn, x, a, pert.field, orders, fracs, max_batch, progress)
+    top_curve = curves[("top", 0)]
+    top = float(np.mean(top_curve))
+    baselines = {}
+    for name in BASELINES:
+        per = np.array([curves[(name, d)] for d in range(n_draws)])
+        scores = per.mean(axis=1)
+        baselines[name] = BaselineTest(name, [float(v) for v in scores], [float(v) for v in per.mean(axis=0)],
+                                       monte_carlo_p(top, scores))
+    if 1.0 / (n_draws + 1) > level:
+        notes.append(f"{n_draws} draws cannot reach p <= {level:g}; use more")
+    conditional = None
+    if rings is not None:
+        per = np.array([curves[("rings", d)] for d in range(n_perm)])
+        scores = per.mean(axis=1)
+        obs = float(np.mean(curves[("cells", 0)]))
+        conditional = ConditionalTest(
+            n_perm=int(n_perm), n_rings=rings.n_rings, cell_px=rings.cell,
+            ring_edges_px=[round(e, 2) for e in rings.ring_edges_px],
+            ring_spans_px=[round(e, 2) for e in rings.ring_spans_px],
+            cells_per_ring=np.bincount(rings.ring_of_cell, minlength=rings.n_rings).tolist(),
+            observed_score=obs, scores=[float(v) for v in scores], mean_curve=[float(v) for v in per.mean(axis=0)],
+            p_value=monte_carlo_p(obs, scores))
+        if 1.0 / (n_perm + 1) > level:
+            notes.append(f"{n_perm} ring permutations cannot reach p <= {level:g}; use more")
+        if rings.n_rings == 1:
+            notes.append("every cell lies within one ring of A, so the ring test only shuffles H's cells")
+    return FaithfulnessResult(
+        faithful=all(b.p_value <= level for b in baselines.values()), level=float(level), n_draws=int(n_draws),
+        fractions=fracs, perturbation=pert.name, perturbation_params=pert.params, heatmap_kernel=heatmap_kernel,
+        a_pixels=int(a_np.sum()), image_pixels=int(a_np.size), top_curve=top_curve, top_score=top,
+        baselines=baselines, seed=int(seed), notes=notes, conditional=conditional)
+
+
+def deletion_curves(fn, x: torch.Tensor, a: torch.Tensor, field: torch.Tensor, orders: dict[str, list],
+                    fracs: list[float], max_batch: int = 8, progress: bool = False) -> dict[tuple[str, int], list]:
+    """Deletion curves {(order name, draw): [l1 per A pixel at each fraction]}: for each order (pixel
+    indices, first deleted first) and fraction f, the first f x H x W pixels of ``x`` (C, H, W) take the
+    values of ``field`` (C, H, W) and ||Z*A - Z'*A||_1 / |A| is measured."""
     jobs = [(s, d, f) for s, lst in orders.items() for d in range(len(lst)) for f in fracs]
-    npx, c = a_np.size, x.shape[0]
+    npx, c = int(a.numel()), x.shape[0]
     z = fn(x[None])[0] * a
     n_a = float(a.sum())
-    field_flat = pert.field.reshape(c, -1)
+    field_flat = field.reshape(c, -1)
     curves: dict[tuple[str, int], list[float]] = {}
     bar = _progress(len(jobs), "faithfulness", progress)
     for start in range(0, len(jobs), max_batch):
         chunk = jobs[start : start + max_batch]
         xb = x[None].repeat(len(chunk), 1, 1, 1)
         for b, (s, d, f) in enumerate(chunk):
-            idx = torch.as_tensor(orders[s][d][: int(round(f * npx))], device=fn.device)
+            idx = torch.as_tensor(orders[s][d][: int(round(f * npx))], device=x.device)
             xb[b].reshape(c, -1)[:, idx] = field_flat[:, idx]
         zb = fn(xb) * a
         l1 = ((z[None] - zb).abs().sum(dim=(1, 2, 3)) / n_a).double().cpu().numpy()
@@ -170,21 +322,12 @@ def faithfulness(model, image, mask, hmap, window: int = 16, heatmap_kernel: str
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    top_curve = curves[("top", 0)]
-    top = float(np.mean(top_curve))
-    baselines = {}
-    for name in BASELINES:
-        per = np.array([curves[(name, d)] for d in range(n_draws)])
-        scores = per.mean(axis=1)
-        p = float((1 + np.sum(scores >= top)) / (n_draws + 1))
-        baselines[name] = BaselineTest(name, [float(v) for v in scores], [float(v) for v in per.mean(axis=0)], p)
-    if 1.0 / (n_draws + 1) > level:
-        notes.append(f"{n_draws} draws cannot reach p <= {level:g}; use more")
-    return FaithfulnessResult(
-        faithful=all(b.p_value <= level for b in baselines.values()), level=float(level), n_draws=int(n_draws),
-        fractions=fracs, perturbation=pert.name, perturbation_params=pert.params, heatmap_kernel=heatmap_kernel,
-        a_pixels=int(a_np.sum()), image_pixels=int(npx), top_curve=top_curve, top_score=top, baselines=baselines,
-        seed=int(seed), notes=notes)
+    return curves
+
+
+def forward_passes(n_fractions: int, n_draws: int, n_perm: int = DEFAULT_RING_PERMUTATIONS) -> int:
+    """Whole-image forward passes of :func:`faithfulness` (H, the baselines, H at cell resolution, shuffles)."""
+    return (1 + 3 * int(n_draws) + (int(n_perm) + 1 if n_perm else 0)) * int(n_fractions)
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -53,11 +53,18 @@ def explanation_figure(image, mask, hmap, faith=None, title: str = "", predictio
         ax.plot(fr, faith.top_curve, "-o", label=f"H's top pixels (score {faith.top_score:.3g})")
         for name, b in faith.baselines.items():
             ax.plot(fr, b.mean_curve, "--", label=f"{name}, mean of {faith.n_draws} (p = {b.p_value:.3f})")
-        ax.set_title(("faithful" if faith.faithful else "not shown faithful") + f" at level {faith.level:g}")
+        if (c := faith.conditional) is not None:  # the test conditional on proximity
+            ax.plot(fr, c.mean_curve, ":", lw=2, label=f"H shuffled within {c.n_rings} rings of distance to A, "
+                    f"mean of {c.n_perm} (p = {c.p_value:.3f})")
+            ax.set_title(("H points beyond proximity to A" if faith.beyond_proximity
+                          else "nothing shown beyond proximity to A") + f" (ring p = {c.p_value:.3f})")
+        else:
+            ax.set_title(("faithful" if faith.faithful else "not shown faithful") + f" at level {faith.level:g}")
         ax.set_xlabel(f"pixels replaced by {faith.perturbation} (% of image)")
         ax.set_ylabel("change of probability mass per A pixel")
         ax.legend(fontsize=9)
-        axes[5].text(0.0, 1.0, textwrap.fill(faith.summary(), 60), va="top", ha="left", fontsize=10,
+        axes[5].text(0.0, 1.0, "\n\n".join(textwrap.fill(t, 64) for t in faith.sentences()), va="top", ha="left",
+                     fontsize=9,
                      transform=axes[5].transAxes)
     else:
         ax.axis("off")

@@ -12,10 +12,17 @@ import numpy as np
 from matseg_nb.atomic import atomic_write_bytes, atomic_write_json
 from matseg_nb.errors import UserError
 from matseg_nb.explain.annotation import load_annotation, load_annotation_meta
-from matseg_nb.explain.faithfulness import DEFAULT_FRACTIONS, FaithfulnessResult, faithfulness
+from matseg_nb.explain.faithfulness import (
+    DEFAULT_FRACTIONS,
+    DEFAULT_RING_PERMUTATIONS,
+    FaithfulnessResult,
+    faithfulness,
+    forward_passes,
+)
 from matseg_nb.explain.figures import explanation_figure
 from matseg_nb.explain.forward import prediction_fn
 from matseg_nb.explain.heatmap import heatmap
+from matseg_nb.explain.randomisation import DEFAULT_LOCATIONS, cascade_steps, model_randomisation
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -164,15 +171,29 @@ class ExplanationResult:
     def partial(self) -> bool:
         return bool(self.heatmap.get("partial"))
 
-    def summary(self) -> str:
-        """Two sentences: the heatmap's size and time, then the faithfulness sentence."""
+    def heatmap_sentence(self) -> str:
+        """The heatmap's size and time."""
         h = self.heatmap
-        head = (f"Heatmap of {Path(self.image).name} with A = {self.mask_source}: {h['n_locations']} locations "
+        return (f"Heatmap of {Path(self.image).name} with A = {self.mask_source}: {h['n_locations']} locations "
                 f"(window {h['window']} px, stride {h['stride']} px, {h['kernel']}, "
                 f"{'AMP' if h.get('amp') else 'float32'}) in {h['seconds']:.1f} s"
                 + (" - PARTIAL, stopped by max_minutes" if self.partial else "") + ".")
-        notes = (" Notes: " + "; ".join(self.notes) + ".") if self.notes else ""
-        return f"{head} {self.faithfulness.summary()}{notes}"
+
+    def summary_parts(self) -> list[str]:
+        """The heatmap sentence, the faithfulness sentences (:meth:`FaithfulnessResult.sentences`), notes."""
+        notes = ["Notes: " + "; ".join(self.notes) + "."] if self.notes else []
+        return [self.heatmap_sentence(), *self.faithfulness.sentences(), *notes]
+
+    def summary(self) -> str:
+        """:meth:`summary_parts` as one paragraph."""
+        return " ".join(self.summary_parts())
+
+    def summary_lines(self, width: int = 100) -> list[str]:
+        """:meth:`summary_parts` for a terminal, each wrapped at ``width`` columns (continuations indented)."""
+        import textwrap
+
+        return [line for part in self.summary_parts()
+                for line in textwrap.wrap(part, width, subsequent_indent="  ", break_on_hyphens=False)]
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -191,6 +212,7 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
                   stride: int | None = 4, kernel_params: dict | None = None, region_dilation: int | None = None,
                   device: str = "cpu", max_batch: int | None = None, fractions=DEFAULT_FRACTIONS,
                   n_draws: int = 20, level: float = 0.05, amp: bool = False, max_minutes: float | None = None,
+                  n_perm: int = DEFAULT_RING_PERMUTATIONS, randomisation_locations: int = DEFAULT_LOCATIONS,
                   progress: bool = True, log=print, mask_source: str | None = None,
                   model=None, image: np.ndarray | None = None, meta: dict | None = None,
                   budget_minutes: float | None = None, grid_candidates=GRID_CANDIDATES) -> ExplanationResult:
@@ -198,7 +220,9 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     ``explanation.png`` and ``explain.json`` under ``out_dir``; returns :class:`ExplanationResult`.
 
     ``region_dilation`` (px) restricts locations to a dilation of A; ``fractions`` / ``n_draws`` /
-    ``level``: the faithfulness test (:func:`faithfulness`); ``amp``: autocast instead of float32;
+    ``n_perm`` / ``level``: the faithfulness test (:func:`faithfulness`, shuffling H's stride cells within
+    rings of distance to A); ``randomisation_locations``: locations of the model-randomisation check
+    (:func:`~matseg_nb.explain.randomisation.model_randomisation`, 0 skips it); ``amp``: autocast instead of float32;
     ``max_minutes``: stop the heatmap early (partial map, marked so); ``log``: progress lines
     (``None``: silent). ``model``/``image``/``meta`` skip loading from the run folder.
     ``budget_minutes`` with ``window``/``stride`` None: :func:`choose_grid` picks them from
@@ -213,13 +237,11 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     meta = meta or {}
     img = image if image is not None else load_model_input(image_path, meta)
     notes: list[str] = []
-    a = load_annotation(mask_png, img.shape, notes)
+    a = load_annotation(mask_png, img.shape, notes, check_extent=True)
     mask_meta = load_annotation_meta(mask_png)
     if mask_source is None:
         mask_source = ("ground-truth class boundaries, not an expert drawing"
                        if mask_meta.get("tool") == "gt-boundary" else f"mask {Path(str(mask_png)).name}")
-    if a.all():
-        notes.append("A is the whole image: H measures influence on the whole prediction")
     if image is None and (other := dataset_note(image_path, meta)):
         notes.append(other)
     region = None
@@ -234,7 +256,7 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     if window is None or stride is None:
         if budget_minutes is None:
             raise UserError("window/stride: expected both in px, or budget_minutes to choose them, found neither")
-        n_passes = (1 + 3 * int(n_draws)) * len(set(fractions))
+        n_passes = forward_passes(len(set(fractions)), n_draws, n_perm)
         window, stride, plan = choose_grid(fn, img, a, 60.0 * float(budget_minutes), n_passes, grid_candidates,
                                            kernel, kernel_params, region, max_batch, log)
         cap = 1.25 * plan["heatmap_budget_s"] / 60.0
@@ -245,12 +267,22 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
                   max_minutes=max_minutes)
     exact = fn if not fn.amp else prediction_fn(model, tuple(img.shape[-2:]), meta, device=device)[0]
     if log:  # --max-minutes bounds the heatmap only: say what the test will cost before it starts
-        n_passes = (1 + 3 * int(n_draws)) * len(set(fractions))
+        n_passes = forward_passes(len(set(fractions)), n_draws, n_perm)
         fwd = plan["forward_s"] if plan else res.extra["setup_seconds"] / (2 if res.extra.get("incremental") else 1)
         log(f"faithfulness: {n_passes} whole-image forward passes, about {n_passes * fwd:.0f} s "
-            f"({fwd:.2f} s per pass; --draws sets the draws per baseline)")
+            f"({fwd:.2f} s per pass)")
     faith = faithfulness(exact, img, a, res.map, window=window, heatmap_kernel=kernel, fractions=fractions,
-                         n_draws=n_draws, level=level, max_batch=max_batch or 8, progress=progress)
+                         n_draws=n_draws, level=level, max_batch=max_batch or 8, progress=progress, cell=stride,
+                         n_perm=n_perm)
+    if randomisation_locations:
+        if log:
+            log(f"model randomisation: H on up to {randomisation_locations} locations on A for each of "
+                f"{len(cascade_steps(model))} re-initialised copies of the model")
+        shape = tuple(img.shape[-2:])
+        faith.randomisation = model_randomisation(
+            model, img, a, res.grid, res.valid, window, stride, kernel, kernel_params,
+            make_fn=lambda m: prediction_fn(m, shape, meta, device=device, amp=amp)[0],
+            max_locations=randomisation_locations, max_batch=max_batch)
     if res.partial:
         faith.notes.append("the heatmap is partial (max_minutes), so this tests only the locations done")
     import torch
