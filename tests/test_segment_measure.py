@@ -104,3 +104,17 @@ def test_class_never_predicted_where_present_is_named_not_learned():
     assert not_learned({"a": (pred, truth, None), "b": (pred, truth, None)}, NAMES) == [
         {"class_name": "pore", "n_images": 2}]
     assert not_learned({"a": (truth, truth, None)}, NAMES) == []
+
+
+def test_object_areas_equal_regionprops_area_and_border_bbox():
+    """The bincount areas and edge-pixel border test equal regionprops' area and bbox-at-the-edge."""
+    from skimage.measure import label, regionprops_table
+
+    from matseg_nb.segment.measure import object_areas
+
+    for seed in range(12):
+        b = np.random.default_rng(seed).random((97, 131)) > 0.3 + seed / 30
+        t = regionprops_table(label(b, connectivity=2), properties=("area", "bbox"))
+        border = (t["bbox-0"] == 0) | (t["bbox-1"] == 0) | (t["bbox-2"] == 97) | (t["bbox-3"] == 131)
+        inner, edge = object_areas(b)
+        assert np.array_equal(inner, t["area"][~border]) and np.array_equal(edge, t["area"][border])

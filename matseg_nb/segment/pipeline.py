@@ -98,12 +98,15 @@ def overlay_rgb(image_chw: np.ndarray, mask: np.ndarray, colors: list[tuple[int,
     img = np.asarray(image_chw[0, ::step, ::step], dtype=np.float32)
     m = mask[::step, ::step]
     lo, hi = np.percentile(img, [0.5, 99.5]) if img.size else (0.0, 1.0)
-    grey = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 255
+    scale = 255.0 / (hi - lo if hi > lo else 1.0)
+    grey = np.clip((img - lo) * scale, 0, 255).astype(np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=-1)
     palette = np.asarray(colors, dtype=np.float32)
     fg = m > 0
-    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * palette[np.clip(m[fg], 0, len(palette) - 1)]
-    return rgb.astype(np.uint8)
+    if fg.any():
+        ids = np.clip(m[fg], 0, len(palette) - 1)
+        rgb[fg] = ((1 - alpha) * grey[fg][:, None] + alpha * palette[ids]).astype(np.uint8)
+    return rgb
 
 
 def predict_mask(dm: DeployedModel, image_chw: np.ndarray, settings: SegmentSettings, timer: dict | None = None
