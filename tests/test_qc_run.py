@@ -78,3 +78,31 @@ def test_cli_screen_new_lone_image_and_validate_without_gmm(tmp_path, capsys):
     assert "ocsvm" in (tmp_path / "val" / "validation.csv").read_text()
     v = json.loads((tmp_path / "val" / "qc.json").read_text())["validation"]
     assert v["verdict"] == "insufficient evidence" and v["checks"][0]["detector"] == "ocsvm"
+
+
+def test_validation_typicality_is_screening_typicality_on_the_validation_split(tmp_path):
+    """With a validation split, run_qc calibrates typicality on it, as screening does: the held-out images'
+    typicality in scores.csv equals RunScreener's for the same settings, image by image."""
+    import imageio.v3 as iio
+    from _qc_helpers import blob_image
+
+    from matseg_nb.qc import RunScreener
+
+    ds = folder_dataset(tmp_path / "ds", n_train=6, n_test=3)
+    rng = np.random.default_rng(5)
+    for sub in ("images", "masks"):
+        (ds / sub / "val").mkdir()
+    for i in range(3):
+        img, mask = blob_image(rng)
+        iio.imwrite(ds / "images" / "val" / f"v{i}.png", img)
+        iio.imwrite(ds / "masks" / "val" / f"v{i}.png", mask)
+    run = tiny_run(tmp_path / "run", ds)
+    settings = QCSettings(shifts=("noise:strong",), extractors=("texture",), detectors=("gmm", "ocsvm"),
+                          tile_size=48, tiles_per_image=6)
+    res = run_qc(run, settings, out_dir=tmp_path / "out")
+    assert res.run.calibration == "split:val (3 images)"
+    screener = RunScreener.open(run, settings)
+    screened = screener.screen(screener.session.items("test"))
+    mine = [r.typicality for r in res.scores if r.set == "split:test" and r.detector == "ocsvm"]
+    assert len(mine) == 3 and np.allclose(mine, [i.typicality for i in screened.images])
+    assert all(0 < r.typicality <= 1 for r in res.scores)

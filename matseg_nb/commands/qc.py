@@ -96,7 +96,8 @@ def settings(args: argparse.Namespace, shifts: list[str]):
     image, GMM/OCSVM/KDE, whole-image predictions up to 1024 px)."""
     from matseg_nb.qc.settings import QCSettings
 
-    return QCSettings(reference_split=args.reference, heldout_split=args.heldout, shifts=tuple(shifts),
+    return QCSettings(reference_split=args.reference, heldout_split=args.heldout,
+                      calibration_split=args.calibration, shifts=tuple(shifts),
                       level=args.level, extractors=tuple(args.extractors), detectors=tuple(args.detectors), k=args.k,
                       tile_size=args.tile, tiles_per_image=args.tiles, percentile=args.percentile,
                       readiness_threshold=args.readiness, seed=args.seed, predict_tile=1024, iou_crop=None)

@@ -158,6 +158,15 @@ class QCModel:
         return np.array([float(np.median(conformal_pvalues(keys[_others(groups, g)], keys[groups == g])))
                          for g in np.unique(groups)])
 
+    def calibrate(self, keys: dict[str, np.ndarray], groups: np.ndarray) -> None:
+        """Use other calibration crops: ``keys`` {detector: (N, 3) typicality keys} of N crops with image
+        labels ``groups`` (N,), e.g. the validation split's, which neither the QC model nor the segmentation
+        model was fitted on; the deployment thresholds follow."""
+        self.calibration_keys = {d: np.asarray(k, dtype=float) for d, k in keys.items()}
+        self.calibration_groups = np.asarray(groups)
+        self.thresholds = {d: deployment_threshold(self.calibration_crop_typicality(d), self.percentile)
+                           for d in self.calibration_keys}
+
     def calibration_crop_typicality(self, detector: str) -> np.ndarray:
         """Per calibration crop its conformal p-value against the other calibration images' crops."""
         keys, groups = self.calibration_keys[detector], self.calibration_groups
@@ -227,9 +236,8 @@ def fit_qc(
         "fit_feature_mean": fit_feats.mean(0).tolist(),
     }
     model = QCModel(k, stats, ref_a, radii_a, exclude_same_image, with_nn_ratio, fitted, {}, percentile, cal,
-                    groups[a], info, cal_keys)
-    model.thresholds.update({d: deployment_threshold(model.calibration_crop_typicality(d), percentile)
-                             for d in fitted})
+                    groups[a], info)
+    model.calibrate(cal_keys, groups[a])
     return model
 
 

@@ -247,6 +247,8 @@ class ValidationRun:
     gallery: dict | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     typicality: str = TYPICALITY_WORDS
+    #: the calibration crops of typicality and thresholds, e.g. "split:val (4 images)"
+    calibration: str = ""
 
     def to_json(self) -> dict:
         d = asdict(self)

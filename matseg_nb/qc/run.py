@@ -67,9 +67,14 @@ def run_qc(run_dir: str | Path | None, settings: QCSettings | None = None, *, ou
     thr_ready = st.readiness_threshold if st.readiness_threshold is not None else float(
         (session.meta.get("task") or {}).get("readiness_threshold", 0.95))
 
+    calibration = session.items(st.calibration_split) if st.calibration_split not in ("", st.heldout_split,
+                                                                                      st.reference_split) else []
+    if calibration and "prediction" in LEVELS[st.level]:
+        predict_items(calibration, session.ctx, max(st.tile_size, st.predict_tile), probs=True)
     levels, scored, rows = {}, {}, []
     for lv in LEVELS[st.level]:
-        levels[lv], scored[lv], lv_rows = _level(lv, session, st, reference, heldout, ood_sets, thr_ready)
+        levels[lv], scored[lv], lv_rows = _level(lv, session, st, reference, heldout, ood_sets, thr_ready,
+                                                 calibration)
         rows += lv_rows
     first = next(iter(scored))
     sets = [heldout.name, *(o.name for o in ood_sets)]
@@ -90,7 +95,9 @@ def run_qc(run_dir: str | Path | None, settings: QCSettings | None = None, *, ou
         heldout_split=st.heldout_split, k=st.k, tile_size=st.tile_size, tiles_per_image=st.tiles_per_image,
         percentile=st.percentile, readiness_threshold=thr_ready, primary_detector=st.primary_detector,
         ood_sets=[o.name for o in ood_sets], levels=levels, validation=result, what_decided=result.what_decided(),
-        auroc_only_verdict=auroc_only, verdict=result.verdict)
+        auroc_only_verdict=auroc_only, verdict=result.verdict,
+        calibration=f"split:{st.calibration_split} ({len(calibration)} images)" if calibration else
+        f"{st.reference_split}: the half not used as PRDC reference (no '{st.calibration_split}' images)")
     folder = QCFolder(Path(out_dir))
     _figures(folder, run, scored, heldout, ood_sets, ious, session.ds.num_classes, st)
     folder.write_validation(run)
@@ -126,12 +133,16 @@ def _ious(sets: list[ImageSet], k: int) -> dict[tuple[str, str], float]:
     return {key: image_iou(v.pred, v.mask, k) for key, v in views.items() if v.pred is not None and v.mask is not None}
 
 
-def _level(lv: str, session: QCSession, st: QCSettings, reference, heldout: ImageSet, ood_sets, thr_ready: float
-           ) -> tuple[LevelResult, dict[str, ScoredImages], list[ScoreRow]]:
-    """Fit at one level, score every set, detection metrics per OOD set and detector, scores.csv rows."""
+def _level(lv: str, session: QCSession, st: QCSettings, reference, heldout: ImageSet, ood_sets, thr_ready: float,
+           calibration: list) -> tuple[LevelResult, dict[str, ScoredImages], list[ScoreRow]]:
+    """Fit at one level (typicality calibrated on ``calibration`` images when there are any), score every
+    set, detection metrics per OOD set and detector, scores.csv rows."""
     names = tuple(st.extractors) if lv == "input" else PREDICTION_EXTRACTORS
     ext = session.extractor(names, st.tile_size, st.tiles_per_image, st.seed)
     model = fit_qc(*ext(reference), st.k, tuple(st.detectors), percentile=st.percentile, seed=st.seed)
+    if calibration:
+        blocks, groups = ext(calibration, desc="QC features: calibration")
+        model.calibrate(model.keys(blocks, groups)[0], groups)
     thr_img = {d: float(np.percentile(model.calibration_image_typicality(d), st.percentile)) for d in model.detectors}
     out = LevelResult(extractors=list(names), fit=model.fit_info, thresholds_tile=dict(model.thresholds))
     scored, rows = {}, []

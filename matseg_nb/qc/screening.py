@@ -186,17 +186,16 @@ class RunScreener:
     @classmethod
     def open(cls, run_dir: str | Path, settings=None, session=None) -> RunScreener:
         """Load the run's model (or use ``session``, a :class:`matseg_nb.qc.session.QCSession` of it) and set up
-        screening; ``settings``: a :class:`matseg_nb.loop.QCSettings` (its reference split, extractors and crop
-        sizes; OCSVM when among its detectors) or None for the ``matseg qc --new`` defaults."""
+        screening; ``settings``: a :class:`matseg_nb.qc.settings.QCSettings` (its reference and calibration splits,
+        extractors, k, crop sizes and seed; OCSVM when among its detectors) or None for the ``matseg qc --new``
+        defaults."""
         from matseg_nb.qc.session import QCSession
 
         session = session or QCSession.open(run_dir)
         if settings is None:
             return cls(session)
-        dets = tuple(settings.detectors)
-        return cls(session, settings.reference_split, extractors=tuple(settings.extractors),
-                   detector="ocsvm" if "ocsvm" in dets or not dets else dets[0], tile_size=settings.tile_size,
-                   tiles_per_image=settings.tiles_per_image)
+        return cls(session, settings.reference_split, settings.calibration_split, tuple(settings.extractors),
+                   settings.screening_detector, settings.k, settings.tile_size, settings.tiles_per_image, settings.seed)
 
     @property
     def n_calibration(self) -> int:

@@ -31,7 +31,9 @@ class QCSettings(JsonRecord):
 
     Reference fit: ``extractors`` on ``tiles_per_image`` crops of ``tile_size`` px per image of
     ``reference_split`` (crops seeded by ``seed`` and each image's content), ``k`` neighbours, each of
-    ``detectors``; ``percentile``: the deployment threshold's percentile of calibration typicality.
+    ``detectors``; typicality is calibrated on ``calibration_split`` (images neither model was fitted on; when
+    it is empty, on the reference split's held-back half); ``percentile``: the deployment threshold's
+    percentile of the calibration images' typicality.
     Validation: the ``heldout_split`` images against each of ``shifts`` (specs such as ``noise:strong``)
     and the OOD sets a caller names; ``readiness_threshold`` (None: the profile's task, else 0.95) is the
     AUROC a detector's lower 95% bound must exceed. Predictions for the IoU change of a shift: one pass
@@ -42,6 +44,7 @@ class QCSettings(JsonRecord):
 
     reference_split: str = "train"
     heldout_split: str = "test"
+    calibration_split: str = "val"
     shifts: tuple[str, ...] = DEMO_QC_SHIFTS
     level: str = "input"
     extractors: tuple[str, ...] = ("encoder", "texture")
