@@ -52,50 +52,29 @@ def run_qc(run_dir: str | Path | None, settings: QCSettings | None = None, *, ou
     its model and features with other QC calls. Typicality per image: ``results.TYPICALITY_WORDS``."""
     st = _checked(settings or QCSettings())
     session = session or QCSession.open(run_dir, dataset)
-    ds_ref = session.meta["dataset"]
-    if "prediction" in LEVELS[st.level] and session.model is None:
-        raise UserError("--level prediction: expected a run folder with a model, found none")
-    reference = session.items(st.reference_split)
-    heldout = ImageSet(f"split:{st.heldout_split}", session.items(st.heldout_split), False, same_labels=True)
-    if len(reference) < 2 or not heldout.items:
-        raise UserError(f"{ds_ref}: expected >= 2 '{st.reference_split}' and >= 1 '{st.heldout_split}' images, "
-                        f"found {len(reference)} and {len(heldout.items)}")
-    ood_sets = [*extra_ood, *(resolve_source(t, session.ds) for t in test),
-                *(shifted_set(heldout, s, st.seed) for s in st.shifts)]
-    _predict_sets(session, st, reference, heldout, ood_sets)
+    reference, heldout, ood_sets, calibration = _image_sets(session, st, test, extra_ood)
     ious = _ious([heldout, *ood_sets], session.ds.num_classes)
     thr_ready = st.readiness_threshold if st.readiness_threshold is not None else float(
         (session.meta.get("task") or {}).get("readiness_threshold", 0.95))
-
-    calibration = session.items(st.calibration_split) if st.calibration_split not in ("", st.heldout_split,
-                                                                                      st.reference_split) else []
-    if calibration and "prediction" in LEVELS[st.level]:
-        predict_items(calibration, session.ctx, max(st.tile_size, st.predict_tile), probs=True)
     levels, scored, rows = {}, {}, []
     for lv in LEVELS[st.level]:
         levels[lv], scored[lv], lv_rows = _level(lv, session, st, reference, heldout, ood_sets, thr_ready,
                                                  calibration)
         rows += lv_rows
-    first = next(iter(scored))
-    sets = [heldout.name, *(o.name for o in ood_sets)]
-    keys = {s: scored[first][s].keys for s in sets}
-    crops = {s: scored[first][s].crops for s in sets}
-    per_set_iou = {s.name: [ious.get((s.name, it.name)) for it in s.items] for s in (heldout, *ood_sets)}
-    result = validate(keys, crops, per_set_iou, heldout.name, [o.name for o in ood_sets], st.reference_split,
-                      thr_ready, tuple(st.detectors))
     for r in rows:
         r.iou = ious.get((r.set, r.image))
     for lv, level in levels.items():
-        if ious:
-            level.spearman_typicality_iou = _spearman(rows, lv, st.primary_detector, ious)
-    auroc_only = "ready" if levels and all(v.verdict == "ready" for v in levels.values()) else (
-        "unknown" if any(v.verdict == "unknown" for v in levels.values()) else "not ready")
+        level.spearman_typicality_iou = _spearman(rows, lv, st.primary_detector, ious) if ious else None
+    first = scored[next(iter(scored))]  # the validation answer comes from the first level (input)
+    result = validate({s: sc.keys for s, sc in first.items()}, {s: sc.crops for s, sc in first.items()},
+                      {s.name: [ious.get((s.name, it.name)) for it in s.items] for s in (heldout, *ood_sets)},
+                      heldout.name, [o.name for o in ood_sets], st.reference_split, thr_ready, tuple(st.detectors))
     run = ValidationRun(
-        dataset=ds_ref, run_dir=str(run_dir) if run_dir else None, reference_split=st.reference_split,
-        heldout_split=st.heldout_split, k=st.k, tile_size=st.tile_size, tiles_per_image=st.tiles_per_image,
-        percentile=st.percentile, readiness_threshold=thr_ready, primary_detector=st.primary_detector,
-        ood_sets=[o.name for o in ood_sets], levels=levels, validation=result, what_decided=result.what_decided(),
-        auroc_only_verdict=auroc_only, verdict=result.verdict,
+        dataset=session.meta["dataset"], run_dir=str(run_dir) if run_dir else None,
+        reference_split=st.reference_split, heldout_split=st.heldout_split, k=st.k, tile_size=st.tile_size,
+        tiles_per_image=st.tiles_per_image, percentile=st.percentile, readiness_threshold=thr_ready,
+        primary_detector=st.primary_detector, ood_sets=[o.name for o in ood_sets], levels=levels, validation=result,
+        what_decided=result.what_decided(), auroc_only_verdict=_auroc_only(levels), verdict=result.verdict,
         calibration=f"split:{st.calibration_split} ({len(calibration)} images)" if calibration else
         f"{st.reference_split}: the half not used as PRDC reference (no '{st.calibration_split}' images)")
     folder = QCFolder(Path(out_dir))
@@ -103,6 +82,35 @@ def run_qc(run_dir: str | Path | None, settings: QCSettings | None = None, *, ou
     folder.write_validation(run)
     folder.write_scores(rows)
     return QCResult(folder.path, run, rows)
+
+
+def _image_sets(session: QCSession, st: QCSettings, test, extra_ood) -> tuple[list, ImageSet, list[ImageSet], list]:
+    """(reference images, held-out set, OOD sets, calibration images), predicted where QC needs it."""
+    if "prediction" in LEVELS[st.level] and session.model is None:
+        raise UserError("--level prediction: expected a run folder with a model, found none")
+    reference = session.items(st.reference_split)
+    heldout = ImageSet(f"split:{st.heldout_split}", session.items(st.heldout_split), False, same_labels=True)
+    if len(reference) < 2 or not heldout.items:
+        raise UserError(f"{session.meta['dataset']}: expected >= 2 '{st.reference_split}' and >= 1 "
+                        f"'{st.heldout_split}' images, found {len(reference)} and {len(heldout.items)}")
+    ood_sets = [*extra_ood, *(resolve_source(t, session.ds) for t in test),
+                *(shifted_set(heldout, s, st.seed) for s in st.shifts)]
+    own = st.calibration_split in ("", st.heldout_split, st.reference_split)
+    calibration = [] if own else session.items(st.calibration_split)
+    if session.model is not None:  # predictions: prediction-level features (every set) or the IoU change
+        need_all = "prediction" in LEVELS[st.level]
+        for items in [*([reference, calibration] if need_all else []), heldout.items,
+                      *[o.items for o in ood_sets if need_all or o.same_labels]]:
+            predict_items(items, session.ctx, max(st.tile_size, st.predict_tile), probs=need_all,
+                          crop=None if need_all else st.iou_crop)
+    return reference, heldout, ood_sets, calibration
+
+
+def _auroc_only(levels: dict[str, LevelResult]) -> str:
+    """The older AUROC-only verdict: "ready" when every level is, "unknown" when a level is."""
+    if levels and all(v.verdict == "ready" for v in levels.values()):
+        return "ready"
+    return "unknown" if any(v.verdict == "unknown" for v in levels.values()) else "not ready"
 
 
 def _checked(st: QCSettings) -> QCSettings:
@@ -113,18 +121,6 @@ def _checked(st: QCSettings) -> QCSettings:
     for spec in st.shifts:
         parse_shift(spec)
     return st
-
-
-def _predict_sets(session: QCSession, st: QCSettings, reference, heldout: ImageSet, ood_sets) -> None:
-    """Predictions for prediction-level features (every set) or, at the input level, for the IoU of the
-    sets whose classes match the run's (centre ``iou_crop`` px)."""
-    if session.model is None:
-        return
-    need_all = "prediction" in LEVELS[st.level]
-    for items in [*([reference] if need_all else []), heldout.items,
-                  *[o.items for o in ood_sets if need_all or o.same_labels]]:
-        predict_items(items, session.ctx, max(st.tile_size, st.predict_tile), probs=need_all,
-                      crop=None if need_all else st.iou_crop)
 
 
 def _ious(sets: list[ImageSet], k: int) -> dict[tuple[str, str], float]:
