@@ -283,6 +283,7 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
     ctx.results["explain"] = {"run": str(run), "image": str(sample.image), "crop_yx_size": crop_yx,
                               "window": h["window"], "stride": h["stride"], "seconds": h["seconds"],
                               "partial": summary.partial, "faithful": summary.faithfulness.faithful,
+                              "beyond_proximity": summary.faithfulness.beyond_proximity,
                               "summary": summary.summary()}
     where = (f"centre crop {crop_yx[2]} px at y={crop_yx[0]}, x={crop_yx[1]}" if crop_yx
              else f"whole image, {inp['image'].shape[-2]}x{inp['image'].shape[-1]} px")

@@ -222,3 +222,14 @@ def test_old_results_keep_their_sentence():
         d.pop(key)
     back = FaithfulnessResult.from_json(d)
     assert back.beyond_proximity is None and back.summary().startswith("H is not shown faithful")
+
+
+def test_the_report_gives_the_new_sentences():
+    """explain.json -> the report's answer: the ring test, the baselines and notes, in that order."""
+    from matseg_nb.report.answer import explain_sentence
+
+    model, img, a = _marker_case()
+    faith = _faith(model, img, a, np.random.default_rng(3).random((SIZE, SIZE)), n_draws=3, fractions=(0.1,))
+    text = explain_sentence({"faithfulness": faith.to_json()})
+    assert text.startswith("H adds nothing shown beyond proximity to A") and "Unconditionally (3 draws" in text
+    assert text.endswith("Note: 3 draws cannot reach p <= 0.05; use more.")

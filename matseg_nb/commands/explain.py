@@ -84,6 +84,7 @@ def _gt_ids(path: str, run_dir: str):
 def handler(args: argparse.Namespace) -> int:
     from matseg_nb.errors import UserError
     from matseg_nb.explain import explain_image, save_boundary_annotation
+    from matseg_nb.terminal import echo
 
     for path, what in ((args.run_dir, "RUN_DIR"), (args.image, "IMAGE")):
         if not Path(path).exists():
@@ -96,7 +97,8 @@ def handler(args: argparse.Namespace) -> int:
                             stride=args.stride, kernel_params=_kernel_params(args.kernel_param),
                             region_dilation=args.region_dilation, device=args.device, max_batch=args.max_batch,
                             amp=args.amp, max_minutes=args.max_minutes, n_draws=args.draws, level=args.level,
-                            n_perm=args.ring_permutations, randomisation_locations=args.randomisation_locations)
+                            n_perm=args.ring_permutations, randomisation_locations=args.randomisation_locations,
+                            log=echo)
     if "amp_noise_floor" in summary.heatmap:
         print(f"AMP noise floor (H of the unperturbed image): {summary.heatmap['amp_noise_floor']:.3g}")
     print("\n".join(summary.summary_lines()))

@@ -189,11 +189,10 @@ class ExplanationResult:
         return " ".join(self.summary_parts())
 
     def summary_lines(self, width: int = 100) -> list[str]:
-        """:meth:`summary_parts` for a terminal, each wrapped at ``width`` columns (continuations indented)."""
-        import textwrap
+        """:meth:`summary_parts` for a terminal, each wrapped at ``width`` columns (``terminal.fit_lines``)."""
+        from matseg_nb.terminal import fit_lines
 
-        return [line for part in self.summary_parts()
-                for line in textwrap.wrap(part, width, subsequent_indent="  ", break_on_hyphens=False)]
+        return fit_lines(self.summary_parts(), width).split("\n")
 
     def to_json(self) -> dict:
         d = asdict(self)
