@@ -105,7 +105,8 @@ def _load_package(path: Path, dataset: str | None, device: str) -> DeployedModel
             return open_package_screener(path, model, mode, len(classes))
     return DeployedModel(model, mode, int(cfg["in_channels"]), classes, int(cfg["pad_multiple"]),
                          float(cfg["input_scale"]), cfg.get("dataset"), None, path if open_qc else None,
-                         "export-bioimageio", f"bioimage.io package of {cfg['job_id']} ({path.name})", meta, open_qc)
+                         "export-bioimageio", f"bioimage.io package of {cfg['job_id']} ({path.name})", meta,
+                         open_qc=open_qc)
 
 
 register_loader(ModelLoader("export", _is_export, _load_export))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ def _interval(values: list[float]) -> str:
     if n == 0:
         return "n/a"
     if math.isnan(lo):
-        return f"{mean:.3f} (interval declined: {insufficient(n)} test images)"
+        return f"{mean:.3f} (no interval: {insufficient(n)} test image{'s' * (n != 1)})"
     return f"{mean:.3f} (95% t-interval {lo:.3f} to {hi:.3f}, n = {n} test images)"
 
 
@@ -78,14 +79,13 @@ def qc_section(qc: dict[str, Any] | None, qc_note: str) -> list[str]:
             f"{qc['n_calibration_images']} calibration images ({qc['calibration_split']} split), and the "
             f"calibration crops' typicality keys ({qc['detector']} detector, k = {qc['k']}).",
             "",
-            "`matseg segment PACKAGE IMAGES` rebuilds the screening from them: each new image gets a conformal "
-            "p-value, the share of calibration images that look less typical of the training images than it does. "
-            "At p <= alpha (default 0.05) the image is flagged: it is unlike the images this model was tested on, "
-            "so its mask and measurements are not backed by the test metrics above. A batch of images also gets a "
-            "rank-sum test against the calibration images. With "
-            f"{qc['n_calibration_images']} calibration images the smallest possible p-value is "
-            f"{1 / (qc['n_calibration_images'] + 1):.3g}. Other tools (deepImageJ, ilastik, napari) ignore these "
-            "files: they run the model without QC.", *[f"- note: {n}" for n in qc.get("notes") or []], ""]
+            "`matseg segment PACKAGE IMAGES` rebuilds the screening from them (the same as `matseg segment RUN` "
+            "and `matseg qc RUN --new`): each new image gets a conformal p-value from its crops' typicality "
+            "against the calibration crops (small: less like the training images than the calibration images "
+            "are). At p <= alpha (default 0.05) the image is flagged: it is unlike the images this model was "
+            "tested on, so its mask and measurements are not backed by the test metrics above. A batch of images "
+            "also gets a rank-sum test against the calibration images. Other tools (deepImageJ, ilastik, napari) "
+            "ignore these files: they run the model without QC.", *[f"- note: {n}" for n in qc.get("notes") or []], ""]
 
 
 def training_section(meta: dict[str, Any], source: dict[str, Any], dataset_title: str) -> list[str]:
@@ -122,7 +122,8 @@ def model_card(run, meta: dict[str, Any], preprocessing_words: str, qc: dict[str
               f"Trained on {sum((meta.get('split_sizes') or {}).values()) or 'few'} images of one dataset: images "
               "from another instrument, magnification or preparation can fail silently; screen them with QC.",
               "QC is not part of the bioimage.io standard: only `matseg segment` uses the calibration data."]
-    lines = [f"# {meta.get('decoder')} + {meta.get('encoder')} on {meta.get('dataset')}", "",
+    dataset = meta.get("dataset_slug") or Path(str(meta.get("dataset"))).name
+    lines = [f"# {meta.get('decoder')} + {meta.get('encoder')} on {dataset}", "",
              f"Semantic segmentation of {meta.get('material') or 'micrographs'} into {len(classes)} classes: "
              f"{', '.join(f'`{c}`' for c in classes)}. Exported by `matseg export` from run `{run.job_id}`.", "",
              "## Use", "",
