@@ -106,3 +106,26 @@ def test_validation_typicality_is_screening_typicality_on_the_validation_split(t
     mine = [r.typicality for r in res.scores if r.set == "split:test" and r.detector == "ocsvm"]
     assert len(mine) == 3 and np.allclose(mine, [i.typicality for i in screened.images])
     assert all(0 < r.typicality <= 1 for r in res.scores)
+
+
+def test_an_image_without_foreground_has_no_iou_and_spearman_stays_defined():
+    """IoU is undefined (NaN) for an image with no foreground in mask or prediction: it is left out of the
+    IoU table, so Spearman(typicality, IoU) is computed over the other images instead of becoming NaN."""
+    from matseg_nb.qc.features import ImageItem
+    from matseg_nb.qc.results import ScoreRow
+    from matseg_nb.qc.run import _ious, _spearman
+    from matseg_nb.qc.sources import ImageSet
+
+    z = np.zeros((8, 8), dtype=np.int64)
+    items = []
+    for i in range(5):
+        mask = z.copy()
+        mask[: i + 1] = 1 if i else 0  # image 0: no foreground at all
+        pred = z.copy()
+        pred[:2] = 1 if i else 0
+        items.append(ImageItem(np.zeros((1, 8, 8)), f"i{i}", pred=pred, mask=mask))
+    ious = _ious([ImageSet("split:test", items, False, same_labels=True)], 2)
+    assert ("split:test", "i0") not in ious and len(ious) == 4
+    rows = [ScoreRow("input", "split:test", 0, f"i{i}", "gmm", 0.1 * i) for i in range(5)]
+    rho = _spearman(rows, "input", "gmm", ious)
+    assert rho["n_images"] == 4 and rho["rho"] is not None

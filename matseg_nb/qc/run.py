@@ -124,9 +124,11 @@ def _checked(st: QCSettings) -> QCSettings:
 
 
 def _ious(sets: list[ImageSet], k: int) -> dict[tuple[str, str], float]:
-    """{(set, image): IoU} of every predicted image with a mask, in sets whose classes match the run's."""
+    """{(set, image): IoU} of every predicted image with a mask, in sets whose classes match the run's; an
+    image whose IoU is undefined (NaN: no class present in its mask or prediction) is left out."""
     views = {(s.name, it.name): pred_view(it) for s in sets if s.same_labels for it in s.items}
-    return {key: image_iou(v.pred, v.mask, k) for key, v in views.items() if v.pred is not None and v.mask is not None}
+    ious = {key: image_iou(v.pred, v.mask, k) for key, v in views.items() if v.pred is not None and v.mask is not None}
+    return {key: v for key, v in ious.items() if np.isfinite(v)}
 
 
 def _level(lv: str, session: QCSession, st: QCSettings, reference, heldout: ImageSet, ood_sets, thr_ready: float,
