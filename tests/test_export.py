@@ -54,6 +54,9 @@ def test_bad_input_is_one_line(tmp_path):
     failed = write_fake_run(tmp_path / "sweep", "failed_job", status="failed")
     with pytest.raises(UserError, match="expected a complete run folder"):
         export_run(failed, "onnx", tmp_path / "o")
+    incomplete = write_fake_run(tmp_path / "sweep", "running_job", status="incomplete")
+    with pytest.raises(UserError, match="expected a complete run folder"):
+        export_run(incomplete, "bioimageio", tmp_path / "o")
     export_run(run, "onnx", tmp_path / "o")
     before = (tmp_path / "o" / "model.onnx").read_bytes()
     with pytest.raises(UserError, match="not overwritten"):
@@ -121,3 +124,23 @@ def test_matseg_segment_with_export_gives_run_masks(tmp_path, fmt):
         masks.append(folder.mask_array(next(iter(folder.images()))))
     assert masks[0].shape == (90, 110)
     assert np.array_equal(masks[0], masks[1])
+
+
+def test_segment_refuses_a_foreign_or_tampered_package_in_one_line(tmp_path):
+    import yaml
+
+    from matseg_nb.segment.model import resolve_model
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "rdf.yaml").write_text("type: model\nname: someone else's\n")
+    with pytest.raises(UserError, match="expected a package written by matseg export"):
+        resolve_model(foreign)
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "weights_state_dict.pt").write_bytes(b"not the exported weights")
+    rdf = {"type": "model", "config": {"matseg": {"job_id": "x", "input_scale": 1.0}},
+           "weights": {"pytorch_state_dict": {"source": "weights_state_dict.pt", "sha256": "0" * 64}}}
+    (pkg / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    with pytest.raises(UserError, match="weights_state_dict.pt: expected the state dict with sha256 0000"):
+        resolve_model(pkg)
