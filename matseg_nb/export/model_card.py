@@ -45,11 +45,8 @@ def metrics_section(run) -> tuple[list[str], list[str]]:
     limits: list[str] = []
     if metrics is None or not rows:
         return [*lines, "No test metrics in the run folder.", ""], limits
-    per_image: dict[str, list[float]] = {}
-    for r in rows:
-        if r.get("iou") is not None and not math.isnan(r["iou"]):
-            per_image.setdefault(r["image"], []).append(r["iou"])
-    lines += [f"- mean IoU over classes, per test image: {_interval([np.mean(v) for v in per_image.values()])}",
+    foreground = [v["iou"] for v in run.per_image_foreground().values() if v.get("iou") is not None]
+    lines += [f"- mean IoU over the foreground classes (class id >= 1), per test image: {_interval(foreground)}",
               f"- dataset-level IoU (pixels pooled over test images): {_fmt(metrics.iou)}", "",
               "| class | IoU per test image (mean, 95% interval) | share of test pixels |", "|---|---|---|"]
     by_class: dict[tuple[int, str], list[float]] = {}
@@ -119,7 +116,7 @@ def model_card(run, meta: dict[str, Any], preprocessing_words: str, qc: dict[str
               "(`matseg segment` tiles with overlap and blending; the package holds no tiling).",
               "The percentile normalization is per image (or per tile when a tool tiles): tiles with very "
               "different content get different scaling.",
-              f"Trained on {sum((meta.get('split_sizes') or {}).values()) or 'few'} images of one dataset: images "
+              f"Trained on {(meta.get('split_sizes') or {}).get('train', 'few')} images of one dataset: images "
               "from another instrument, magnification or preparation can fail silently; screen them with QC.",
               "QC is not part of the bioimage.io standard: only `matseg segment` uses the calibration data."]
     dataset = meta.get("dataset_slug") or Path(str(meta.get("dataset"))).name
