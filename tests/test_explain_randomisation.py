@@ -117,3 +117,16 @@ def test_interval_and_verdict():
     assert verdict(*spearman_interval(0.5, 48)) == "undecided"
     assert verdict(*spearman_interval(0.1, 4)) == "undecided"  # too few locations: no claim
     assert np.isfinite(spearman_interval(0.99, 10)[1])
+
+
+def test_partial_rank_correlation_removes_the_shared_overlap():
+    """Two maps that share only their dependence on the overlap with A: raw rho high, partial rho near 0."""
+    from scipy import stats
+
+    from matseg_nb.explain.randomisation import partial_spearman
+
+    rng = np.random.default_rng(0)
+    overlap = rng.random(200)
+    x, y = overlap + 0.2 * rng.random(200), overlap + 0.2 * rng.random(200)
+    assert stats.spearmanr(x, y).statistic > 0.8 and abs(partial_spearman(x, y, overlap)) < 0.15
+    assert partial_spearman(x, x + 1e-3 * rng.random(200), overlap) > 0.9  # what is shared beyond it stays
