@@ -105,3 +105,38 @@ def assert_float32_exact(result_grid: np.ndarray, ref: tuple[np.ndarray, float])
     done = ~np.isnan(grid)
     err = float(np.abs(np.asarray(result_grid, dtype=np.float64)[done] - grid[done]).max())
     assert err <= bound, f"max |H - H64| = {err:.3g} > float32 bound {bound:.3g} (max H64 {np.nanmax(grid):.3g})"
+
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def probs64(model: nn.Module, xb: torch.Tensor, crop=None) -> torch.Tensor:
+    """Class probabilities (B, K, H, W) (or their ``crop`` box) of ``model`` computed in float64 on the float32
+    batch ``xb``, padded as :class:`matseg_nb.explain.ProbFn` pads it: the reference of the tensor tests."""
+    import copy
+
+    from matseg_nb.explain.forward import ProbFn, pad_batch
+
+    m64 = copy.deepcopy(model).double().eval()
+    xp, (h, w) = pad_batch(xb.float(), ProbFn(model, shortcuts=False).pad_multiple)
+    with torch.no_grad():
+        logits = m64(xp.double())[..., :h, :w]
+    p = torch.cat([1 - torch.sigmoid(logits), torch.sigmoid(logits)], 1) if logits.shape[1] == 1 else \
+        torch.softmax(logits, 1)
+    return p if crop is None else p[..., crop[0] : crop[1], crop[2] : crop[3]]
+
+
+def tensor_bound(plain32: torch.Tensor, ref64: torch.Tensor) -> float:
+    """The float32 rounding bound of one tensor: 4 max|plain32 - ref64| (the plain float32 computation's own
+    error at this tensor's scale, times 2 for the other computation and 2 for other kernel paths: AVX2 /
+    AVX-512, crops vs whole maps, channels_last), floored at 8 eps32 max|ref64|."""
+    return max(4.0 * float((plain32.double() - ref64.double()).abs().max()),
+               8 * EPS32 * float(ref64.double().abs().max()))
+
+
+def assert_tensor_exact(result: torch.Tensor, plain32: torch.Tensor, ref64: torch.Tensor, what: str = "") -> None:
+    """``result`` (float32, e.g. through a shortcut) equals the float64 reference ``ref64`` within
+    :func:`tensor_bound`; ``plain32``: the same quantity by the plain float32 computation."""
+    bound = tensor_bound(plain32, ref64)
+    err = float((result.double() - ref64.double()).abs().max())
+    assert err <= bound, f"{what}: max |x - x64| = {err:.3g} > float32 bound {bound:.3g}"

@@ -13,7 +13,7 @@ import contextlib
 import torch
 
 from matseg_nb.explain.boxes import Box, area
-from matseg_nb.explain.incremental import IncrementalEncoder, supports_incremental
+from matseg_nb.explain.incremental import IncrementalEncoder, has_squeeze_excitation, supports_incremental
 from matseg_nb.explain.scaled import input_map_for
 from matseg_nb.explain.shortcuts import box_decoder_for
 from matseg_nb.models import pad_multiple, pad_to_multiple
@@ -53,12 +53,17 @@ class ProbFn:
     0.5 kB per pixel for ResNet50 in float32) is skipped, with a note in ``cache_note``, when it would
     exceed ``cache_mb``. ``incremental`` defaults to True except on CUDA, where large batches of whole
     encoder passes keep a GPU busy while the incremental encoder's many small crops are launch-bound
-    (an estimate: ``benchmarks/gpu.sh`` times both).
+    (an estimate: ``benchmarks/gpu.sh`` times both). ``se_mode`` for encoders with squeeze-excitation
+    blocks: ``"approximate"`` (default) runs the incremental encoder with each SE scale recomputed from the
+    updated mean (:mod:`.squeeze_excite`; not exact: :func:`matseg_nb.explain.heatmap.heatmap` measures its
+    error against whole passes and falls back to them past its tolerance); ``"exact"``: whole encoder
+    passes (the box decoder still applies: exact).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
                  amp: bool | None = None, channels_last: bool | None = None, multiple: int | None = None,
-                 shortcuts: bool = True, cache_mb: float = 4096, incremental: bool | None = None):
+                 shortcuts: bool = True, cache_mb: float = 4096, incremental: bool | None = None,
+                 se_mode: str = "approximate"):
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.amp = bool(amp)  # None -> False: fp32 unless AMP is asked for
         self.channels_last = True if channels_last is None else bool(channels_last)
@@ -71,12 +76,25 @@ class ProbFn:
         self._box_dec = box_decoder_for(self.core) if plain else None
         self.box_decoder = self._box_dec is not None
         on = self.device.type != "cuda" if incremental is None else bool(incremental)
-        self.incremental = plain and on and supports_incremental(self.core)
+        if se_mode not in ("approximate", "exact"):
+            raise ValueError(f"se_mode: expected 'approximate' or 'exact', found {se_mode!r}")
+        self.se_mode = se_mode
+        self.incremental = plain and on and supports_incremental(self.core, approximate=se_mode == "approximate")
+        self.approximate = self.incremental and has_squeeze_excitation(self.core)  # not exact: checked
         self.cache_mb = float(cache_mb)
         self.cache_note = ""
         self.used_box_decoder = False  # whether the last call ran a decoder on its crop box
         self._cache: IncrementalEncoder | None = None
-        self.shortcut_notes = _why_not(self.core, bool(shortcuts), plain, self.box_decoder, self.incremental, on)
+        self.shortcut_notes = _why_not(self.core, bool(shortcuts), plain, self.box_decoder, self.incremental, on,
+                                       se_mode)
+
+    def exact(self) -> ProbFn:
+        """The same function with exact rules only (``self`` when it has no approximate one)."""
+        if not self.approximate:
+            return self
+        return ProbFn(self.model, device=self.device, amp=self.amp, channels_last=self.channels_last,
+                      multiple=self.pad_multiple, cache_mb=self.cache_mb, incremental=self.incremental,
+                      se_mode="exact")
 
     def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         xp, hw = pad_batch(x.to(self.device, torch.float32), self.pad_multiple)
@@ -96,7 +114,7 @@ class ProbFn:
                     self.cache_note = (f"incremental encoder off: its cache would take {mb:.0f} MB "
                                        f"> cache_mb = {self.cache_mb:.0f}")
                     return
-                self._cache = IncrementalEncoder(self.core.encoder, xp)
+                self._cache = IncrementalEncoder(self.core.encoder, xp, approximate=self.approximate)
 
     @property
     def cached(self) -> bool:
@@ -135,7 +153,9 @@ class ProbFn:
         if self.box_decoder:
             names.append(f"box decoder ({type(self.core).__name__})")
         if self.incremental:
-            names.append(f"incremental encoder ({type(self.core.encoder).__name__})")
+            names.append(f"incremental encoder ({type(self.core.encoder).__name__}"
+                         + (", APPROXIMATE squeeze-excitation: SE scales from the updated mean, error measured "
+                            "against whole passes)" if self.approximate else ")"))
         return names
 
     def _core_logits(self, xp: torch.Tensor, box: Box, wins: list[Box] | None, cropped: bool) -> torch.Tensor:
@@ -173,7 +193,8 @@ def _plain_forward(model: torch.nn.Module) -> bool:
             and getattr(model, "classification_head", None) is None)
 
 
-def _why_not(model, asked: bool, plain: bool, box: bool, incremental: bool, inc_on: bool) -> list[str]:
+def _why_not(model, asked: bool, plain: bool, box: bool, incremental: bool, inc_on: bool,
+             se_mode: str = "approximate") -> list[str]:
     """Human-readable reasons why an exact shortcut is not used (empty when both apply)."""
     if not asked:
         return ["shortcuts off: plain batched forward passes"]
@@ -186,11 +207,13 @@ def _why_not(model, asked: bool, plain: bool, box: bool, incremental: bool, inc_
         if not inc_on:
             notes.append("incremental encoder off on CUDA by default")
         else:
+            from matseg_nb.explain.squeeze_excite import looks_global
+
             enc = getattr(model, "encoder", None)
-            se = enc is not None and any("SE" in type(m).__name__ or "Squeeze" in type(m).__name__
-                                         for m in enc.modules())
+            se = enc is not None and looks_global(enc)
             why = ("its squeeze-excitation blocks pool globally, so a local change reaches every pixel"
-                   if se else "it is not smp's torchvision ResNet built of local operations only")
+                   + ("; se_mode='exact'" if has_squeeze_excitation(model) and se_mode == "exact" else "")
+                   if se else "it is not a registered ResNet-family chain of local operations")
             notes.append(f"incremental encoder cannot be exact for {type(enc).__name__} ({why}): "
                          "plain batched encoder passes")
     return notes

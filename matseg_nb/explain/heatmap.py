@@ -174,8 +174,15 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
         ref = ProbFn(fn.model, device=fn.device, amp=False, channels_last=fn.channels_last, shortcuts=False)
         extra["amp_noise_floor"] = float((z - ref(x[None], crop=box)[0] * a_box).abs().sum())
     fn.prepare(x[None])
-    batch = int(max_batch) if max_batch else _auto_batch(fn, x, memory_mb)
     todo = [tuple(ij) for ij in np.argwhere(valid)]
+    if fn.approximate and fn.cached and todo:  # measured first; past the tolerance: exact rules only
+        extra["se_check"] = check_approximation(fn, x, a_box, box, z, pert, ys, xs, todo)
+        (log or (lambda _m: None))(f"heatmap: {extra['se_check']['sentence']}")
+        if not extra["se_check"]["passed"]:
+            fn.prepare(None)
+            fn = fn.exact()
+            fn.prepare(x[None])
+    batch = int(max_batch) if max_batch else _auto_batch(fn, x, memory_mb)
     done = np.zeros_like(valid)
     notes = list(fn.shortcut_notes) + ([fn.cache_note] if fn.cache_note else [])
     say = log or (lambda _msg: None)
@@ -232,6 +239,44 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
                   locations_planned=len(todo), setup_seconds=setup_seconds, **extra, **({"note": "; ".join(notes)} if notes else {}))
     res.partial = partial
     return res
+
+
+#: the approximate (squeeze-excitation) mode's tolerance: max |H - H_exact| / max H on the checked locations
+SE_TOLERANCE = 1e-2
+SE_CHECK_LOCATIONS = 6  # random locations checked against whole passes, plus the largest H
+
+
+def check_approximation(fn: ProbFn, x: torch.Tensor, a_box: torch.Tensor, box, z: torch.Tensor,
+                        pert: Perturbation, ys, xs, todo: list, n: int = SE_CHECK_LOCATIONS,
+                        tolerance: float | None = None, seed: int = 0) -> dict:
+    """H of ``fn`` (approximate, prepared on x) against the exact rules (whole encoder passes) at ``n``
+    random locations of ``todo`` (seeded) and at the one whose window centre is nearest A's box centre
+    (a large H): {n, max_abs, max_rel (of the largest H checked), tolerance, passed, sentence}."""
+    tolerance = SE_TOLERANCE if tolerance is None else float(tolerance)
+    ex = fn.exact()
+    rng = np.random.default_rng(seed)
+    pick = {todo[k] for k in rng.choice(len(todo), size=min(n, len(todo)), replace=False)}
+    cy, cx, w = (box[0] + box[1]) / 2, (box[2] + box[3]) / 2, pert.window / 2
+    pick.add(min(todo, key=lambda ij: (ys[ij[0]] + w - cy) ** 2 + (xs[ij[1]] + w - cx) ** 2))
+    errs, hs = [], []
+    for i, j in sorted(pick):
+        xp = pert.apply(x, ys[i], xs[j])[None]
+        p = pert.patch(ys[i], xs[j])
+        win = (ys[i], ys[i] + p.shape[1], xs[j], xs[j] + p.shape[2])
+        h_ex = float((z - ex(xp, crop=box)[0] * a_box).abs().sum())
+        h_ap = float((z - fn(xp, crop=box, windows=[win])[0] * a_box).abs().sum())
+        errs.append(abs(h_ap - h_ex))
+        hs.append(h_ex)
+    h_max = max(hs)
+    max_abs = float(max(errs))
+    max_rel = max_abs / h_max if h_max > 0 else (0.0 if max_abs == 0 else float("inf"))
+    passed = max_rel <= tolerance
+    sentence = (f"squeeze-excitation approximation checked against whole passes at {len(errs)} locations: "
+                f"max |H - H_exact| = {max_abs:.3g} ({max_rel:.1e} of the largest H checked); tolerance "
+                f"{tolerance:.0e}: "
+                + ("kept" if passed else "exceeded, recomputed with exact whole encoder passes"))
+    return {"n": len(errs), "max_abs": max_abs, "max_rel": max_rel, "tolerance": tolerance, "passed": passed,
+            "sentence": sentence}
 
 
 def _ran(fn: ProbFn, after_run: bool = False) -> list[str]:
