@@ -127,10 +127,10 @@ class FaithfulnessResult:
                     f"its top pixels ({self._span()}, {self.perturbation} validation) changes {c.observed_score:.3g} "
                     f"of probability mass per A pixel, more than H shuffled within {rings} "
                     f"(ring-permutation p = {c.p_value:.3f}, {c.n_perm} shuffles).")
-        return (f"H adds nothing shown beyond proximity to A: shuffled within {rings}, it changes the "
-                f"prediction inside A about as much ({float(np.mean(c.scores)):.3g} vs {c.observed_score:.3g} "
-                f"per A pixel, ring-permutation p = {c.p_value:.3f}, {c.n_perm} shuffles), so what H ranks "
-                f"high may simply be what lies near A.")
+        return (f"H adds nothing shown beyond proximity to A: shuffled within {rings}, H changes the "
+                f"prediction inside A by {float(np.mean(c.scores)):.3g} per A pixel on average, H itself by "
+                f"{c.observed_score:.3g} (ring-permutation p = {c.p_value:.3f}, {c.n_perm} shuffles), so what H "
+                f"ranks high may simply be what lies near A.")
 
     def baseline_sentence(self) -> str:
         """The unconditional baselines, reported apart: which H beats and which not."""
