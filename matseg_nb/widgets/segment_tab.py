@@ -96,7 +96,7 @@ class SegmentTab(AnalysisTab):
             flagged = sum(r["flag"] == "flagged" for r in v.rows)
             parts.append(w.HTML(
                 f"<h3 class='matseg-segment-dataset'>{esc(v.dataset)}: {len(v.rows)} image(s), {flagged} flagged</h3>"
-                f"<pre class='matseg-segment-summary'>{esc(chr(10).join(v.lines))}</pre>"
+                f"<pre class='matseg-segment-summary' style='font-family:monospace;white-space:pre;font-size:12px'>{esc(chr(10).join(v.lines))}</pre>"
                 + table_html(v.rows, v.columns, "matseg-segment-table") + "<p>" + csv_link(v.csv, f"{v.dataset}"
                                                                                        "-segments.csv") + "</p>"))
             tiles = []
