@@ -292,7 +292,8 @@ def stage_explain(ctx: DemoContext, crop: int | None = None, window: int | None 
 
 
 def stage_segment(ctx: DemoContext, images: list[str] | None = None, progress: bool = False) -> None:
-    """``matseg segment`` with each dataset's validation-selected model (``best_run(sweep, dataset)``) on
+    """``matseg segment`` with each dataset's deployed model (``runs.Sweep.deployed_runs`` through the sweep
+    loader: the validation-selected run, or after k-fold CV the fold ensemble or refit) on
     ``images`` (None: that dataset's test images) into ``LoopLayout.segment/<dataset>/``
     (``matseg_nb.segment.SegmentFolder``); ``ctx.results["segment"]``: {dataset: output folder}. ``progress``:
     a per-image progress bar (stderr; the dashboard's analysis log)."""
@@ -311,7 +312,8 @@ def stage_segment(ctx: DemoContext, images: list[str] | None = None, progress: b
             ctx.log(f"  {ds.name}: no test images, segment skipped")
             continue
         out = ctx.layout.segment / ds.name
-        segment_images(run, inputs, out, progress=progress, log=lambda line, n=ds.name: ctx.log(f"  {n}: {line}"))
+        segment_images(ctx.layout.sweep, inputs, out, dataset=ds.name, progress=progress,
+                       log=lambda line, n=ds.name: ctx.log(f"  {n}: {line}"))
         ctx.results["segment"][ds.name] = str(out)
         ctx.log(f"  {ds.name}: {len(inputs)} image(s) segmented into {out}")
 
