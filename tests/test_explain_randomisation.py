@@ -130,3 +130,18 @@ def test_partial_rank_correlation_removes_the_shared_overlap():
     x, y = overlap + 0.2 * rng.random(200), overlap + 0.2 * rng.random(200)
     assert stats.spearmanr(x, y).statistic > 0.8 and abs(partial_spearman(x, y, overlap)) < 0.15
     assert partial_spearman(x, x + 1e-3 * rng.random(200), overlap) > 0.9  # what is shared beyond it stays
+
+
+def test_undecided_says_how_many_locations_would_decide():
+    from matseg_nb.explain.randomisation import RandomisationStep, locations_to_decide
+
+    n = locations_to_decide(0.35)
+    assert verdict(*spearman_interval(0.35, n, controls=1)) == "differs"
+    assert verdict(*spearman_interval(0.35, n - 2, controls=1)) == "undecided"
+    low, high = spearman_interval(0.35, 48, controls=1)
+    step = RandomisationStep("decoder head", ["segmentation_head"], 0.35, low, high, 48, 0.8)
+    out = RandomisationResult([step], verdict(low, high), available_locations=239)
+    assert out.verdict == "undecided" and f"about {n} locations on A would decide" in out.sentence()
+    assert f"--randomisation-locations {n}" in out.sentence()
+    few = RandomisationResult([step], "undecided", available_locations=16)
+    assert "more than the 16 at this stride" in few.sentence()

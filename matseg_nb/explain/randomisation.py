@@ -18,7 +18,8 @@ sqrt(1.06 / (n - 3)), Fieller, Hartley & Pearson 1957):
   shares less than a quarter (rho^2 < 0.25) of H's rank variance, so H depends on the trained weights;
 * ``similar``: the interval lies at or above 0.5: H survives the loss of what the model learnt, so it
   reflects the image and A's shape more than the model (the failure Adebayo et al. report for edge-like maps);
-* ``undecided``: the interval straddles 0.5 (or fewer than 5 locations): more locations would decide.
+* ``undecided``: the interval straddles 0.5 (or fewer than 6 locations); the sentence says how many
+  locations would decide at the rho found (:func:`locations_to_decide`).
 
 0.5 sits between the two planted cases of ``tests/test_explain_randomisation.py``: a feature-fixed model
 whose H keeps its ranking under randomisation (rho about 1) and a learnt model whose H does not (rho near 0).
@@ -66,6 +67,7 @@ class RandomisationResult:
     seed: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    available_locations: int = 0  # grid locations whose window touches A (the sample is drawn from these)
 
     def sentence(self) -> str:
         """What the check means for the expert, with the numbers."""
@@ -86,8 +88,13 @@ class RandomisationResult:
             return (f"Model-randomisation check failed: {with_}, the map keeps {rho}, at least "
                     f"{self.threshold:g}{tail}, so H reflects the image and A's shape more than what the "
                     f"model learnt.")
+        need = locations_to_decide(last.spearman, self.threshold)
+        decide = (f"about {need} locations on A would decide (--randomisation-locations {need})"
+                  if need <= self.available_locations else
+                  f"about {need} locations on A would decide, more than the {self.available_locations} at "
+                  f"this stride (a finer stride has more)")
         return (f"Model-randomisation check undecided: {with_}, the map has {rho}, which straddles "
-                f"{self.threshold:g}{tail}; more locations would decide.")
+                f"{self.threshold:g}{tail}; {decide}.")
 
     def to_json(self) -> dict:
         return {**asdict(self), "sentence": self.sentence()}
@@ -177,6 +184,14 @@ def spearman_interval(rho: float, n: int, z95: float = 1.959964, controls: int =
     return math.tanh(z - half), math.tanh(z + half)
 
 
+def locations_to_decide(rho: float, threshold: float = SIMILARITY_THRESHOLD, controls: int = 1,
+                        z95: float = 1.959964) -> int:
+    """Locations n at which the 95 % interval of :func:`spearman_interval` around ``rho`` would exclude
+    ``threshold``: n = 3 + controls + 1.06 (z95 / |atanh(rho) - atanh(threshold)|)^2 (rounded up)."""
+    gap = abs(math.atanh(min(max(rho, -0.999999), 0.999999)) - math.atanh(threshold))
+    return 3 + controls + math.ceil(1.06 * (z95 / max(gap, 1e-3)) ** 2)
+
+
 def verdict(low: float, high: float, threshold: float = SIMILARITY_THRESHOLD) -> str:
     return "differs" if high < threshold else "similar" if low >= threshold else "undecided"
 
@@ -217,7 +232,7 @@ def model_randomisation(model: nn.Module, image: np.ndarray, mask: np.ndarray, g
     if not steps:
         notes.append("no layers with parameters to re-initialise")
         return RandomisationResult([RandomisationStep("none", [], float("nan"), -1.0, 1.0, len(locs))],
-                                   "undecided", threshold, seed, time.perf_counter() - t0, notes)
+                                   "undecided", threshold, seed, time.perf_counter() - t0, notes, int(len(on_a)))
     last = steps[-1]
     return RandomisationResult(steps, verdict(last.ci_low, last.ci_high, threshold), threshold, seed,
-                               round(time.perf_counter() - t0, 2), notes)
+                               round(time.perf_counter() - t0, 2), notes, int(len(on_a)))
