@@ -123,13 +123,20 @@ def test_planted_crop_mean_exceeds_the_tolerance(monkeypatch):
 
 
 @pytest.mark.parametrize("encoder", ["se_resnet50"])
-def test_smp_senet_encoder_runs_approximate_and_checked(encoder):
+def test_smp_senet_encoder_runs_approximate_and_checked(encoder, monkeypatch):
+    """On a small image a deep SE encoder would recompute most of itself: the approximate mode declines
+    (exact whole passes, said so); forced on, it runs and is checked."""
     from _model_helpers import tiny_smp
 
     model = tiny_smp(encoder=encoder, classes=3)
     fn = ProbFn(model)
     assert fn.approximate and "SENetEncoder" in fn.shortcut_names[-1]
     img, a = rand_image(1, 64, 64, seed=2), box_mask(64, 64, (20, 40, 20, 40))
-    res = heatmap(fn, img, a, window=16, stride=16, locations=[(0, 0), (1, 1), (2, 2)])
+    locations = [(0, 0), (1, 1), (2, 2)]
+    declined = heatmap(fn, img, a, window=16, stride=16, locations=locations)
+    assert declined.extra["se_check"]["work_fraction"] > heatmap_module.SE_MAX_WORK_FRACTION
+    assert "not used" in declined.extra["se_check"]["sentence"] and not declined.meta()["incremental"]
+    monkeypatch.setattr(heatmap_module, "SE_MAX_WORK_FRACTION", 1.0)
+    res = heatmap(fn, img, a, window=16, stride=16, locations=locations)
     print(f"\n{encoder}: {res.extra['se_check']['sentence']}")
-    assert res.extra["se_check"]["n"] == 3
+    assert res.extra["se_check"]["n"] == 3 and res.meta()["incremental"]

@@ -175,8 +175,15 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
         extra["amp_noise_floor"] = float((z - ref(x[None], crop=box)[0] * a_box).abs().sum())
     fn.prepare(x[None])
     todo = [tuple(ij) for ij in np.argwhere(valid)]
-    if fn.approximate and fn.cached and todo:  # measured first; past the tolerance: exact rules only
-        extra["se_check"] = check_approximation(fn, x, a_box, box, z, pert, ys, xs, todo)
+    if fn.approximate and fn.cached and todo:  # worth it? measured first; past the tolerance: exact only
+        frac = _se_work_fraction(fn, x, window)
+        if frac > SE_MAX_WORK_FRACTION:
+            extra["se_check"] = {"passed": False, "work_fraction": frac, "sentence": (
+                f"squeeze-excitation approximate mode not used: a central window would still recompute "
+                f"{frac:.0%} of the encoder (> {SE_MAX_WORK_FRACTION:.0%}); exact whole encoder passes")}
+        else:
+            extra["se_check"] = {**check_approximation(fn, x, a_box, box, z, pert, ys, xs, todo),
+                                 "work_fraction": frac}
         (log or (lambda _m: None))(f"heatmap: {extra['se_check']['sentence']}")
         if not extra["se_check"]["passed"]:
             fn.prepare(None)
@@ -244,6 +251,20 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
 #: the approximate (squeeze-excitation) mode's tolerance: max |H - H_exact| / max H on the checked locations
 SE_TOLERANCE = 1e-2
 SE_CHECK_LOCATIONS = 6  # random locations checked against whole passes, plus the largest H
+
+
+SE_MAX_WORK_FRACTION = 0.5  # above it the approximate mode is not faster than whole passes (benchmarks)
+
+
+def _se_work_fraction(fn: ProbFn, x: torch.Tensor, window: int) -> float:
+    """:meth:`IncrementalEncoder.work_fraction` of a window at the centre of the (model-scale) image."""
+    xp = fn._padded(x[None])[0]
+    h, w = int(xp.shape[-2]), int(xp.shape[-1])
+    win = ((h - window) // 2, (h + window) // 2, (w - window) // 2, (w + window) // 2)
+    if fn.input_map is not None:
+        inner = fn._cache.sizes[0]
+        win = fn.input_map.window(win, (h, w), inner)
+    return fn._cache.work_fraction(win)
 
 
 def check_approximation(fn: ProbFn, x: torch.Tensor, a_box: torch.Tensor, box, z: torch.Tensor,

@@ -265,6 +265,19 @@ class IncrementalEncoder:
         """(h, w) of each encoder feature level, the input first."""
         return [self.sizes[0]] + [self.sizes[self.level_unit[lv] + 1] for lv in range(1, 6)]
 
+    def work_fraction(self, window: Box) -> float:
+        """Share of the whole encoder's work (multiply-adds, from each unit's parameters x output area) that
+        recomputing after a change in ``window`` takes, with every level read whole."""
+        from matseg_nb.explain.boxes import area
+
+        total = done = 0.0
+        for k, step in enumerate(self.plan(window)):
+            h, w = self.sizes[k + 1]
+            full = sum(p.numel() for p in self.units[k].fn.parameters()) * h * w + h * w
+            total += full
+            done += full * (area(step.box) / (h * w) if step.box is not None else 0.0)
+        return done / total if total else 1.0
+
     def plan(self, window: Box, reads: dict[int, Box] | None = None) -> list[Step]:
         if reads is None:
             reads = {lv: (0, h, 0, w) for lv, (h, w) in enumerate(self.level_shapes()) if lv}

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from matseg_nb.explain.boxes import HW, Box
@@ -70,7 +71,12 @@ def _matrix(lo: int, hi: int, read: tuple[int, int], n_in: int, n_out: int, like
 
 def bilinear_box(logits: torch.Tensor, read: Box, inner: HW, full: HW, box: Box) -> torch.Tensor:
     """``logits`` (B, K, rows, cols) = the inner logits on ``read`` -> the bilinear upsampling to (H, W)
-    cropped to ``box``: (B, K, y1 - y0, x1 - x0)."""
+    cropped to ``box``: (B, K, y1 - y0, x1 - x0). On the whole inner map it is the wrapper's own
+    ``F.interpolate`` (O(output) work; the dense matrices below cost O(output x read) and took 80 ms per batch
+    of 4 at 512 px); on a crop, one small matrix per axis."""
+    if tuple(read) == (0, inner[0], 0, inner[1]) and tuple(logits.shape[-2:]) == tuple(inner):
+        up = F.interpolate(logits.float(), size=tuple(full), mode="bilinear", align_corners=False)
+        return up[..., box[0] : box[1], box[2] : box[3]]
     my = _matrix(box[0], box[1], (read[0], read[1]), inner[0], full[0], logits)
     mx = _matrix(box[2], box[3], (read[2], read[3]), inner[1], full[1], logits)
     return torch.einsum("yr,bkrc,xc->bkyx", my, logits.float().contiguous(), mx)
