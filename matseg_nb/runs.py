@@ -11,6 +11,8 @@ A run folder (one per job, named by its job id) holds::
     progress.json   the live epoch while training (the dashboard's status rows)
     model/          the saved model (``matseg_nb.models.save_model``)
     predictions/    <image stem>.png, the predicted class ids of each test image
+    oof_predictions/  the same for the out-of-fold images of a cross-validation fold job (what the fold
+                    model predicted on the images it did not train on)
     COMPLETE        written last by the sweep (``matseg_nb.run_marker``): the folder is finished
     error.json      written instead when the job failed
 
@@ -43,6 +45,7 @@ OOF_PER_IMAGE_FILE = "oof_per_image.csv"
 PROGRESS_FILE = "progress.json"
 MODEL_DIR = "model"
 PREDICTIONS_DIR = "predictions"
+OOF_PREDICTIONS_DIR = "oof_predictions"
 SWEEP_FILE = "sweep.json"
 SUMMARY_FILE = "summary.json"
 
@@ -302,12 +305,14 @@ class Run:
     def model_path(self) -> Path:
         return self.path / MODEL_DIR
 
-    def prediction_path(self, image_stem: str) -> Path:
-        return self.path / PREDICTIONS_DIR / f"{image_stem}.png"
+    def prediction_path(self, image_stem: str, oof: bool = False) -> Path:
+        """predictions/<stem>.png (``oof``: oof_predictions/<stem>.png)."""
+        return self.path / (OOF_PREDICTIONS_DIR if oof else PREDICTIONS_DIR) / f"{image_stem}.png"
 
-    def predictions(self) -> dict[str, Path]:
-        """Image stem -> predicted-mask PNG of each test image."""
-        folder = self.path / PREDICTIONS_DIR
+    def predictions(self, oof: bool = False) -> dict[str, Path]:
+        """Image stem (sample name) -> predicted-mask PNG (uint8 class ids) of each test image (``oof``: of
+        each out-of-fold image of a cross-validation fold job); {} when none were saved."""
+        folder = self.path / (OOF_PREDICTIONS_DIR if oof else PREDICTIONS_DIR)
         return {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
 
     # -- writing --------------------------------------------------------------------------------------
@@ -329,8 +334,9 @@ class Run:
         atomic_write_text(path, _csv_text(rows, columns))
         return path
 
-    def write_prediction(self, image_stem: str, png: bytes) -> Path:
-        path = self.prediction_path(image_stem)
+    def write_prediction(self, image_stem: str, png: bytes, oof: bool = False) -> Path:
+        """Write one predicted-mask PNG atomically (``oof``: into oof_predictions/)."""
+        path = self.prediction_path(image_stem, oof)
         atomic_write_bytes(path, png)
         return path
 

@@ -37,7 +37,7 @@ def _pretty_cells(cells: pd.DataFrame) -> pd.DataFrame:
         "test IoU": cells["iou"].map(fmt), "test IoU/img [95% t-CI]": [
             _ci(m, iv) for m, iv in zip(cells["iou_img_mean"], cells["iou_interval"], strict=True)],
         "area frac. |bias| (pp)": cells["af_abs_bias_pp"].map(fmt) if "af_abs_bias_pp" in cells else "—",
-        "measurement error (test)": cells["measurement_error"] if "measurement_error" in cells else "—",
+        "measurement error (test or out of fold)": cells["measurement_error"] if "measurement_error" in cells else "—",
         "Dice": cells["dice"].map(fmt), "wIoU": cells["wiou"].map(fmt),
         "wIoU (class freq.)": cells["wiou_class_freq"].map(fmt), "PA": cells["pixel_accuracy"].map(fmt),
         "epochs": cells["epochs_run"].map(lambda v: fmt(v, 1)),
@@ -58,7 +58,7 @@ def _pretty_best(best: pd.DataFrame) -> pd.DataFrame:
         "val IoU": best["val_iou"].map(fmt), "val 95% CI (folds)": best["val_interval"],
         "test IoU": best["iou"].map(fmt), "95% t-CI (IoU/img)": best["iou_interval"],
         "area frac. |bias| (pp)": best["af_abs_bias_pp"].map(fmt) if "af_abs_bias_pp" in best else "—",
-        "measurement error (test)": best["measurement_error"].fillna("—") if "measurement_error" in best else "—",
+        "measurement error (test or out of fold)": best["measurement_error"].fillna("—") if "measurement_error" in best else "—",
         "Dice": best["dice"].map(fmt), "runner-up": best["runner_up"],
         "runner-up val IoU": best["runner_up_val_iou"].map(fmt),
         "runner-up test IoU": best["runner_up_iou"].map(fmt), "ΔIoU": best["delta_iou"].map(fmt),

@@ -98,34 +98,49 @@ def not_learned(pairs: Mapping[str, tuple[np.ndarray, np.ndarray, float | None]]
     return out
 
 
-def run_test_bias(run_dir, class_names: list[str], length_unit: str | None = None
+def saved_prediction_pairs(ds, samples, preds: Mapping[str, object]
+                           ) -> dict[str, tuple[np.ndarray, np.ndarray, float | None]]:
+    """Sample name -> (saved predicted mask, ground-truth mask, pixel size in µm or None) for each annotated
+    sample of ``samples`` (``matseg_nb.data`` samples of dataset ``ds``) with a saved PNG in ``preds``
+    (``runs.Run.predictions``: name -> path)."""
+    from matseg_nb.segment.folder import read_mask
+
+    return {s.name: (read_mask(preds[s.name]), ds.load_mask(s), ds.pixel_size_um_of(s))
+            for s in samples if s.name in preds and s.mask is not None}
+
+
+def run_test_bias(run_dir, class_names: list[str], length_unit: str | None = None, oof: bool = False
                   ) -> tuple[list[BiasRow], dict]:
     """:func:`measurement_bias` over a run's test images: its saved predictions (``predictions/<stem>.png``,
-    read through ``runs.Run``) against the dataset's ground-truth masks, each with its pixel size.
-    Returns (rows, info: run_dir, n_images, note). No test predictions: ([], info with the reason)."""
+    read through ``runs.Run``) against the dataset's ground-truth masks, each with its pixel size. ``oof``: a
+    cross-validation fold run's out-of-fold images instead (``oof_predictions/<stem>.png`` against the masks of
+    its held-out images, ``segment.bias.held_out_samples``). Returns (rows, info: run_dir, n_images, note,
+    not_learned). No saved predictions: ([], info with the reason)."""
     from matseg_nb.data import open_dataset
     from matseg_nb.errors import UserError
     from matseg_nb.runs import Run
-    from matseg_nb.segment.folder import read_mask
 
     run = Run(run_dir)
+    what = "out-of-fold" if oof else "test"
     info = {"run_dir": str(run.path), "n_images": 0, "note": ""}
-    preds = run.predictions()
+    preds = run.predictions(oof)
     if not preds:
-        info["note"] = f"{run.path.name} has no test predictions: the model's error on these numbers is unknown"
+        info["note"] = f"{run.path.name} has no {what} predictions: the model's error on these numbers is unknown"
         return [], info
     try:
         ds = open_dataset(run.dataset)
     except UserError as err:
         info["note"] = f"dataset {run.dataset} not available ({err.problems[0]}): error unknown"
         return [], info
-    pairs = {}
-    for s in ds.samples("test"):
-        stem = s.image.stem
-        if stem in preds and s.mask is not None:
-            pairs[stem] = (read_mask(preds[stem]), ds.load_mask(s), ds.pixel_size_um_of(s))
+    if oof:
+        from matseg_nb.segment.bias import held_out_samples
+
+        samples = held_out_samples(ds, run.provenance()) or []
+    else:
+        samples = ds.samples("test")
+    pairs = saved_prediction_pairs(ds, samples, preds)
     info["n_images"] = len(pairs)
     info["not_learned"] = not_learned(pairs, class_names)
-    info["note"] = (f"model - ground truth on {len(pairs)} test image(s) of {run.dataset} (the run's saved test "
-                    "predictions); it does not cover flagged images")
+    info["note"] = (f"model - ground truth on {len(pairs)} {what} image(s) of {run.dataset} (the run's saved "
+                    f"{what} predictions); it does not cover flagged images")
     return measurement_bias(pairs, class_names, length_unit), info

@@ -3,7 +3,8 @@
 Run folder (docs/ARCHITECTURE.md): job.json, history.csv, metrics.json, per_image.csv, model/,
 predictions/<stem>.png, plus logs/ (Lightning's CSVLogger). A cross-validation job (``folds`` set) trains
 on the other folds of train+val, validates (early stopping, best checkpoint) on its own fold, and also
-writes oof_per_image.csv (out-of-fold scores of its fold's images) and metrics.json["cv"/"oof"]. Every file is
+writes oof_per_image.csv (out-of-fold scores of its fold's images), oof_predictions/<stem>.png (their
+predicted masks) and metrics.json["cv"/"oof"]. Every file is
 written through ``matseg_nb.runs.Run`` (the one reader and writer of run folders), atomically. The ``COMPLETE``
 marker is NOT written here (the sweep writes it after papermill saved the notebook).
 """
@@ -285,7 +286,9 @@ def run_job(job: Any, run_dir: str | os.PathLike, threads: int = 0, echo=print) 
     if cv_info is not None and cv_info.get("refit"):
         metrics["cv"] = {**cv_info, "n_train": len(train)}
     elif cv_info is not None:  # out-of-fold: the fold's own images, scored by the model that never trained on them
-        _, oof, oof_rows, _ = _evaluate(predictor, val, ds.num_classes, class_names, cfg)
+        oof_preds, oof, oof_rows, _ = _evaluate(predictor, val, ds.num_classes, class_names, cfg)
+        for name, pred in zip(val.names, oof_preds, strict=True):
+            run.write_prediction(name, _png(pred), oof=True)
         run.write_per_image(oof_rows, PER_IMAGE_COLUMNS, oof=True)
         metrics["cv"] = {**cv_info, "n_train": len(train), "n_val": len(val)}
         metrics["oof"] = {k: oof[k] for k in ("dataset_level", "per_image_mean", "n_images")}
