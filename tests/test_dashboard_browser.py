@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from _dashboard_helpers import start_voila, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,16 +32,9 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def voila(tmp_path):
     """(url, workspace) of a Voilà server for the dashboard; stopped (with any sweep it started) afterwards."""
-    from matseg_nb.commands.dashboard import dashboard_env, new_token, voila_command
     from matseg_nb.widgets.profile_editor import default_profile
 
     ws = tmp_path / "ws"
@@ -52,28 +43,10 @@ def voila(tmp_path):
     tiny["name"] = "tiny"
     (ws / "profiles" / "tiny.json").write_text(json.dumps(tiny, indent=2))
     (tmp_path / "secret.json").write_text("{}")
-    port = free_port()
-    log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
-    token = new_token()
-    env = dict(dashboard_env(ws, token), MATSEG_NB_STAGE_SETTINGS="tiny")  # every route of the loop: tiny stages
-    proc = subprocess.Popen(voila_command(port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "voila.log").read_text()
-            time.sleep(0.5)
-    else:
-        pytest.fail("voila did not start: " + (tmp_path / "voila.log").read_text())
-    yield f"http://127.0.0.1:{port}/?token={token}", ws
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    # every route of the loop: tiny stages
+    proc, url, log = start_voila(ws, tmp_path / "voila.log", MATSEG_NB_STAGE_SETTINGS="tiny")
+    yield url, ws
+    stop_server(proc)
     log.close()
     for pid_file in ws.glob("runs/*/sweep.pid"):  # a sweep the walk started and that still runs
         try:

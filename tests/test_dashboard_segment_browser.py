@@ -9,11 +9,9 @@ image, the overlays and a CSV download link holding segments.csv. Screenshots:
 from __future__ import annotations
 
 import base64
-import subprocess
-import time
 
 import pytest
-from test_dashboard_browser import ARTIFACTS, CHROMIUM, LOAD_MS, REPO, open_tab, upload
+from test_dashboard_browser import ARTIFACTS, CHROMIUM, LOAD_MS, open_tab, upload
 from test_dashboard_segment import _png_bytes, segment_workspace
 
 SEGMENT_MS = 300_000  # QC set-up on nasa-super1's train images + 2 tiny images, in a background process
@@ -28,28 +26,11 @@ pytestmark = [
 @pytest.fixture()
 def voila_segment(tmp_path):
     """(url, loop folder) of a Voilà dashboard over a workspace with a complete tiny run; stopped afterwards."""
-    import socket
-
-    from _dashboard_helpers import free_port, stop_server
-
-    from matseg_nb.commands.dashboard import dashboard_env, new_token, voila_command
+    from _dashboard_helpers import start_voila, stop_server
 
     loop = segment_workspace(tmp_path / "ws")
-    port, token = free_port(), new_token()
-    log = open(tmp_path / "voila.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(voila_command(port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env=dashboard_env(tmp_path / "ws", token), start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "voila.log").read_text()
-            time.sleep(0.5)
-    else:
-        pytest.fail("voila did not start: " + (tmp_path / "voila.log").read_text())
-    yield f"http://127.0.0.1:{port}/?token={token}", loop
+    proc, url, log = start_voila(tmp_path / "ws", tmp_path / "voila.log")
+    yield url, loop
     stop_server(proc)
     log.close()
 

@@ -6,39 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
+from _segment_helpers import blob_dataset, tiny_model_run
 from PIL import Image
-from scipy import ndimage
 
 from matseg_nb.cli import main
 from matseg_nb.segment import SegmentFolder
-
-CLASSES = [{"id": 0, "name": "matrix"}, {"id": 1, "name": "blob"}]
-
-
-def _blobs(seed: int, size: int = 64) -> np.ndarray:
-    smooth = ndimage.gaussian_filter(np.random.default_rng(seed).random((size, size)), 4)
-    return ((smooth - smooth.min()) / (np.ptp(smooth) + 1e-9) * 200 + 20).astype(np.uint8)
 
 
 def cv_sweep(root: Path, folds: int = 2, refit: bool = False) -> tuple[Path, Path]:
     """(sweep, dataset) of a complete pool-'all' CV of one tiny architecture: ``folds`` fold runs, each with
     its own random weights and its held-out groups in job.json ``cv`` (as ``training.runner`` writes them)."""
-    from _sweep_helpers import write_fake_run
-
     from matseg_nb.data import open_dataset
     from matseg_nb.data.splits import assign_folds, cv_pool
-    from matseg_nb.models import build_model, save_model
     from matseg_nb.runs import Run
 
-    data = root / "data"
-    for split, seeds in (("train", range(3)), ("val", range(10, 12)), ("test", range(20, 22))):
-        (data / "images" / split).mkdir(parents=True)
-        (data / "masks" / split).mkdir(parents=True)
-        for s in seeds:
-            img = _blobs(s)
-            Image.fromarray(img).save(data / "images" / split / f"b{s}.png")
-            Image.fromarray((img > 120).astype(np.uint8)).save(data / "masks" / split / f"b{s}.png")
+    data = blob_dataset(root / "data", {"train": range(3), "val": range(10, 12), "test": range(20, 22)},
+                        size=64, sigma=4)
     pool = cv_pool(open_dataset(str(data)).samples(), "all")
     fold_of = assign_folds([s.group for s in pool], folds)
     sweep = root / "sweep"
@@ -48,12 +31,8 @@ def cv_sweep(root: Path, folds: int = 2, refit: bool = False) -> tuple[Path, Pat
         cv = {"folds": folds, "pool": "all", **({"refit": True, "val_groups": []} if is_refit else
                                                 {"fold": fold, "val_groups": held})}
         job_id = f"blobs__tu-test_resnet__Unet__s0__{'refitof' if is_refit else 'f'}{fold or 0}of{folds}"
-        run = write_fake_run(sweep, job_id, dataset=str(data), extra_job={
-            "classes": CLASSES, "in_channels": 1, "normalization": "percentile", "training": {"input_scale": 1.0},
-            "folds": folds, "fold": fold, "pool": "all", "refit": is_refit, "cv": cv})
-        torch.manual_seed(100 + (fold if fold is not None else 99))
-        model, _ = build_model("tu-test_resnet", "Unet", 1, 2, "none")
-        save_model(model, run / "model")
+        run = tiny_model_run(sweep, job_id, str(data), torch_seed=100 + (fold if fold is not None else 99),
+                             extra_job={"folds": folds, "fold": fold, "pool": "all", "refit": is_refit, "cv": cv})
         if not is_refit:
             rows = [{"image": s.image.stem, "class_id": 1, "class_name": "blob", "iou": 0.5, "dice": 0.6}
                     for s in pool if s.group in held]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _segment_helpers import tiny_model_run
 
 from matseg_nb.errors import UserError
 from matseg_nb.segment import ImageRecord, Quantity, SegmentFolder, SummaryRow, resolve_model
@@ -39,16 +40,8 @@ def test_segment_folder_round_trip(tmp_path):
 
 
 def _real_run(sweep, job_id, dataset="nasa-super1", val_iou=0.5):
-    from _sweep_helpers import write_fake_run
-
-    from matseg_nb.models import build_model, save_model
-
-    path = write_fake_run(sweep, job_id, dataset=dataset, val_iou=val_iou, extra_job={
-        "classes": [{"id": 0, "name": "matrix"}, {"id": 1, "name": "precipitate"}], "in_channels": 1,
-        "normalization": "percentile", "training": {"input_scale": 1.0}})
-    model, _ = build_model("tu-test_resnet", "Unet", 1, 2, "none")
-    save_model(model, path / "model")
-    return path
+    return tiny_model_run(sweep, job_id, dataset, [{"id": 0, "name": "matrix"}, {"id": 1, "name": "precipitate"}],
+                          val_iou=val_iou)
 
 
 def test_resolve_run_and_sweep(tmp_path):

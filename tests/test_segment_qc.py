@@ -7,45 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _segment_helpers import blob_dataset, blobs, tiny_model_run
 from PIL import Image
-from scipy import ndimage
 
 from matseg_nb.cli import main
 from matseg_nb.segment import SegmentFolder
 
 
-def _blobs(seed: int, size: int = 160) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    smooth = ndimage.gaussian_filter(rng.random((size, size)), 6)
-    smooth = (smooth - smooth.min()) / (np.ptp(smooth) + 1e-9)
-    return (smooth * 200 + 20).astype(np.uint8)
-
-
-def _dataset(root):
-    for split, seeds in (("train", range(4)), ("val", range(10, 13)), ("test", range(20, 22))):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "masks" / split).mkdir(parents=True)
-        for s in seeds:
-            img = _blobs(s)
-            Image.fromarray(img).save(root / "images" / split / f"b{s}.png")
-            Image.fromarray((img > 120).astype(np.uint8)).save(root / "masks" / split / f"b{s}.png")
-    return root
-
-
 def test_shifted_image_flagged_typical_not_and_qc_off_records_redone(tmp_path, capsys):
-    from _sweep_helpers import write_fake_run
-
-    from matseg_nb.models import build_model, save_model
-
-    data = _dataset(tmp_path / "data")
-    run = write_fake_run(tmp_path / "sweep", "blobs__tiny", dataset=str(data), extra_job={
-        "classes": [{"id": 0, "name": "matrix"}, {"id": 1, "name": "blob"}], "in_channels": 1,
-        "normalization": "percentile", "training": {"input_scale": 1.0}})
-    model, _ = build_model("tu-test_resnet", "Unet", 1, 2, "none")
-    save_model(model, run / "model")
+    run = _tiny_run(tmp_path, val_seeds=range(10, 13), train_seeds=range(4))
     new = tmp_path / "new"
     new.mkdir()
-    Image.fromarray(_blobs(99)).save(new / "typical.png")
+    Image.fromarray(blobs(99)).save(new / "typical.png")
     Image.fromarray((np.random.default_rng(5).random((160, 160)) * 255).astype(np.uint8)).save(new / "noise.png")
     args = [str(run), str(new), "--out", str(tmp_path / "out"), "--tile", "64", "--overlap", "16"]
     assert main(["segment", *args, "--no-qc"]) == 0
@@ -61,25 +34,10 @@ def test_shifted_image_flagged_typical_not_and_qc_off_records_redone(tmp_path, c
     assert "flagged (left out of the batch numbers): noise" in capsys.readouterr().out
 
 
-def _tiny_run(tmp_path, val_seeds=range(10, 16)):
-    from _sweep_helpers import write_fake_run
-
-    from matseg_nb.models import build_model, save_model
-
-    root = tmp_path / "data"
-    for split, seeds in (("train", range(5)), ("val", val_seeds), ("test", range(20, 22))):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "masks" / split).mkdir(parents=True)
-        for s in seeds:
-            img = _blobs(s)
-            Image.fromarray(img).save(root / "images" / split / f"b{s}.png")
-            Image.fromarray((img > 120).astype(np.uint8)).save(root / "masks" / split / f"b{s}.png")
-    run = write_fake_run(tmp_path / "sweep", "blobs__tiny", dataset=str(root), extra_job={
-        "classes": [{"id": 0, "name": "matrix"}, {"id": 1, "name": "blob"}], "in_channels": 1,
-        "normalization": "percentile", "training": {"input_scale": 1.0}})
-    model, _ = build_model("tu-test_resnet", "Unet", 1, 2, "none")
-    save_model(model, run / "model")
-    return run
+def _tiny_run(tmp_path, val_seeds=range(10, 16), train_seeds=range(5)):
+    """A run folder with a tiny random model over a blob dataset (train, val, test b20-b21)."""
+    data = blob_dataset(tmp_path / "data", {"train": train_seeds, "val": val_seeds, "test": range(20, 22)})
+    return tiny_model_run(tmp_path / "sweep", "blobs__tiny", str(data))
 
 
 def test_batch_verdict_and_p_values_are_qc_new_s_on_the_same_images_and_survive_a_resume(tmp_path):
@@ -90,8 +48,8 @@ def test_batch_verdict_and_p_values_are_qc_new_s_on_the_same_images_and_survive_
 
     run = _tiny_run(tmp_path)
     noise = np.random.default_rng(7)
-    batches = {"shifted": [np.clip(_blobs(s) + noise.normal(0, 40, (160, 160)), 0, 255) for s in range(40, 46)],
-               "typical": [_blobs(s) for s in range(40, 46)]}
+    batches = {"shifted": [np.clip(blobs(s) + noise.normal(0, 40, (160, 160)), 0, 255) for s in range(40, 46)],
+               "typical": [blobs(s) for s in range(40, 46)]}
     answers = {}
     for name, images in batches.items():
         folder = tmp_path / name

@@ -13,6 +13,7 @@ import re
 import secrets
 import shutil
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,10 @@ def list_uploaded_datasets(workspace: Path) -> list[Path]:
                   and (p / "masks").is_dir())
 
 
-def _precheck(role: str, files: list[UploadedFile]) -> tuple[list[UploadedFile], list[str]]:
-    """Files that may be written, and one problem line per file that may not."""
+def _precheck(role: str, files: list[UploadedFile], suffixes: Collection[str] = IMAGE_SUFFIXES,
+              one_per_stem: bool = True) -> tuple[list[UploadedFile], list[str]]:
+    """Files that may be written, and one problem line per file that may not: a plain name, given once (and,
+    with ``one_per_stem``, one file per stem), a suffix in ``suffixes``, not empty."""
     problems: list[str] = []
     names = Counter(Path(f.name).name for f in files)
     stems = Counter(Path(f.name).name.rsplit(".", 1)[0] for f in files)
@@ -77,10 +80,10 @@ def _precheck(role: str, files: list[UploadedFile]) -> tuple[list[UploadedFile],
             problems.append(f"{role} {f.name!r}: expected a plain file name, found a path or hidden name")
         elif names[base] > 1:
             problems.append(f"{role} {base}: expected each name once, found it {names[base]} times")
-        elif stems[stem] > 1:
+        elif one_per_stem and stems[stem] > 1:
             problems.append(f"{role} {base}: expected one file per name, found {stems[stem]} files named {stem}.*")
-        elif suffix not in IMAGE_SUFFIXES:
-            problems.append(f"{role} {base}: expected an image ({', '.join(sorted(IMAGE_SUFFIXES))}), "
+        elif suffix not in suffixes:
+            problems.append(f"{role} {base}: expected an image ({', '.join(sorted(suffixes))}), "
                             f"found {suffix or 'no extension'}")
         elif not f.content:
             problems.append(f"{role} {base}: expected image data, found an empty (0-byte) file")
@@ -227,19 +230,7 @@ def add_uploaded_images(workspace: str | Path, name: str, images: list[UploadedF
                                       "already in the workspace (nothing was changed)"])
     if not images:
         return UploadResult(problems=["images: expected at least one uploaded image, found none"])
-    counts = Counter(Path(f.name).name for f in images)
-    problems = []
-    for f in images:
-        base, suffix = Path(f.name).name, Path(f.name).suffix.lower()
-        if base != f.name or base.startswith(".") or not base:
-            problems.append(f"image {f.name!r}: expected a plain file name, found a path or hidden name")
-        elif counts[base] > 1:
-            problems.append(f"image {base}: expected each name once, found it {counts[base]} times")
-        elif suffix not in SUPPORTED_SUFFIXES:
-            problems.append(f"image {base}: expected an image ({', '.join(sorted(SUPPORTED_SUFFIXES))}), "
-                            f"found {suffix or 'no extension'}")
-        elif not f.content:
-            problems.append(f"image {base}: expected image data, found an empty (0-byte) file")
+    _, problems = _precheck("image", images, SUPPORTED_SUFFIXES, one_per_stem=False)
     if problems:
         return UploadResult(problems=problems)
     staging = workspace / IMAGES_DIR / f".upload-{secrets.token_hex(6)}"
