@@ -63,7 +63,7 @@ def explanation_figure(image, mask, hmap, faith=None, title: str = "", predictio
         ax.set_xlabel(f"pixels replaced by {faith.perturbation} (% of image)")
         ax.set_ylabel("change of probability mass per A pixel")
         ax.legend(fontsize=9)
-        axes[5].text(0.0, 1.0, "\n\n".join(textwrap.fill(t, 64) for t in faith.sentences()), va="top", ha="left",
+        axes[5].text(0.0, 1.0, "\n\n".join(textwrap.fill(t, 64, break_on_hyphens=False) for t in faith.sentences()), va="top", ha="left",
                      fontsize=9,
                      transform=axes[5].transAxes)
     else:
