@@ -85,16 +85,19 @@ class ProbFn:
         self.cache_note = ""
         self.used_box_decoder = False  # whether the last call ran a decoder on its crop box
         self._cache: IncrementalEncoder | None = None
+        self.se_work: dict[tuple, float] = {}  # (input shape, window) -> work fraction (approximate mode)
         self.shortcut_notes = _why_not(self.core, bool(shortcuts), plain, self.box_decoder, self.incremental, on,
                                        se_mode)
 
     def exact(self) -> ProbFn:
-        """The same function with exact rules only (``self`` when it has no approximate one)."""
+        """The same function with exact rules only (``self`` when it has no approximate one; built once)."""
         if not self.approximate:
             return self
-        return ProbFn(self.model, device=self.device, amp=self.amp, channels_last=self.channels_last,
-                      multiple=self.pad_multiple, cache_mb=self.cache_mb, incremental=self.incremental,
-                      se_mode="exact")
+        if getattr(self, "_exact", None) is None:
+            self._exact = ProbFn(self.model, device=self.device, amp=self.amp, channels_last=self.channels_last,
+                                 multiple=self.pad_multiple, cache_mb=self.cache_mb, incremental=self.incremental,
+                                 se_mode="exact")
+        return self._exact
 
     def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         xp, hw = pad_batch(x.to(self.device, torch.float32), self.pad_multiple)

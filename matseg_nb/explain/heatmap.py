@@ -173,14 +173,17 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     if fn.amp:
         ref = ProbFn(fn.model, device=fn.device, amp=False, channels_last=fn.channels_last, shortcuts=False)
         extra["amp_noise_floor"] = float((z - ref(x[None], crop=box)[0] * a_box).abs().sum())
-    fn.prepare(x[None])
     todo = [tuple(ij) for ij in np.argwhere(valid)]
+    key = (tuple(x.shape), int(window))
+    if fn.approximate and todo and fn.se_work.get(key, 0.0) > SE_MAX_WORK_FRACTION:
+        extra["se_check"] = _se_declined(fn.se_work[key])  # decided on an earlier call for this size and window
+        (log or (lambda _m: None))(f"heatmap: {extra['se_check']['sentence']}")
+        fn = fn.exact()
+    fn.prepare(x[None])
     if fn.approximate and fn.cached and todo:  # worth it? measured first; past the tolerance: exact only
-        frac = _se_work_fraction(fn, x, window)
+        frac = fn.se_work.setdefault(key, _se_work_fraction(fn, x, window))
         if frac > SE_MAX_WORK_FRACTION:
-            extra["se_check"] = {"passed": False, "work_fraction": frac, "sentence": (
-                f"squeeze-excitation approximate mode not used: a central window would still recompute "
-                f"{frac:.0%} of the encoder (> {SE_MAX_WORK_FRACTION:.0%}); exact whole encoder passes")}
+            extra["se_check"] = _se_declined(frac)
         else:
             extra["se_check"] = {**check_approximation(fn, x, a_box, box, z, pert, ys, xs, todo),
                                  "work_fraction": frac}
@@ -254,6 +257,12 @@ SE_CHECK_LOCATIONS = 6  # random locations checked against whole passes, plus th
 
 
 SE_MAX_WORK_FRACTION = 0.5  # above it the approximate mode is not faster than whole passes (benchmarks)
+
+
+def _se_declined(frac: float) -> dict:
+    return {"passed": False, "work_fraction": frac, "sentence": (
+        f"squeeze-excitation approximate mode not used: a central window would still recompute {frac:.0%} of "
+        f"the encoder (> {SE_MAX_WORK_FRACTION:.0%}); exact whole encoder passes")}
 
 
 def _se_work_fraction(fn: ProbFn, x: torch.Tensor, window: int) -> float:
