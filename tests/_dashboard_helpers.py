@@ -8,10 +8,21 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def browser_marks() -> list:
+    """The ``pytestmark`` of a browser walk: browser, slow, skipped without Debian's chromium."""
+    import pytest
+
+    return [pytest.mark.browser, pytest.mark.slow,
+            pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}")]
 
 
 def free_port() -> int:
@@ -51,3 +62,30 @@ def start_voila(ws: Path, log_path: Path, **env: str) -> tuple[subprocess.Popen,
             assert proc.poll() is None, log_path.read_text()
             time.sleep(0.5)
     pytest.fail("voila did not start: " + log_path.read_text())
+
+
+@contextmanager
+def dashboard_page(url: str, timeout_ms: int, external: list[str] | None = None) -> Iterator[Any]:
+    """A Playwright page of Debian's headless chromium on the dashboard at ``url``, once its profile editor
+    shows (``timeout_ms``); requests off the loopback are aborted (and their URLs appended to ``external``).
+    The browser is closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    def only_local(route) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            if external is not None:
+                external.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.route("**/*", only_local)
+            page.goto(url, timeout=timeout_ms)
+            page.wait_for_selector(".matseg-profile-editor", timeout=timeout_ms)
+            yield page
+        finally:
+            browser.close()

@@ -14,10 +14,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from _dashboard_helpers import start_voila, stop_server
+from _dashboard_helpers import browser_marks, dashboard_page, start_voila, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
 NOTEBOOK = REPO / "widgets" / "dashboard.ipynb"
 LOAD_MS = 180_000     # Voilà executes the notebook (imports torch) before the page shows widgets
@@ -25,11 +24,7 @@ SWEEP_MS = 480_000    # tiny 1-job sweep incl. papermill kernel start (about 1 m
 EXPLAIN_MS = 180_000
 QC_MS = 900_000       # QC of the tiny model in a background process (6.5 min at load 15 on 2 cores)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
-]
+pytestmark = browser_marks()
 
 
 @pytest.fixture()
@@ -122,125 +117,110 @@ def demo_recommendation(run: Path, out: Path) -> str:
 
 
 def test_dashboard_walk(voila, tmp_path):
-    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    pytest.importorskip("playwright.sync_api")
     url, ws = voila
     tmp_folder = tmp_path
     external: list[str] = []
 
-    def only_local(route):
-        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            external.append(route.request.url)
-            route.abort()
+    with dashboard_page(url, LOAD_MS, external) as page:
+        shot(page, "1_loaded")
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.route("**/*", only_local)
-            page.goto(url, timeout=LOAD_MS)
-            page.wait_for_selector(".matseg-profile-editor", timeout=LOAD_MS)
-            shot(page, "1_loaded")
+        # Add images: a bad upload is named and adds nothing; the good one becomes a picked dataset
+        images, masks = png_pairs(tmp_folder / "upload")
+        upload(page, ".matseg-upload-images", [*images, tmp_folder / "upload" / "notes.txt"])
+        upload(page, ".matseg-upload-masks", masks)
+        page.fill(".matseg-upload-name input", "grains")
+        page.click(".matseg-upload-add")
+        problem = page.locator(".matseg-upload-problem", has_text="notes.txt")
+        problem.wait_for(timeout=60_000)
+        assert not (ws / "datasets" / "grains").exists()
+        shot(page, "0_upload_refused")
+        upload(page, ".matseg-upload-images", images)
+        upload(page, ".matseg-upload-masks", masks)
+        page.click(".matseg-upload-add")
+        page.locator(".matseg-class-mapping", has_text="foreground").wait_for(timeout=60_000)
+        page.locator(".matseg-upload-preview img").wait_for(timeout=30_000)
+        assert "6 pairs checked" in page.locator(".matseg-upload-message").inner_text()
+        assert len(list((ws / "datasets" / "grains" / "images").iterdir())) == 6
+        shot(page, "0_upload_added")
 
-            # Add images: a bad upload is named and adds nothing; the good one becomes a picked dataset
-            images, masks = png_pairs(tmp_folder / "upload")
-            upload(page, ".matseg-upload-images", [*images, tmp_folder / "upload" / "notes.txt"])
-            upload(page, ".matseg-upload-masks", masks)
-            page.fill(".matseg-upload-name input", "grains")
-            page.click(".matseg-upload-add")
-            problem = page.locator(".matseg-upload-problem", has_text="notes.txt")
-            problem.wait_for(timeout=60_000)
-            assert not (ws / "datasets" / "grains").exists()
-            shot(page, "0_upload_refused")
-            upload(page, ".matseg-upload-images", images)
-            upload(page, ".matseg-upload-masks", masks)
-            page.click(".matseg-upload-add")
-            page.locator(".matseg-class-mapping", has_text="foreground").wait_for(timeout=60_000)
-            page.locator(".matseg-upload-preview img").wait_for(timeout=30_000)
-            assert "6 pairs checked" in page.locator(".matseg-upload-message").inner_text()
-            assert len(list((ws / "datasets" / "grains" / "images").iterdir())) == 6
-            shot(page, "0_upload_added")
+        # a path outside the workspace is refused with a visible message
+        page.fill(".matseg-profile-path input", "../secret.json")
+        page.click(".matseg-load")
+        msg = page.locator(".matseg-configure-message .matseg-msg-error")
+        msg.wait_for(timeout=30_000)
+        assert "refused" in msg.inner_text() and "outside" in msg.inner_text()
+        shot(page, "2_refused")
 
-            # a path outside the workspace is refused with a visible message
-            page.fill(".matseg-profile-path input", "../secret.json")
-            page.click(".matseg-load")
-            msg = page.locator(".matseg-configure-message .matseg-msg-error")
-            msg.wait_for(timeout=30_000)
-            assert "refused" in msg.inner_text() and "outside" in msg.inner_text()
-            shot(page, "2_refused")
+        # change a profile field and save
+        page.fill(".matseg-profile-name input", "walk")
+        page.fill(".matseg-save-path input", "profiles/walk.json")
+        page.click(".matseg-save")
+        page.locator(".matseg-save-status .matseg-saved").wait_for(timeout=30_000)
+        saved = json.loads((ws / "profiles" / "walk.json").read_text())
+        assert saved["name"] == "walk"
+        assert [d["ref"] for d in saved["dataset"]] == [str((ws / "datasets" / "grains").resolve())]
+        shot(page, "3_saved")
 
-            # change a profile field and save
-            page.fill(".matseg-profile-name input", "walk")
-            page.fill(".matseg-save-path input", "profiles/walk.json")
-            page.click(".matseg-save")
-            page.locator(".matseg-save-status .matseg-saved").wait_for(timeout=30_000)
-            saved = json.loads((ws / "profiles" / "walk.json").read_text())
-            assert saved["name"] == "walk"
-            assert [d["ref"] for d in saved["dataset"]] == [str((ws / "datasets" / "grains").resolve())]
-            shot(page, "3_saved")
+        # start the tiny sweep and wait for the status table to show it complete
+        open_tab(page, "Run")
+        page.click(".matseg-start")
+        page.locator(".matseg-run-message .matseg-msg-ok").wait_for(timeout=30_000)
+        page.locator(".matseg-status-table", has_text="/2").wait_for(timeout=SWEEP_MS)  # live epoch column
+        page.locator(".matseg-state", has_text="finished").wait_for(timeout=SWEEP_MS)
+        table = page.locator(".matseg-status-table")
+        assert "complete" in table.inner_text(), table.inner_text()
+        shot(page, "4_sweep")
 
-            # start the tiny sweep and wait for the status table to show it complete
-            open_tab(page, "Run")
-            page.click(".matseg-start")
-            page.locator(".matseg-run-message .matseg-msg-ok").wait_for(timeout=30_000)
-            page.locator(".matseg-status-table", has_text="/2").wait_for(timeout=SWEEP_MS)  # live epoch column
-            page.locator(".matseg-state", has_text="finished").wait_for(timeout=SWEEP_MS)
-            table = page.locator(".matseg-status-table")
-            assert "complete" in table.inner_text(), table.inner_text()
-            shot(page, "4_sweep")
+        # comparison table
+        open_tab(page, "Compare")
+        page.click(".matseg-compare-run")
+        page.locator(".matseg-compare-table").first.wait_for(timeout=300_000)
+        assert "Unet" in page.locator(".matseg-compare-output").inner_text()
+        shown = page.locator(".matseg-recommendation").first.inner_text()
+        assert shown == demo_recommendation(ws / "runs" / "walk", tmp_folder / "demo"), shown
+        shot(page, "5_compare")
 
-            # comparison table
-            open_tab(page, "Compare")
-            page.click(".matseg-compare-run")
-            page.locator(".matseg-compare-table").first.wait_for(timeout=300_000)
-            assert "Unet" in page.locator(".matseg-compare-output").inner_text()
-            shown = page.locator(".matseg-recommendation").first.inner_text()
-            assert shown == demo_recommendation(ws / "runs" / "walk", tmp_folder / "demo"), shown
-            shot(page, "5_compare")
+        # QC runs in a background process: reload the page while it runs, pick the run, see the verdict
+        open_tab(page, "Quality")
+        page.click(".matseg-qc-run")
+        page.locator(".matseg-qc-message", has_text="background").wait_for(timeout=60_000)
+        page.reload(timeout=LOAD_MS)
+        page.wait_for_selector(".matseg-profile-editor", timeout=LOAD_MS)
+        open_tab(page, "Run")
+        page.select_option(".matseg-runs select", label="runs/walk")
+        open_tab(page, "Quality")
+        page.locator(".matseg-verdict").wait_for(timeout=QC_MS)
+        assert any((ws / "runs" / "walk" / "qc").glob("*/qc.json"))  # one QC per dataset
+        shot(page, "5b_qc_after_reload")
 
-            # QC runs in a background process: reload the page while it runs, pick the run, see the verdict
-            open_tab(page, "Quality")
-            page.click(".matseg-qc-run")
-            page.locator(".matseg-qc-message", has_text="background").wait_for(timeout=60_000)
-            page.reload(timeout=LOAD_MS)
-            page.wait_for_selector(".matseg-profile-editor", timeout=LOAD_MS)
-            open_tab(page, "Run")
-            page.select_option(".matseg-runs select", label="runs/walk")
-            open_tab(page, "Quality")
-            page.locator(".matseg-verdict").wait_for(timeout=QC_MS)
-            assert any((ws / "runs" / "walk" / "qc").glob("*/qc.json"))  # one QC per dataset
-            shot(page, "5b_qc_after_reload")
+        # draw a stroke on the painter canvas and get the heatmap
+        open_tab(page, "Explain")
+        page.click(".matseg-explain-jobs")
+        page.locator(".matseg-explain-message .matseg-msg-ok").wait_for(timeout=30_000)
+        page.click(".matseg-explain-open")
+        canvas = page.locator("canvas.matseg-canvas, .matseg-canvas canvas").last  # ipycanvas: one <canvas>
+        canvas.wait_for(timeout=60_000)
+        box = canvas.bounding_box()
+        x0, y0 = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + box["width"] * 0.1, y0 + box["height"] * 0.05, steps=8)
+        page.mouse.up()
+        page.wait_for_timeout(1500)
+        shot(page, "6_stroke")
+        page.click(".matseg-explain-run")
+        page.locator(".matseg-heatmap").first.wait_for(timeout=EXPLAIN_MS)
+        assert (ws / "runs" / "walk" / "explain" / "heatmap.npy").exists()
+        assert json.loads((ws / "runs" / "walk" / "explain" / "explain.json").read_text())  # the demo's files
+        shot(page, "7_heatmap")
 
-            # draw a stroke on the painter canvas and get the heatmap
-            open_tab(page, "Explain")
-            page.click(".matseg-explain-jobs")
-            page.locator(".matseg-explain-message .matseg-msg-ok").wait_for(timeout=30_000)
-            page.click(".matseg-explain-open")
-            canvas = page.locator("canvas.matseg-canvas, .matseg-canvas canvas").last  # ipycanvas: one <canvas>
-            canvas.wait_for(timeout=60_000)
-            box = canvas.bounding_box()
-            x0, y0 = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            page.mouse.move(x0 + box["width"] * 0.1, y0 + box["height"] * 0.05, steps=8)
-            page.mouse.up()
-            page.wait_for_timeout(1500)
-            shot(page, "6_stroke")
-            page.click(".matseg-explain-run")
-            page.locator(".matseg-heatmap").first.wait_for(timeout=EXPLAIN_MS)
-            assert (ws / "runs" / "walk" / "explain" / "heatmap.npy").exists()
-            assert json.loads((ws / "runs" / "walk" / "explain" / "explain.json").read_text())  # the demo's files
-            shot(page, "7_heatmap")
-
-            # the report download link
-            open_tab(page, "Run")
-            page.click(".matseg-report")
-            link = page.locator(".matseg-report-link a")
-            link.wait_for(timeout=120_000)
-            assert link.get_attribute("href").startswith("data:text/html;base64,")
-            assert (ws / "runs" / "walk" / "report.html").exists()
-            shot(page, "8_report")
-        finally:
-            browser.close()
+        # the report download link
+        open_tab(page, "Run")
+        page.click(".matseg-report")
+        link = page.locator(".matseg-report-link a")
+        link.wait_for(timeout=120_000)
+        assert link.get_attribute("href").startswith("data:text/html;base64,")
+        assert (ws / "runs" / "walk" / "report.html").exists()
+        shot(page, "8_report")
     assert all("127.0.0.1" not in u for u in external)
