@@ -121,3 +121,17 @@ def test_segment_cv_oof_bias_uses_the_saved_masks_and_matches_re_prediction(cv_s
         assert r.n == other.n and set(r.per_image) == set(other.per_image)
         for name, value in r.per_image.items():
             assert (value is None and other.per_image[name] is None) or abs(value - other.per_image[name]) < 1e-9
+
+
+def test_matseg_segment_on_a_real_cv_sweep_measures_out_of_fold_from_the_saved_masks(cv_sweep, tmp_path):
+    """The held-out groups are read where training.runner writes them (job.json's top-level ``cv``)."""
+    from matseg_nb.cli import main
+    from matseg_nb.segment import SegmentFolder
+
+    sweep, data = cv_sweep
+    out = tmp_path / "out"
+    assert main(["segment", str(sweep), str(data / "images" / "test" / "test0.png"), "--out", str(out), "--no-qc",
+                 "--tile", "64", "--overlap", "16"]) == 0
+    info = SegmentFolder(out).bias_info()
+    assert info["method"] == "out-of-fold" and info["n_images"] == 6
+    assert set(info["source"].values()) == {"saved"} and "saved at training time" in info["note"]
