@@ -212,7 +212,9 @@ def compare_sweeps(sweep_dirs: list[Path], out_dir: Path, alpha: float = 0.05) -
                "dataset-level (pooled pixels) test IoU, mean over seeds. IoU/img = mean per-image foreground "
                "test IoU (seed-averaged per image) with a 95% Student-t interval over images; fewer than 3 "
                "images: 'insufficient evidence'. weights = encoder weights ('none' = trained from scratch). "
-               "measurement error = prediction - ground truth on the test images, mean over seeds: area "
+               "measurement error = prediction - ground truth on the test images, mean over seeds (for k-fold "
+               "CV over all annotated images: on the out-of-fold images, each predicted by the fold model "
+               "that did not train on it, mean over images x seeds, marked '(out of fold)'): area "
                "fraction (pp) and equivalent-diameter median (d50) per foreground class (matseg segment's "
                "measurements); area frac. |bias| = the largest over foreground classes.")
     paths.update(write_table(cells, _pretty_cells(cells), out_dir, "complete_table",
