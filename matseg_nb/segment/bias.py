@@ -21,21 +21,6 @@ import numpy as np
 from matseg_nb.segment.folder import BiasRow
 
 
-def held_out_samples(ds, job_json: dict[str, Any]) -> list | None:
-    """The pooled samples of dataset ``ds`` that a cross-validation fold job held out, from its job.json in
-    full (``runs.Run.provenance``: the top-level ``cv`` that ``training.runner`` writes): those of its held-out
-    groups (``cv.val_groups``) in its pool (``cv.pool``: ``all`` or ``train+val``). None when job.json records
-    no held-out groups (not a fold job)."""
-    from matseg_nb.data.splits import cv_pool
-
-    cv = job_json.get("cv") if isinstance(job_json.get("cv"), dict) else {}
-    if cv.get("val_groups") is None:
-        return None
-    held = set(cv["val_groups"])
-    pool = cv.get("pool") or job_json.get("pool") or "train+val"
-    return [s for s in cv_pool(ds.samples(), pool) if s.group in held]
-
-
 def cv_oof_bias(fold_runs: list[Path], class_names: list[str], length_unit: str | None,
                 predict: Callable[[Any, np.ndarray], np.ndarray], deployed: str = "fold ensemble"
                 ) -> tuple[list[BiasRow], dict[str, Any]]:
@@ -50,7 +35,12 @@ def cv_oof_bias(fold_runs: list[Path], class_names: list[str], length_unit: str 
     from matseg_nb.data import open_dataset
     from matseg_nb.runs import Run
     from matseg_nb.segment.model import from_run
-    from matseg_nb.segment.summary import measurement_bias, not_learned, saved_prediction_pairs
+    from matseg_nb.segment.summary import (
+        held_out_samples,
+        measurement_bias,
+        not_learned,
+        saved_prediction_pairs,
+    )
 
     info: dict[str, Any] = {"run_dir": str(fold_runs[0]) if fold_runs else None, "n_images": 0,
                             "method": "out-of-fold", "fold_of": {}, "source": {}}

@@ -109,12 +109,27 @@ def saved_prediction_pairs(ds, samples, preds: Mapping[str, object]
             for s in samples if s.name in preds and s.mask is not None}
 
 
+def held_out_samples(ds, job_json: dict) -> list | None:
+    """The pooled samples of dataset ``ds`` that a cross-validation fold job held out, from its job.json in
+    full (``runs.Run.provenance``: the top-level ``cv`` that ``training.runner`` writes): those of its held-out
+    groups (``cv.val_groups``) in its pool (``cv.pool``: ``all`` or ``train+val``). None when job.json records
+    no held-out groups (not a fold job)."""
+    from matseg_nb.data.splits import cv_pool
+
+    cv = job_json.get("cv") if isinstance(job_json.get("cv"), dict) else {}
+    if cv.get("val_groups") is None:
+        return None
+    held = set(cv["val_groups"])
+    pool = cv.get("pool") or job_json.get("pool") or "train+val"
+    return [s for s in cv_pool(ds.samples(), pool) if s.group in held]
+
+
 def run_test_bias(run_dir, class_names: list[str], length_unit: str | None = None, oof: bool = False
                   ) -> tuple[list[BiasRow], dict]:
     """:func:`measurement_bias` over a run's test images: its saved predictions (``predictions/<stem>.png``,
     read through ``runs.Run``) against the dataset's ground-truth masks, each with its pixel size. ``oof``: a
     cross-validation fold run's out-of-fold images instead (``oof_predictions/<stem>.png`` against the masks of
-    its held-out images, ``segment.bias.held_out_samples``). Returns (rows, info: run_dir, n_images, note,
+    its held-out images, ``held_out_samples``). Returns (rows, info: run_dir, n_images, note,
     not_learned). No saved predictions: ([], info with the reason)."""
     from matseg_nb.data import open_dataset
     from matseg_nb.errors import UserError
@@ -133,8 +148,6 @@ def run_test_bias(run_dir, class_names: list[str], length_unit: str | None = Non
         info["note"] = f"dataset {run.dataset} not available ({err.problems[0]}): error unknown"
         return [], info
     if oof:
-        from matseg_nb.segment.bias import held_out_samples
-
         samples = held_out_samples(ds, run.provenance()) or []
     else:
         samples = ds.samples("test")
