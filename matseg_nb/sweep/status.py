@@ -113,8 +113,8 @@ def _fmt(value: float | None) -> str:
 
 def format_status(status: dict[str, Any]) -> str:
     """Plain-text table of :func:`sweep_status` plus a counts / ETA line, at most 100 columns (without
-    SLURM): a job id wider than its column is shortened in the middle and an error cut to the row's end,
-    both said in a last line that names where the full ones are (``summary.json``, each ``error.json``)."""
+    SLURM): a job id wider than its column is shortened in the middle; an error too wide for its cell goes on
+    its own wrapped line below the row, shortened in the middle past two lines; both said in a last line that names where the full ones are (``summary.json``, each ``error.json``)."""
     from matseg_nb.terminal import WIDTH, fit_lines, shorten_middle
 
     slurm = any("slurm_job_id" in j for j in status["jobs"])
@@ -122,15 +122,18 @@ def format_status(status: dict[str, Any]) -> str:
     fixed = 40 + len(head)  # the columns after the job id, up to the error
     width = min(max([len("job")] + [len(j["job_id"]) for j in status["jobs"]]), WIDTH - fixed - len("error"))
     room = WIDTH - fixed - width
-    cut = [j["job_id"] for j in status["jobs"] if len(j["job_id"]) > width or len(j["error"] or "") > room]
+    cut = [j["job_id"] for j in status["jobs"] if len(j["job_id"]) > width or len(j["error"] or "") > 2 * WIDTH - 20]
     lines = [f"{'job':<{width}}  {'status':<8}  {'time':>7}  {'val IoU':>7}  {'test IoU':>8}  {head}error"]
     for j in status["jobs"]:
         took = format_seconds(j["duration_s"]) if j["duration_s"] is not None else "-"
         cell = " ".join(str(v) for v in (j.get("slurm_job_id"), j.get("slurm_state")) if v) or "-"
         cell = f"{cell:<18}  " if slurm else ""
+        error = j["error"] or ""
+        inline = error if len(error) <= room else ""
         lines.append(f"{shorten_middle(j['job_id'], width):<{width}}  {j['status']:<8}  {took:>7}  "
-                     f"{_fmt(j['val_iou']):>7}  {_fmt(j['test_iou']):>8}  {cell}"
-                     f"{shorten_middle(j['error'] or '', room)}".rstrip())
+                     f"{_fmt(j['val_iou']):>7}  {_fmt(j['test_iou']):>8}  {cell}{inline}".rstrip())
+        if error and not inline:  # on its own line below the row, wrapped, at most two lines' worth
+            lines.append(f"    error: {shorten_middle(error, 2 * WIDTH - 20)}")
     c = status["counts"]
     tail = (f"{status['state']}: {c['complete']} complete, {c['failed']} failed, {c['running']} running, "
             f"{c['pending']} pending")
