@@ -16,10 +16,10 @@ QC_LINE = ("      split:test: in distribution, weak evidence (0 of 3 images flag
 
 
 def _widest(text: str) -> int:
-    """The widest line, each existing path in it counted as 6 columns (a path is never split, and pytest's
-    temporary paths are longer under xdist)."""
+    """The widest line, each existing path in it (also a set name ``PATH@shift:strength:``) counted as 6
+    columns: a path is never split, and pytest's temporary paths are longer under xdist."""
     def width(line: str) -> int:
-        return len(" ".join("<path>" if "/" in w and Path(w.rstrip(",.:;)")).exists() else w
+        return len(" ".join("<path>" if "/" in w and Path(w.split("@")[0].rstrip(",.:;)")).exists() else w
                             for w in line.split(" ")))
 
     return max(map(width, text.splitlines()), default=0)
