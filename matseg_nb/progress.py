@@ -1,6 +1,7 @@
 """Progress bars that suit where they print: a live tqdm bar in a terminal or a Jupyter kernel, plain lines
 otherwise (a log file, a pipe, ``make demo > log``): no carriage-return frames, at most one line every
-:data:`LINE_INTERVAL_S` seconds and one at the end.
+:data:`LINE_INTERVAL_S` seconds and one at the end; the opening
+"0%" frame is dropped, so a short loop leaves one line, its last.
 
 ``progress_bar(...)`` takes tqdm's arguments and returns a tqdm bar; every bar of the package goes
 through it.
@@ -8,6 +9,7 @@ through it.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, TextIO
 
@@ -23,6 +25,10 @@ def interactive(stream: TextIO | None = None) -> bool:
     return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
+#: tqdm's opening frame ("desc:   0%|   | 0/3 [00:00<?, ?image/s]"), which a log does not need
+_OPENING_FRAME = re.compile(r"(^|\s)0%\|.*\| 0/")
+
+
 class LineWriter:
     """A text stream for tqdm that turns each redraw into one plain line (and drops repeated lines)."""
 
@@ -33,7 +39,7 @@ class LineWriter:
     def write(self, text: str) -> int:
         for part in text.replace("\r", "\n").split("\n"):
             part = part.strip()
-            if part and part != self._last:
+            if part and part != self._last and not _OPENING_FRAME.search(part):
                 self.stream.write(part + "\n")
                 self._last = part
         return len(text)
@@ -53,5 +59,6 @@ def progress_bar(iterable: Any = None, **kwargs: Any):
     from tqdm import tqdm
 
     kwargs.setdefault("mininterval", LINE_INTERVAL_S)
+    kwargs["leave"] = True  # a log keeps the last line (leave=False would only erase it, leaving "0%")
     kwargs.pop("dynamic_ncols", None)
     return tqdm(iterable, file=LineWriter(stream), ncols=100, dynamic_ncols=False, **kwargs)

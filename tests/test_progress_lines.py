@@ -47,3 +47,16 @@ def test_the_data_check_bar_is_line_based_in_a_log(tmp_path, monkeypatch, capsys
     ds.describe(progress=True)
     err = capsys.readouterr().err
     assert "data check" in err and "\r" not in err
+
+
+def test_a_short_loop_in_a_log_leaves_its_last_line_not_an_opening_or_erased_frame(monkeypatch):
+    """leave=False erases a terminal bar; in a log that left only the opening "0%" frame (the demo's QC
+    stage printed 13 of them). A log gets no opening frame and keeps the last line."""
+    from matseg_nb.progress import progress_bar
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    out = io.StringIO()
+    for _ in progress_bar(range(3), desc="QC features", unit="image", leave=False, file=out):
+        pass
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("QC features: 100%") and "3/3" in lines[0]
