@@ -4,7 +4,6 @@ package written by ``matseg export --format bioimageio`` (``rdf.yaml`` with ``co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from matseg_nb.export.run_export import EXPORT_JSON, FORMATS
+from matseg_nb.jsonio import read_json, read_json_object
 from matseg_nb.segment.model import DeployedModel, ModelLoader, register_loader
 
 
@@ -46,16 +46,12 @@ class ExportedModel(nn.Module):
 
 
 def _is_export(path: Path, dataset: str | None) -> bool:
-    if not (path / EXPORT_JSON).is_file():
-        return False
-    try:
-        return json.loads((path / EXPORT_JSON).read_text()).get("format") in FORMATS
-    except ValueError:
-        return False
+    info = read_json(path / EXPORT_JSON)  # None when absent or unreadable
+    return isinstance(info, dict) and info.get("format") in FORMATS
 
 
 def _load_export(path: Path, dataset: str | None, device: str) -> DeployedModel:
-    info = json.loads((path / EXPORT_JSON).read_text())
+    info = read_json_object(path / EXPORT_JSON)
     model_file = path / FORMATS[info["format"]][0]
     if info["format"] == "onnx":
         graph: nn.Module = OnnxModel(model_file)
@@ -96,7 +92,7 @@ def _load_package(path: Path, dataset: str | None, device: str) -> DeployedModel
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model = with_input_scale(net.net, float(cfg["input_scale"])).to(device).eval()
     classes, mode = [str(c) for c in cfg["classes"]], str(cfg["normalization"])
-    meta = json.loads((path / "job.json").read_text()) if (path / "job.json").is_file() else {}
+    meta = read_json_object(path / "job.json") or {}
     open_qc = None
     if cfg.get("qc_calibration"):
         from matseg_nb.export.qc_pack import open_package_screener

@@ -11,8 +11,8 @@ from matseg_nb.segment.folder import (
     SegmentFolder,
     SummaryRow,
 )
+from matseg_nb.terminal import WIDTH
 
-WIDTH = 100
 #: the quantities printed in the terminal table (every quantity is in summary.csv)
 PRINTED = ("area_fraction", "number_density", "eqd_median")
 _LABEL = {"area_fraction": "area fraction", "number_density": "number density", "eqd_median": "eq. diameter median",
