@@ -11,7 +11,7 @@ from matseg_nb.segment.folder import (
     SegmentFolder,
     SummaryRow,
 )
-from matseg_nb.terminal import WIDTH
+from matseg_nb.terminal import WIDTH, fit_lines
 
 #: the quantities printed in the terminal table (every quantity is in summary.csv)
 PRINTED = ("area_fraction", "number_density", "eqd_median")
@@ -44,41 +44,38 @@ def error_words(row: SummaryRow) -> str:
 
 
 def summary_lines(folder: SegmentFolder, model_line: bool = True) -> list[str]:
-    """Lines (<= 100 columns) saying what the folder holds: the model and why (``model_line``), counts, QC
-    flags, the batch table with the model's error, warnings, and where the full tables are."""
+    """Lines saying what the folder holds: the model and why (``model_line``), counts, QC flags, the batch
+    table with the model's error, warnings, and where the full tables are; wrapped to at most
+    :data:`~matseg_nb.terminal.WIDTH` columns by ``terminal.fit_lines``, never cut (a wider path stays whole)."""
     recs = folder.images()
     meta = folder.meta()
     model = folder.model_info()
     done = [r for r in recs if r.segmented]
     failed = [r for r in recs if not r.segmented]
-    import textwrap
-
-    out = textwrap.wrap(f"model: {model.get('why') or model.get('run_dir')}", WIDTH, subsequent_indent="  ") \
-        if model_line else []
-    out += [f"segmented {len(done)} of {len(recs)} image(s) into {folder.path}"[:WIDTH]]
+    out = [f"model: {model.get('why') or model.get('run_dir')}"] if model_line else []
+    out += [f"segmented {len(done)} of {len(recs)} image(s) into {folder.path}"]
     skipped = (meta.get("counts") or {}).get("skipped")
     if skipped:
         out.append(f"  {skipped} already done (same content key) and skipped")
     for r in failed[:5]:
-        out.append(f"  {r.name}: {r.status_line}"[:WIDTH])
+        out.append(f"  {r.name}: {r.status_line}")
     if len(failed) > 5:
         out.append(f"  ... {len(failed) - 5} more not segmented (see {TABLE_FILE})")
     qc = folder.batch_qc()
     if qc:
-        out += textwrap.wrap(f"QC: {qc.get('sentence', '')}", WIDTH, subsequent_indent="  ")
+        out.append(f"QC: {qc.get('sentence', '')}")
         if qc.get("flagged"):
             out.append("  flagged (left out of the batch numbers): " + _names(qc["flagged"], WIDTH - 45))
         if qc.get("batch_verdict") == "shifted":
-            out += textwrap.wrap("  the batch as a whole is less typical than the calibration images (the "
-                                 "batch test of matseg qc --new): the model's test-set error below may not hold "
-                                 "for it", WIDTH, subsequent_indent="  ")
+            out.append("  the batch as a whole is less typical than the calibration images (the batch test "
+                       "of matseg qc --new): the model's test-set error below may not hold for it")
     else:
         out.append("QC: not screened")
     px = folder.pixel_size()
     if px.get("um"):
-        out.append(f"pixel size: {px['um']:g} µm ({px.get('source')})"[:WIDTH])
+        out.append(f"pixel size: {px['um']:g} µm ({px.get('source')})")
     elif px.get("note"):
-        out.append(f"pixel size: mixed ({px.get('source')}); see the warning; px where unknown"[:WIDTH])
+        out.append(f"pixel size: mixed ({px.get('source')}); see the warning; px where unknown")
     else:
         out.append("pixel size: unknown (no --pixel-size, manifest or file calibration): sizes in px")
     rows = [r for r in folder.summary() if r.name in PRINTED]
@@ -91,19 +88,18 @@ def summary_lines(folder: SegmentFolder, model_line: bool = True) -> list[str]:
         last = None
         for r in rows:
             if r.class_name != last:
-                out.append(r.class_name[:WIDTH])
+                out.append(r.class_name)
                 last = r.class_name
             ci = f"[{_num(r.lo)}, {_num(r.hi)}]" if r.lo is not None else "-"
             label = "  " + _LABEL.get(r.name, r.name)
-            out.append(f"{label:<28}{_num(r.mean):>10} {ci:<22}{r.n:>3} {r.unit:<6}{error_words(r)}"[:WIDTH])
+            out.append(f"{label:<28}{_num(r.mean):>10} {ci:<22}{r.n:>3} {r.unit:<6}{error_words(r)}")
     for u in folder.bias_info().get("not_learned") or []:
-        out += textwrap.wrap(f"not learned: {u['class_name']} is predicted on none of the {u['n_images']} test "
-                             "image(s) that contain it; its numbers here are 0 by construction", WIDTH,
-                             subsequent_indent="  ")
+        out.append(f"not learned: {u['class_name']} is predicted on none of the {u['n_images']} test image(s) "
+                   "that contain it; its numbers here are 0 by construction")
     note = folder.bias_info().get("note")
     if note:
-        out += textwrap.wrap(f"model error: {note}", WIDTH, subsequent_indent="  ")
+        out.append(f"model error: {note}")
     for w in folder.warnings():
-        out.append(f"warning: {w}"[:WIDTH])
-    out.append(f"wrote {folder.path}/{{{TABLE_FILE},{SUMMARY_FILE},{BIAS_FILE},{SEGMENT_FILE}}}"[:WIDTH])
-    return out
+        out.append(f"warning: {w}")
+    out.append(f"wrote in {folder.path}: {TABLE_FILE}, {SUMMARY_FILE}, {BIAS_FILE}, {SEGMENT_FILE}")
+    return fit_lines(out).split("\n")
