@@ -1,7 +1,8 @@
 """One JSON reader and one JSON round trip for the package's typed results and settings (dataclasses).
 
 :func:`read_json` (None when absent or unreadable) and :func:`read_json_object` (None when absent, a
-one-line error when unreadable or not an object) are the package's only JSON file readers.
+one-line error when unreadable or not an object) are the package's JSON file readers; the one other parser
+is :func:`matseg_nb.profiles.loader.parse_json`, for profiles, whose errors name the line and column.
 
 ``class Foo(JsonRecord)`` on a dataclass gives ``to_dict()`` (JSON-ready: tuples become lists, nested
 dataclasses become dicts) and ``from_dict(data)`` (the inverse: lists become tuples where the field is a

@@ -21,19 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    import json
     import textwrap
     from pathlib import Path
 
     from matseg_nb.compare import compare_sweeps
     from matseg_nb.compare.pipeline import ComparisonResult
     from matseg_nb.errors import UserError
+    from matseg_nb.jsonio import read_json_object
 
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha: expected a number between 0 and 1, found {args.alpha}")
     out = Path(args.out)
     paths = compare_sweeps([Path(s) for s in args.sweeps], out, alpha=args.alpha)
-    summary = json.loads(paths["summary_json"].read_text())
+    summary = read_json_object(paths["summary_json"]) or {}
     result = ComparisonResult.load(out)
     print(f"{summary['n_jobs']} jobs: {summary['n_complete']} complete, "
           f"{summary['n_failed_or_incomplete']} failed or incomplete")

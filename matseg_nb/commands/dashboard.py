@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json, read_json_object
 
 
 def app_notebook(name: str = "dashboard") -> Path:
@@ -86,13 +87,10 @@ def is_loopback(ip: str) -> bool:
 
 def read_password_hash(config: Path) -> str | None:
     """The ``password_hash`` of the dashboard config, None when the file does not exist."""
-    if not config.exists():
+    data = read_json_object(config)
+    if data is None:
         return None
-    try:
-        data = json.loads(config.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"{config}: expected a JSON object with 'password_hash', found unreadable JSON ({err})") from None
-    value = data.get("password_hash") if isinstance(data, dict) else None
+    value = data.get("password_hash")
     if value is None:
         return None
     if not isinstance(value, str) or not value.startswith(("argon2:", "sha1:")):
@@ -109,10 +107,8 @@ def store_password_hash(config: Path, password: str) -> Path:
         raise UserError(f"password: expected at least 8 characters, found {len(password)}")
     data: dict = {}
     if config.exists():
-        try:
-            data = json.loads(config.read_text())
-        except ValueError:
-            data = {}
+        found = read_json(config)
+        data = found if isinstance(found, dict) else {}
     data["password_hash"] = passwd(password)
     config.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +17,8 @@ from matseg_nb.compare.runs import is_refit, load_runs, mixed_protocols
 from matseg_nb.compare.stats import context_verdict, rank_stability, seed_noise_ceiling
 from matseg_nb.compare.tables import fmt, to_markdown, write_table
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json_object
+from matseg_nb.terminal import fit_lines
 
 FAILURE_COLUMNS = ["sweep", "job_id", "dataset", "encoder", "decoder", "encoder_weights", "seed", "status",
                    "error", "run_dir"]
@@ -103,9 +103,12 @@ class ComparisonResult:
     @classmethod
     def load(cls, out_dir: Path) -> ComparisonResult:
         path = Path(out_dir) / "comparison.json"
+        data = read_json_object(path)
+        if data is None:
+            raise UserError(f"{path}: expected a comparison written by matseg compare, found no such file")
         try:
-            return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError) as err:
+            return cls.from_json(data)
+        except (ValueError, TypeError, KeyError) as err:
             raise UserError(f"{path}: expected a comparison written by matseg compare, found {err}") from None
 
     def summary(self) -> str:
@@ -133,8 +136,7 @@ class ComparisonResult:
         lines += [f"{u['dataset']}: {u['text']}" for u in self.unlearned]
         lines.append(f"rank stability: {self.context}")
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False)
-                         for line in lines)
+        return fit_lines(lines, width)
 
 
 def refit_notes(sweep_dirs: list[Path]) -> list[str]:

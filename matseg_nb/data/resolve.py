@@ -15,7 +15,6 @@ sha256 of local files is verified too; results are remembered by (path, size, mt
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from matseg_nb.data.schema import REPO_MANIFESTS, FileRef, Manifest
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
@@ -141,10 +141,8 @@ def _verified_file() -> Path:
 def _load_verified() -> dict[str, list]:
     key = str(_verified_file())
     if key not in _MEMO:
-        try:
-            _MEMO[key] = json.loads(Path(key).read_text())
-        except (OSError, ValueError):
-            _MEMO[key] = {}
+        data = read_json(key)
+        _MEMO[key] = data if isinstance(data, dict) else {}
     return _MEMO[key]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from scipy import ndimage
 
 from matseg_nb.atomic import atomic_write_bytes, atomic_write_json
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json_object
 
 
 def sha256_file(path: str | Path) -> str:
@@ -111,7 +111,7 @@ def load_annotation(png: str | Path, image_shape: tuple[int, ...] | None = None,
 def load_annotation_meta(png: str | Path) -> dict:
     """The JSON next to ``png`` ({} when absent)."""
     side = sidecar_path(png)
-    return json.loads(side.read_text()) if side.is_file() else {}
+    return read_json_object(side) or {}
 
 
 def boundary_annotation_from_gt(mask: np.ndarray, width: int = 3) -> np.ndarray:

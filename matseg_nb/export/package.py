@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json_object
 
 STATE_DICT = "weights_state_dict.pt"
 ARCHITECTURE = "architecture.py"
@@ -213,7 +214,10 @@ def write_package(run, model: nn.Module, meta: dict[str, Any], multiple: int, ou
     crop, test_what, source, title = test_image(str(run.dataset), multiple)
     inner = model.inner if isinstance(model, ScaledInputModel) else model
     factor = round(1 / model.input_scale) if isinstance(model, ScaledInputModel) else 1
-    smp_config = json.loads((run.path / "model" / "config.json").read_text())
+    smp_config = read_json_object(run.path / "model" / "config.json")
+    if smp_config is None:
+        raise UserError(f"{run.path / 'model' / 'config.json'}: expected the model's smp configuration, found no "
+                        "such file")
     arch_kwargs = {"smp_config": smp_config, "factor": factor}
     net = MatsegNet(**arch_kwargs)
     net.net.load_state_dict(inner.state_dict())

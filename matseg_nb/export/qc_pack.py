@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json_object
 
 QC_NPZ = "qc_calibration.npz"
 QC_JSON = "qc_calibration.json"
@@ -72,8 +73,10 @@ def open_package_screener(folder: Path, model: Any, normalization: str, num_clas
     from matseg_nb.qc.features import FeatureContext
     from matseg_nb.qc.session import QCSession, image_fingerprint
 
+    info = read_json_object(folder / QC_JSON)
+    if info is None:
+        raise UserError(f"{folder / QC_JSON}: expected the package's QC calibration settings, found no such file")
     try:
-        info = json.loads((folder / QC_JSON).read_text())
         data = dict(np.load(folder / QC_NPZ))
     except (OSError, ValueError) as err:
         raise UserError(f"{folder / QC_NPZ}: expected the package's QC calibration data, found "

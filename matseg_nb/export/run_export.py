@@ -15,6 +15,7 @@ from matseg_nb.data.resolve import sha256_of
 from matseg_nb.errors import UserError
 from matseg_nb.export import graph
 from matseg_nb.export.traceable import traceable
+from matseg_nb.jsonio import read_json
 
 #: format -> (model file name, writer(model, example, path), runner(path, x) -> logits)
 FORMATS: dict[str, tuple[str, Callable[..., None], Callable[[Path, np.ndarray], np.ndarray]]] = {
@@ -36,10 +37,8 @@ def _check_out(out: Path, job_id: str, fmt: str) -> None:
     ``matseg export`` did not write (never overwritten)."""
     previous = out / EXPORT_JSON
     if previous.is_file():
-        try:
-            old = json.loads(previous.read_text())
-        except ValueError:
-            old = {}
+        old = read_json(previous)
+        old = old if isinstance(old, dict) else {}
         if old.get("job_id") != job_id or old.get("format") != fmt:
             raise UserError(f"{out}: expected an empty folder or an export of {job_id} as {fmt}, found an export "
                             f"of {old.get('job_id')} as {old.get('format')} (not overwritten)")

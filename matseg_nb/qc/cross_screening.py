@@ -11,13 +11,13 @@ strong shift with N vs m images, else "too few images to tell".
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json_object
 from matseg_nb.qc.conformal import MIN_POWER, TARGET_POWER, batch_power, flag_count_test, reason
 from matseg_nb.qc.cross_conformal import cross_conformal_batch_test, cross_conformal_image_pvalues
 from matseg_nb.qc.features import ImageItem
@@ -28,10 +28,10 @@ from matseg_nb.qc.results import ImageScreen, ScreeningResult
 def fold_groups(run_dir: str | Path) -> tuple[list[str], list[str]]:
     """(train groups, held-out groups) of a cross-validation fold run, from ``metrics.json["cv"]``."""
     path = Path(run_dir) / "metrics.json"
-    try:
-        cv = json.loads(path.read_text(encoding="utf-8")).get("cv")
-    except (OSError, ValueError, AttributeError) as err:
-        raise UserError(f"{path}: expected the metrics.json of a cross-validation fold run, found {err}") from None
+    data = read_json_object(path)
+    if data is None:
+        raise UserError(f"{path}: expected the metrics.json of a cross-validation fold run, found no such file")
+    cv = data.get("cv")
     if not isinstance(cv, dict) or not cv.get("val_groups") or not cv.get("train_groups"):
         raise UserError(f"{path}: expected 'cv' with train_groups and val_groups (a k-fold run), found {cv!r}")
     return [str(g) for g in cv["train_groups"]], [str(g) for g in cv["val_groups"]]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 
 from matseg_nb.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from matseg_nb.errors import UserError
-from matseg_nb.jsonio import JsonRecord
+from matseg_nb.jsonio import JsonRecord, read_json
 
 SEGMENT_FILE = "segment.json"
 TABLE_FILE = "segments.csv"
@@ -180,10 +179,7 @@ class BiasRow(JsonRecord):
 
 
 def _safe_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    data = read_json(path)
     return data if isinstance(data, dict) else None
 
 

@@ -47,15 +47,14 @@ class SuggestResult:
     @classmethod
     def load(cls, folder: str | Path) -> SuggestResult:
         """Read ``folder/suggest.json`` (UserError naming the file when absent or not a suggest answer)."""
-        import json
+        from matseg_nb.jsonio import read_json_object
 
         path = Path(folder) / "suggest.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise UserError(f"{path}: expected the suggest.json of `matseg suggest`, found {err}") from None
-        if not isinstance(data, dict) or "suggestions" not in data:
-            raise UserError(f"{path}: expected a suggest.json with 'suggestions', found {type(data).__name__}")
+        data = read_json_object(path)
+        if data is None:
+            raise UserError(f"{path}: expected the suggest.json of `matseg suggest`, found no such file")
+        if "suggestions" not in data:
+            raise UserError(f"{path}: expected a suggest.json with 'suggestions', found keys {sorted(data)[:5]}")
         return cls.from_json(data)
 
     def summary(self) -> str:

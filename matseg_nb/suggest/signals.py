@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json
 from matseg_nb.qc.features import ImageItem
 
 
@@ -66,16 +67,12 @@ def _split_images(session, reference_split: str) -> tuple[list[ImageItem], list[
     """(reference, held-out, held-out name, notes): a CV fold run's own training and held-out groups
     (``metrics.json["cv"]``), else the run's ``reference_split`` and its validation split (test when none).
     A refit on the whole CV pool has no held-out image: UserError naming the fix."""
-    import json
-
     from matseg_nb.qc.sources import dataset_items
 
     cv = {}
     if session.run_dir is not None:
-        try:
-            cv = json.loads((session.run_dir / "metrics.json").read_text(encoding="utf-8")).get("cv") or {}
-        except (OSError, ValueError, AttributeError):
-            cv = {}
+        metrics = read_json(session.run_dir / "metrics.json")
+        cv = (metrics.get("cv") if isinstance(metrics, dict) else None) or {}
     if cv.get("refit"):
         raise UserError(f"suggest {session.run_dir}: expected a run with held-out images, found a refit on every "
                         "annotated image; pass one of its fold runs (..__f0of<k>__..)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -13,6 +12,7 @@ from matseg_nb import __version__
 from matseg_nb.atomic import atomic_write_json
 from matseg_nb.clock import now_iso
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json
 from matseg_nb.run_marker import ERROR_FILE, is_complete, prepare_run_dir, read_marker, read_running
 from matseg_nb.sweep.context import SweepContext
 from matseg_nb.sweep.executors import EXECUTORS
@@ -39,9 +39,8 @@ def _check(executor: str, notebook: Path) -> None:
 
 def _refuse_concurrent(out_dir: Path) -> None:
     """UserError when another live sweep process on this host owns ``out_dir``."""
-    try:
-        previous = json.loads((out_dir / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
+    previous = read_json(out_dir / SUMMARY_FILE)
+    if not isinstance(previous, dict):
         return
     if previous.get("pid") != os.getpid() and previous.get("host") == socket.gethostname() and alive(previous):
         raise UserError(f"{out_dir}: expected no other sweep running there, found one (pid {previous['pid']}); "

@@ -11,7 +11,6 @@ worker's stdout/stderr) and ``jobs/<job_id>.json`` (which Slurm job ran which tr
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -27,6 +26,7 @@ from pydantic import ValidationError
 from matseg_nb.atomic import atomic_write_json
 from matseg_nb.clock import now_iso
 from matseg_nb.errors import UserError
+from matseg_nb.jsonio import read_json
 from matseg_nb.profiles.schema import SlurmConfig
 from matseg_nb.sweep.runner import run_job_notebook
 from matseg_nb.sweep.spec import profile_dict
@@ -232,10 +232,7 @@ def job_record_path(out_dir: str | os.PathLike, job_id: str) -> Path:
 
 def read_job_record(out_dir: str | os.PathLike, job_id: str) -> dict[str, Any] | None:
     """The record written by :func:`run_on_slurm_worker`, or None."""
-    try:
-        data = json.loads(job_record_path(out_dir, job_id).read_text())
-    except (OSError, ValueError):
-        return None
+    data = read_json(job_record_path(out_dir, job_id))
     return data if isinstance(data, dict) else None
 
 
