@@ -252,7 +252,8 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
 
 
 #: the approximate (squeeze-excitation) mode's tolerance: max |H - H_exact| / max H on the checked locations
-SE_TOLERANCE = 1e-2
+#: (the issue's "equal within 1e-4 relative"; the demo's trained tu-seresnext26d UNet measured 2.2e-7)
+SE_TOLERANCE = 1e-4
 SE_CHECK_LOCATIONS = 6  # random locations checked against whole passes, plus the largest H
 
 
