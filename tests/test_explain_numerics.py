@@ -44,7 +44,7 @@ def test_size_is_printed_before_and_max_minutes_gives_a_partial_map():
     res = heatmap(tiny_model("Unet"), rand_image(), box_mask(), window=8, stride=4, max_batch=4,
                   log=lines.append, progress=True)
     assert lines[0].startswith("heatmap: 99 locations") and "forward passes" in lines[0]
-    assert "exact shortcuts: box decoder" in lines[0] and "about" in lines[1]
+    assert "exact shortcuts: fused BN (" in lines[0] and "; box decoder (Unet)" in lines[0] and "about" in lines[1]
     assert not res.partial and res.valid.sum() == 99
     part = heatmap(tiny_model("Unet"), rand_image(), box_mask(), window=8, stride=4, max_batch=4,
                    max_minutes=0.0, log=lines.append)

@@ -13,6 +13,7 @@ import contextlib
 import torch
 
 from matseg_nb.explain.boxes import Box, area
+from matseg_nb.explain.fused import Fused, fuse_for_explain
 from matseg_nb.explain.incremental import IncrementalEncoder, has_squeeze_excitation, supports_incremental
 from matseg_nb.explain.scaled import input_map_for
 from matseg_nb.explain.shortcuts import box_decoder_for
@@ -57,7 +58,9 @@ class ProbFn:
     blocks: ``"approximate"`` (default) runs the incremental encoder with each SE scale recomputed from the
     updated mean (:mod:`.squeeze_excite`; not exact: :func:`matseg_nb.explain.heatmap.heatmap` measures its
     error against whole passes and falls back to them past its tolerance); ``"exact"``: whole encoder
-    passes (the box decoder still applies: exact).
+    passes (the box decoder still applies: exact). With ``shortcuts`` every pass runs on ``fused``, an exact
+    faster copy of the model built once (:mod:`.fused`: BatchNorm folded into the convolutions, polyphase
+    nearest-upsampling convolutions in smp UNet decoders); ``model`` stays the model given.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
@@ -70,8 +73,10 @@ class ProbFn:
         self.pad_multiple = int(multiple or max(32, pad_multiple(model)))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt).eval()
-        self.input_map = input_map_for(self.model) if shortcuts else None  # e.g. the input_scale wrapper
-        self.core = self.input_map.inner if self.input_map is not None else self.model  # what the rules see
+        self.fused: Fused | None = fuse_for_explain(self.model) if shortcuts else None
+        run = self.fused.model if self.fused is not None else self.model  # what every pass runs
+        self.input_map = input_map_for(run) if shortcuts else None  # e.g. the input_scale wrapper
+        self.core = self.input_map.inner if self.input_map is not None else run  # what the rules see
         plain = bool(shortcuts) and _plain_forward(self.core)
         self._box_dec = box_decoder_for(self.core) if plain else None
         self.box_decoder = self._box_dec is not None
@@ -153,6 +158,8 @@ class ProbFn:
     def shortcut_names(self) -> list[str]:
         """The exact shortcuts this function applies (for the heatmap's line), outermost first."""
         names = [self.input_map.name] if self.input_map is not None else []
+        if self.fused is not None and self.fused.name:
+            names.append(self.fused.name)
         if self.box_decoder:
             names.append(f"box decoder ({type(self.core).__name__})")
         if self.incremental:

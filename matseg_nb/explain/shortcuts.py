@@ -2,7 +2,8 @@
 
 H needs Z on A's bounding box only. smp's ``Unet`` with its default decoder (nearest x2 upsampling,
 3x3 convolutions, no attention, no centre block, head without upsampling) is local, so decoder block k
-is evaluated on the box grown by its two 3x3 convolutions (1 px each) and halved per level; the
+is evaluated on the box grown by its two 3x3 convolutions (1 px each) and halved per level (also in the
+polyphase form of :mod:`.fused`, whose first convolution runs on the halved box); the
 encoder features it reads are those boxes (:func:`decoder_reads`), which the incremental encoder
 (:mod:`.incremental`) restricts its work to. Equal to the whole forward pass to float32 rounding
 (``tests/test_explain_shortcuts.py``); other decoders run whole.
@@ -103,11 +104,15 @@ def decode_box(model: nn.Module, features: list[torch.Tensor], box: Box,
     prev = None
     for i, (out, grown, src) in enumerate(_unet_blocks(shapes, grown_box)):
         low = read(n - 1, src) if i == 0 else prev
-        up = F.interpolate(low, scale_factor=2.0, mode="nearest")  # as smp's block: local, crop-exact
-        up = take(up, shift(grown, (2 * src[0], 2 * src[2])))
-        z = up if i >= n - 2 else torch.cat([up, read(n - 2 - i, grown)], dim=1)
+        skip = None if i >= n - 2 else read(n - 2 - i, grown)
         blk = dec.blocks[i]
-        prev = take(blk.conv2(blk.conv1(z)), relative(out, grown))
+        if hasattr(blk, "conv1_on_box"):  # polyphase form (:mod:`.fused`): the same numbers on the crop
+            first = blk.conv1_on_box(low, src, grown, skip)
+        else:
+            up = F.interpolate(low, scale_factor=2.0, mode="nearest")  # as smp's block: local, crop-exact
+            up = take(up, shift(grown, (2 * src[0], 2 * src[2])))
+            first = blk.conv1(up if skip is None else torch.cat([up, skip], dim=1))
+        prev = take(blk.conv2(first), relative(out, grown))
     logits = model.segmentation_head(prev)
     return take(logits, relative(box, grown_box))
 
