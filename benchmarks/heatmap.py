@@ -21,14 +21,14 @@ measured, and extrapolated to the full grid of each stride as ``fixed + per_loca
 ``--full`` runs complete grids (GPU). ``ours_region`` restricts the locations to windows touching A
 dilated by ``window`` px (fewer locations, same values there; not the full map).
 
-``--pairs`` (:func:`run_pairs`) is the side-by-side table of every paper pair (ResNet-50 and SE-ResNeXt-101
-x UNet, DeepLabV3, DeepLabV3+) and the demo's stand-ins (resnet18 and tu-seresnext26d_32x4d UNets behind
-``input_scale`` 0.5), each against Captum's best setting (Occlusion with ``perturbations_per_eval`` tuned
-over 1/4/16 on this machine), with A a box and A spanning the image, written as Markdown to
-``benchmarks/results/heatmap_pairs.md`` (random weights: the timing does not depend on them).
+``--pairs`` (:mod:`benchmarks.heatmap_pairs`) is the side-by-side table of every paper pair (ResNet-50 and
+SE-ResNeXt-101 x UNet, DeepLabV3, DeepLabV3+) and the demo's stand-ins (resnet18 and tu-seresnext26d_32x4d
+UNets behind ``input_scale`` 0.5), each against Captum's best setting, with A a box and A spanning the image,
+and the work per location (counted FLOPs) that exact occlusion cannot avoid; written as Markdown to
+``benchmarks/results/heatmap_pairs.md`` (default 512 px, the shared NASA images' size).
 
     python -m benchmarks.heatmap [--device cuda] [--size 512] [--n-sub 8] [--full] [--models unet deeplabv3plus]
-    python -m benchmarks.heatmap --pairs [--size 256]
+    python -m benchmarks.heatmap --pairs [--size 512] [--only resnet50 demo] [--device cuda --captum-ppe 16 64]
 """
 
 from __future__ import annotations
@@ -253,137 +253,33 @@ def run(quick: bool = False, device: str = "cpu", full: bool = False, models=("u
     return rows
 
 
-#: label -> (smp architecture, encoder, input_scale or None, image side in px relative to --size)
-PAIRS: dict[str, tuple[str, str, float | None, int]] = {
-    "UNet-ResNet50": ("Unet", "resnet50", None, 1),
-    "DeepLabV3-ResNet50": ("DeepLabV3", "resnet50", None, 1),
-    "DeepLabV3+-ResNet50": ("DeepLabV3Plus", "resnet50", None, 1),
-    "UNet-SE-ResNeXt101": ("Unet", "se_resnext101_32x4d", None, 1),
-    "DeepLabV3-SE-ResNeXt101": ("DeepLabV3", "se_resnext101_32x4d", None, 1),
-    "DeepLabV3+-SE-ResNeXt101": ("DeepLabV3Plus", "se_resnext101_32x4d", None, 1),
-    "demo UNet-resnet18, input_scale 0.5": ("Unet", "resnet18", 0.5, 2),
-    "demo UNet-tu-seresnext26d_32x4d, input_scale 0.5": ("Unet", "tu-seresnext26d_32x4d", 0.5, 2),
-}
-CAPTUM_PPE = (1, 4, 16)
-
-
-def _pair_model(arch: str, encoder: str, input_scale: float | None) -> torch.nn.Module:
-    import segmentation_models_pytorch as smp
-
-    from matseg_nb.models.tiling import with_input_scale
-
-    torch.manual_seed(0)
-    model = getattr(smp, arch)(encoder_name=encoder, encoder_weights=None, in_channels=1, classes=3).eval()
-    return with_input_scale(model, input_scale).eval()
-
-
-def bench_pair(label: str, size: int, window: int = 16, stride: int = 16, a_kinds=("box", "lines"),
-               n_sub: int = 16, ours_rows: int = 2) -> list[dict]:
-    """Rows for one pair: ours (default ``heatmap``: every shortcut that applies) vs Captum's best ppe, for
-    each kind of A. Captum's cost is the same at every location (whole passes): fixed + per-location from
-    its first windows (2 batches at ppe 1 and 4, 1 at 16). Ours is timed on ``ours_rows`` whole grid rows spread evenly (a
-    systematic sample; its cost depends on the distance to A), twice: the second call's time per location,
-    plus a call with no location (fixed part: Z, the encoder cache, the SE check) and, once, the first
-    call's extra time (one-time costs of new crop shapes). ``max_abs_diff``: ours vs Captum's values on its windows."""
-    from matseg_nb.explain import ProbFn, heatmap
-    from matseg_nb.explain.grid import grid_locations
-
-    arch, encoder, scale, rel = PAIRS[label]
-    side = size * rel
-    model = _pair_model(arch, encoder, scale)
-    rows = []
-    for a_kind in a_kinds:
-        img, a = make_inputs(side, a_kind=a_kind)
-        n_rows, n_cols = (len(v) for v in grid_locations((side, side), window, stride))
-        n_loc = n_rows * n_cols
-        best, cap = None, None
-        for ppe in CAPTUM_PPE:
-            fixed, per, vals = captum_subset(model, img, a, window, stride, ppe, max(1, min(2, n_sub // ppe)), "cpu")
-            t = fixed + per * n_loc
-            cap = vals if len(vals) >= len(cap or {}) else cap
-            if best is None or t < best[0]:
-                best = (t, ppe, fixed, per)
-        t_cap, ppe, _, cap_per = best
-        fn = ProbFn(copy.deepcopy(model))
-        sub = sorted(cap)
-        step = max(1, n_rows // ours_rows)
-        sample = [(i, j) for i in range(step // 2, n_rows, step)[:ours_rows] for j in range(n_cols)]
-        ours_sub = heatmap(fn, img, a, window=window, stride=stride, locations=sub)  # also the warm-up
-        t0 = time.perf_counter()
-        heatmap(fn, img, a, window=window, stride=stride, locations=[])
-        fixed = time.perf_counter() - t0
-        t_first, t_again, res = [], [], {}
-        for times in (t_first, t_again):  # the first call pays one-time costs of new crop shapes: once
-            t0 = time.perf_counter()
-            res["r"] = heatmap(fn, img, a, window=window, stride=stride, locations=sample)
-            times.append(time.perf_counter() - t0)
-        warm = max(0.0, t_first[0] - t_again[0])
-        per = max(0.0, t_again[0] - fixed) / len(sample)
-        fixed += warm
-        t_ours = fixed + per * n_loc
-        diff = float(max(abs(ours_sub.grid[i, j] - cap[(i, j)]) for i, j in sub))
-        meta = res["r"].meta()
-        rows.append(record("heatmap pairs", f"{label}, A {'box' if a_kind == 'box' else 'spanning the image'}",
-                           t_ours, f"captum Occlusion ppe={ppe} (best of {list(CAPTUM_PPE)})", t_cap, diff,
-                           model=label, a_kind=a_kind, size=side, window=window, stride=stride,
-                           n_locations=n_loc, a_box=meta["box"], shortcuts=meta["shortcuts"],
-                           se_check=(meta.get("se_check") or {}).get("sentence"), h_max=float(ours_sub.grid.max()),
-                           ours_fixed_s=round(fixed, 3), ours_per_location_s=round(per, 5),
-                           captum_per_location_s=round(cap_per, 5), ours_sample_locations=len(sample),
-                           extrapolated=True, weights="random (seed 0)"))
-        print(f"{rows[-1]['variant']}: ours {t_ours:.1f} s, captum {t_cap:.1f} s, "
-              f"{rows[-1]['ratio']}x, diff {diff:.2g}", flush=True)
-    return rows
-
-
-def pairs_markdown(rows: list[dict]) -> str:
-    """The side-by-side table: one row per (pair, A), ratio = Captum's best / ours."""
-    lines = ["| pair | A | px | locations | ours s | Captum best s (ppe) | ratio | max abs diff (H max) | "
-             "shortcuts |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ppe = r["alternative"].split("ppe=")[1].split(" ")[0]
-        lines.append(f"| {r['model']} | {'box' if r['a_kind'] == 'box' else 'spans image'} | {r['size']} | "
-                     f"{r['n_locations']} | {r['ours_s']:.2f} | {r['alt_s']:.2f} ({ppe}) | {r['ratio']}x | "
-                     f"{r['max_abs_diff']:.2g} ({r['h_max']:.3g}) | {'; '.join(r['shortcuts']) or 'none'} |")
-    return "\n".join(lines) + "\n"
-
-
-def run_pairs(size: int = 256, labels=None, threads: int | None = 2) -> list[dict]:
-    """Every pair of :data:`PAIRS` (the demo stand-ins at twice ``size``: their model sees half)."""
-    if threads:
-        torch.set_num_threads(threads)
-    rows: list[dict] = []
-    for label in labels or list(PAIRS):
-        rows += bench_pair(label, size)
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.common import markdown_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", type=int, default=None)
-    ap.add_argument("--n-sub", type=int, default=None, help="locations timed per method (default = ppe)")
+    ap.add_argument("--n-sub", type=int, default=None,
+                    help="locations timed per method (default = ppe; --pairs: Captum windows per setting, default 4)")
     ap.add_argument("--ppe", type=int, default=8, help="Captum perturbations_per_eval (also run at 1)")
     ap.add_argument("--full", action="store_true", help="time our full grids (GPU)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out-name", default=None, help="results file stem (default heatmap or heatmap_<device>)")
-    ap.add_argument("--pairs", action="store_true", help="the side-by-side table of every pair (CPU)")
+    ap.add_argument("--pairs", action="store_true", help="the side-by-side table of every pair (default 512 px)")
+    ap.add_argument("--only", nargs="+", default=None, help="--pairs: pairs whose name contains one of these")
+    ap.add_argument("--a-kinds", nargs="+", default=["box", "lines"], choices=["box", "lines"],
+                    help="--pairs: kinds of A (box; lines = A spanning the image)")
+    ap.add_argument("--ours-runs", type=int, default=6, help="--pairs: runs of 4 adjacent locations timed for ours")
+    ap.add_argument("--captum-ppe", type=int, nargs="+", default=None,
+                    help="--pairs: Captum perturbations_per_eval settings tried (default 1 4)")
+    ap.add_argument("--out-dir", default=None, help="--pairs: folder for the results (default benchmarks/results)")
     args = ap.parse_args(argv)
     if args.pairs:
-        from benchmarks.common import RESULTS
+        from benchmarks import heatmap_pairs
 
-        t0 = time.perf_counter()
-        rows = run_pairs(size=args.size or 256, threads=args.threads)
-        path = write_results("heatmap_pairs", rows)
-        table = pairs_markdown(rows) + f"\n({time.perf_counter() - t0:.0f} s in all)\n"
-        (RESULTS / "heatmap_pairs.md").write_text(table)
-        print(table)
-        print(f"wrote {path} and {RESULTS / 'heatmap_pairs.md'}")
-        return 0
+        return heatmap_pairs.main(args, argv)
     rows = run(quick=args.quick, device=args.device, full=args.full, models=args.models, size=args.size,
                n_sub=args.n_sub, ppe=args.ppe, threads=args.threads)
     path = write_results(args.out_name or ("heatmap" if args.device == "cpu" else f"heatmap_{args.device}"), rows)
