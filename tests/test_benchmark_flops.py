@@ -142,3 +142,23 @@ def test_verdicts_name_the_cause_from_the_numbers():
     md = pairs_markdown([_row(12.0, 0.05, 1.0), inherent, _row(3.0, 0.5, 1.0, a_kind="lines")])
     assert "1 of 2 box rows reach it" in md
     assert md.count("\n- **M, A ") == 2 and "A spans image** (3.0x)" in md
+
+
+def test_pairs_cli_writes_the_table_with_settings_and_equal_outputs(tmp_path):
+    """The demo resnet18 stand-in at 64 px (128 px behind input_scale 0.5): ours equals Captum on its windows,
+    the FLOP columns are filled, and the Markdown states the size, machine, torch and the command."""
+    import json
+
+    from benchmarks import heatmap
+
+    args = ["--pairs", "--size", "64", "--only", "resnet18", "--ours-runs", "1", "--a-kinds", "box",
+            "--threads", "1", "--captum-ppe", "4", "--out-dir", str(tmp_path)]
+    assert heatmap.main(args) == 0
+    (row,) = json.loads((tmp_path / "heatmap_pairs.json").read_text())["rows"]
+    assert row["size"] == 128 and row["n_locations"] == 64 and row["ours_sample_locations"] == 4
+    assert row["max_abs_diff"] <= 1e-4 * row["h_max"] + 1e-6
+    assert 0.0 < row["flop_share"] <= 1.0 + 1e-6 and row["flop_uncounted"] == 0
+    assert row["flop_bound"] == pytest.approx(1 / (row["flop_share"] * row["ours_pass_flop_ratio"]), rel=1e-2)
+    md = (tmp_path / "heatmap_pairs.md").read_text()
+    assert "Image side: 64 px" in md and "torch " + torch.__version__ in md and "--only resnet18" in md
+    assert "| demo UNet-resnet18, input_scale 0.5 | box | 128 | 64 |" in md
