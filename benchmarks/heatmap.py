@@ -96,6 +96,8 @@ def captum_subset(model, img, a, window, stride, ppe, n_batches, device, channel
     def forward(xp):
         out = inner(xp)
         if calls["n"] == 0:
+            if out.is_cuda:
+                torch.cuda.synchronize(out.device)
             calls["t_init"] = time.perf_counter()
         else:  # call 0 is Occlusion's initial evaluation of the unperturbed input
             for b, v in enumerate((-out).tolist()):
