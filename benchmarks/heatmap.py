@@ -277,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--captum-ppe", type=int, nargs="+", default=None,
                     help="--pairs: Captum perturbations_per_eval settings tried (default 1 4)")
     ap.add_argument("--out-dir", default=None, help="--pairs: folder for the results (default benchmarks/results)")
+    ap.add_argument("--estimate-only", action="store_true",
+                    help="--pairs: time one whole pass per pair, print the estimated total time and stop")
     args = ap.parse_args(argv)
     if args.pairs:
         from benchmarks import heatmap_pairs

@@ -13,7 +13,8 @@ channel, 3 classes, window 16, stride 16, Gaussian blur (sigma = window / 4). Pe
   only the setting that won the first. Its values there are compared with ours (``max abs diff``).
 * **Ours**: the default :func:`matseg_nb.explain.heatmap` (every shortcut that applies) on a sample of
   ``ours_runs`` runs of 4 adjacent grid locations (a batch on the CPU), the runs spread over the grid's
-  rows and columns (a Latin-hypercube sample, seed 0). The first call counts FLOPs (and pays the one-time
+  rows and columns (a Latin-hypercube sample, seed 0); fewer runs (at least 2) where its time per location
+  on Captum's windows says one call would take more than ``OURS_BUDGET_S``. The first call counts FLOPs (and pays the one-time
   costs of new crop shapes), the second is timed: fixed part = up to the start of its location loop (Z, the
   encoder cache, the squeeze-excitation check), per location = the loop / the sample's size.
 * **Work per location** (counted, not estimated: :mod:`benchmarks.flops`): FLOPs of ours' location loop on
@@ -54,6 +55,7 @@ PAIRS: dict[str, tuple[str, str, float | None, int]] = {
 CAPTUM_PPE = (1, 4)
 RUN = 4  # adjacent locations per sampled run: one CPU batch of the incremental encoder
 GOAL = 10.0  # x Captum's best setting, for every row with a box A (issue 28)
+OURS_BUDGET_S = 40.0  # s for one timed call of ours' sample: fewer runs (at least 2) for slower pairs
 A_KINDS = {"box": "box", "lines": "spans image"}
 
 
@@ -155,8 +157,10 @@ def location_flops(fn, image, a, window: int, stride: int, locations, whole: Flo
 
 def bench_pair(label: str, size: int, window: int = 16, stride: int = 16, a_kinds=("box", "lines"),
                n_sub: int = 4, ours_runs: int = 6, captum_ppe=CAPTUM_PPE, device: str = "cpu",
-               whole: dict | None = None) -> list[dict]:
-    """Rows for one pair, one per kind of A (module docstring); ``whole``: :func:`whole_pass` if known."""
+               whole: dict | None = None, ours_budget_s: float = OURS_BUDGET_S) -> list[dict]:
+    """Rows for one pair, one per kind of A (module docstring); ``whole``: :func:`whole_pass` if known.
+    Ours' sample: ``ours_runs`` runs, fewer (at least 2) where the loop's time per location on Captum's windows
+    says that one timed call would take more than ``ours_budget_s``."""
     from matseg_nb.explain import ProbFn, heatmap
     from matseg_nb.explain.grid import grid_locations
 
@@ -182,8 +186,12 @@ def bench_pair(label: str, size: int, window: int = 16, stride: int = 16, a_kind
 
         fn = ProbFn(copy.deepcopy(model), device=device)
         sub = sorted(cap)
-        ours_sub = heatmap(fn, img, a, window=window, stride=stride, locations=sub)  # values; warm-up
-        sample = spread_sample(n_rows, n_cols, ours_runs)
+        clock: dict = {}
+        ours_sub = heatmap(fn, img, a, window=window, stride=stride, locations=sub,  # values; warm-up
+                           log=loop_clock(clock, fn.device))
+        per_sub = (time.perf_counter() - clock.get("start", time.perf_counter())) / len(sub)
+        runs = min(ours_runs, max(2, int(ours_budget_s / max(per_sub * RUN, 1e-9))))
+        sample = spread_sample(n_rows, n_cols, runs)
         fl = location_flops(fn, img, a, window, stride, sample, wo)  # also the sample's one-time costs
         state: dict = {}
         t0 = time.perf_counter()
@@ -278,7 +286,8 @@ def pairs_markdown(rows: list[dict], header: dict | None = None) -> str:
                 f"Captum: `Occlusion`, perturbations_per_eval in {header['captum_ppe']} on its first "
                 f"{header['n_sub']} windows (at least one batch), the best extrapolated to the grid; the second A "
                 f"runs the winner only (its cost does not depend on A). Ours: the default `heatmap` on "
-                f"{header['ours_runs']} runs of {RUN} adjacent locations spread over the grid (seed 0), the first "
+                f"up to {header['ours_runs']} runs of {RUN} adjacent locations spread over the grid (seed 0; fewer, at least "
+                f"2, where one call would exceed {OURS_BUDGET_S:.0f} s: `sample` column), the first "
                 "call counting FLOPs, the second timed (fixed part + per location x locations). FLOPs: "
                 "torch.profiler (`with_flops=True`), convolutions and matrix products (transposed ones from their "
                 "shapes), on the same sample: *work per location* = ours' location loop / the sample's size, as a "
@@ -288,7 +297,7 @@ def pairs_markdown(rows: list[dict], header: dict | None = None) -> str:
                 "ran its FLOPs at Captum's rate with no fixed part. *ratio / bound* < 1: time lost to the fixed "
                 "part or to overhead (avoidable); a bound below 10x: the recomputation itself is too large.",
                 ""]
-    out += ["| pair | A | px | locations | ours s | Captum best s (ppe) | ratio | work per location, % of a whole "
+    out += ["| pair | A | px | locations (`sample`: ours timed on) | ours s | Captum best s (ppe) | ratio | work per location, % of a whole "
             "pass (encoder + decoder/head) | ours' pass / Captum's | FLOP bound | ratio / bound | max abs diff "
             "(H max) | shortcuts |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -299,7 +308,8 @@ def pairs_markdown(rows: list[dict], header: dict | None = None) -> str:
         work = (f"{100 * r['flop_share']:.1f} ({100 * r.get('flop_share_encoder', 0.0):.1f} + {100 * dec:.1f}"
                 + (f" + other {100 * other:.1f}" if other else "") + ")")
         of_bound = "-" if r.get("of_bound") is None else f"{r['of_bound']:.2f}"
-        out.append(f"| {r['model']} | {A_KINDS.get(r['a_kind'], r['a_kind'])} | {r['size']} | {r['n_locations']} | "
+        out.append(f"| {r['model']} | {A_KINDS.get(r['a_kind'], r['a_kind'])} | {r['size']} | {r['n_locations']} "
+                   f"({r.get('ours_sample_locations', '-')}) | "
                    f"{r['ours_s']:.2f} | {r['alt_s']:.2f} ({ppe}) | {r['ratio']}x | {work} | "
                    f"{r.get('ours_pass_flop_ratio', 1.0):.2f} | {r['flop_bound']:.1f}x | {of_bound} | {r['max_abs_diff']:.2g} ({r['h_max']:.3g}) | "
                    f"{'; '.join(r['shortcuts']) or 'none'} |")
@@ -316,16 +326,18 @@ def pairs_markdown(rows: list[dict], header: dict | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def estimate_seconds(whole_s: float, n_sub: int, ours_runs: int, captum_ppe, n_a: int) -> tuple[float, float]:
+def estimate_seconds(whole_s: float, n_sub: int, ours_runs: int, captum_ppe, n_a: int,
+                     ours_budget_s: float = OURS_BUDGET_S) -> tuple[float, float]:
     """(Captum s, ours s at most) for one pair from its whole-pass time: Captum runs Z and its initial
     evaluation plus at least one batch per setting; ours at most a whole pass per location (the sub call,
-    the counted and the timed sample calls) plus Z and the cache."""
+    the counted and the timed sample calls, each sample call within ``ours_budget_s`` or 2 runs) plus Z and
+    the cache."""
     def windows(p: int) -> int:
         return p * max(1, n_sub // p)
 
     cap = sum(2 + windows(p) for p in captum_ppe) + (n_a - 1) * (2 + max(windows(p) for p in captum_ppe))
-    ours = n_a * (n_sub + 2 * ours_runs * RUN + 3)
-    return cap * whole_s, ours * whole_s
+    sample_s = min(ours_runs * RUN * whole_s, max(2 * RUN * whole_s, ours_budget_s))
+    return cap * whole_s, n_a * ((n_sub + 3) * whole_s + 2 * sample_s)
 
 
 def _header(args, started: str) -> dict:
@@ -351,9 +363,10 @@ def _load() -> str:
 
 def run_pairs(size: int = 512, labels=None, threads: int | None = 2, n_sub: int = 4, ours_runs: int = 6,
               captum_ppe=CAPTUM_PPE, device: str = "cpu", a_kinds=("box", "lines"), out_dir: Path = RESULTS,
-              argv: list[str] | None = None, name: str = "heatmap_pairs") -> list[dict]:
+              argv: list[str] | None = None, name: str = "heatmap_pairs", estimate_only: bool = False) -> list[dict]:
     """Every pair of ``labels`` (default all of :data:`PAIRS`); prints an estimate of the total time first
-    (from one whole pass per pair) and rewrites ``out_dir/<name>.{json,md}`` after each pair."""
+    (from one whole pass per pair; ``estimate_only``: then stops) and rewrites ``out_dir/<name>.{json,md}``
+    after each pair."""
     from matseg_nb.atomic import atomic_write_json, atomic_write_text
 
     if threads and device == "cpu":
@@ -374,6 +387,8 @@ def run_pairs(size: int = 512, labels=None, threads: int | None = 2, n_sub: int 
           f"where the shortcuts apply) = at most {(est_cap + est_ours + time.perf_counter() - t0) / 60:.0f} min",
           flush=True)
     rows: list[dict] = []
+    if estimate_only:
+        return rows
     for k, label in enumerate(labels):
         rows += bench_pair(label, size, n_sub=n_sub, ours_runs=ours_runs, captum_ppe=captum_ppe, device=device,
                            whole=wholes[label], a_kinds=a_kinds)
@@ -391,7 +406,10 @@ def main(args, argv: list[str] | None) -> int:
     name = args.out_name or ("heatmap_pairs" if args.device == "cpu" else f"heatmap_pairs_{args.device}")
     rows = run_pairs(size=args.size or 512, labels=select(args.only), threads=args.threads, n_sub=args.n_sub or 4,
                      ours_runs=args.ours_runs, captum_ppe=tuple(args.captum_ppe or CAPTUM_PPE), device=args.device,
-                     a_kinds=tuple(args.a_kinds), out_dir=out_dir, argv=argv, name=name)
+                     a_kinds=tuple(args.a_kinds), out_dir=out_dir, argv=argv, name=name,
+                     estimate_only=args.estimate_only)
+    if args.estimate_only:
+        return 0
     print((out_dir / f"{name}.md").read_text())
     print(f"wrote {out_dir / f'{name}.json'} and {out_dir / f'{name}.md'} ({len(rows)} rows)")
     return 0

@@ -161,4 +161,4 @@ def test_pairs_cli_writes_the_table_with_settings_and_equal_outputs(tmp_path):
     assert row["flop_bound"] == pytest.approx(1 / (row["flop_share"] * row["ours_pass_flop_ratio"]), rel=1e-2)
     md = (tmp_path / "heatmap_pairs.md").read_text()
     assert "Image side: 64 px" in md and "torch " + torch.__version__ in md and "--only resnet18" in md
-    assert "| demo UNet-resnet18, input_scale 0.5 | box | 128 | 64 |" in md
+    assert "| demo UNet-resnet18, input_scale 0.5 | box | 128 | 64 (4) |" in md
