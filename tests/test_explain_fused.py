@@ -117,3 +117,45 @@ def test_planted_polyphase_error_fails_the_bound(planted):
         assert_tensor_exact(good(x), plain, ref, "right phases")
         with pytest.raises(AssertionError, match="float32 bound"):
             assert_tensor_exact(bad(x), plain, ref, planted)
+
+
+def _windows_batch(x: torch.Tensor, wins: list) -> torch.Tensor:
+    xb = x.repeat(len(wins), 1, 1, 1)
+    for b, (y0, y1, x0, x1) in enumerate(wins):
+        xb[b, :, y0:y1, x0:x1] = 0.5
+    return xb
+
+
+def test_cached_skip_halves_equal_whole_passes():
+    """After ``prepare``, whole-decoder passes take each block's skip convolution from the prepared image outside
+    the changed boxes (through the input_scale wrapper too)."""
+    for scale in (1.0, 0.5):
+        model = with_input_scale(_randomise_bn(resnet18_model("Unet")), scale)
+        x = torch.as_tensor(rand_image(1, 150, 170, seed=8))[None]
+        fn, plain = ProbFn(model), ProbFn(model, shortcuts=False)
+        fn.prepare(x)
+        assert fn._skips is not None and fn.shortcut_names[-1] == "incremental UNet skip convolutions (changed boxes only)"
+        wins = [(0, 16, 0, 16), (134, 150, 154, 170), (60, 76, 80, 96), (140, 150, 0, 10)]
+        xb = _windows_batch(x, wins)
+        ref = plain(xb)
+        assert (ref - plain(x)).abs().max() > 1e-4
+        assert_tensor_exact(fn(xb, windows=wins), ref, probs64(model, xb), f"skip halves, scale {scale}")
+        fn.prepare(None)
+        assert fn._skips is None
+
+
+def test_skip_halves_on_a_box_too_small_fail(monkeypatch):
+    """Planted: recomputing the skip convolution on the changed box without its 1 px reach is detected."""
+    import matseg_nb.explain.boxes as boxes
+
+    model = _randomise_bn(resnet18_model("Unet"))
+    x = torch.as_tensor(rand_image(1, 128, 128, seed=9))[None]
+    wins = [(40, 56, 60, 76), (100, 116, 8, 24)]
+    xb = _windows_batch(x, wins)
+    plain = ProbFn(model, shortcuts=False)(xb)
+    fn = ProbFn(model)
+    fn.prepare(x)
+    real = boxes.grow
+    monkeypatch.setattr(boxes, "grow", lambda b, m, h, w: real(b, m - 1, h, w))
+    with pytest.raises(AssertionError, match="float32 bound"):
+        assert_tensor_exact(fn(xb, windows=wins), plain, probs64(model, xb), "skip box without its reach")

@@ -13,10 +13,10 @@ import contextlib
 import torch
 
 from matseg_nb.explain.boxes import Box, area
-from matseg_nb.explain.fused import Fused, fuse_for_explain
+from matseg_nb.explain.fused import Fused, SkipHalves, fuse_for_explain, skip_cache_applies
 from matseg_nb.explain.incremental import IncrementalEncoder, has_squeeze_excitation, supports_incremental
 from matseg_nb.explain.scaled import input_map_for
-from matseg_nb.explain.shortcuts import box_decoder_for
+from matseg_nb.explain.shortcuts import box_decoder_for, levels_halve
 from matseg_nb.models import pad_multiple, pad_to_multiple
 
 
@@ -60,7 +60,9 @@ class ProbFn:
     error against whole passes and falls back to them past its tolerance); ``"exact"``: whole encoder
     passes (the box decoder still applies: exact). With ``shortcuts`` every pass runs on ``fused``, an exact
     faster copy of the model built once (:mod:`.fused`: BatchNorm folded into the convolutions, polyphase
-    nearest-upsampling convolutions in smp UNet decoders); ``model`` stays the model given.
+    nearest-upsampling convolutions in smp UNet decoders); ``model`` stays the model given. After
+    :meth:`prepare`, whole-decoder passes of such a UNet also take each block's skip convolution from the
+    prepared image outside the incremental encoder's changed boxes (:class:`.fused.SkipHalves`).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None,
@@ -90,6 +92,7 @@ class ProbFn:
         self.cache_note = ""
         self.used_box_decoder = False  # whether the last call ran a decoder on its crop box
         self._cache: IncrementalEncoder | None = None
+        self._skips: SkipHalves | None = None  # the fused UNet's skip halves for the prepared image
         self.se_work: dict[tuple, float] = {}  # (input shape, window) -> work fraction (approximate mode)
         self.shortcut_notes = _why_not(self.core, bool(shortcuts), plain, self.box_decoder, self.incremental, on,
                                        se_mode)
@@ -111,7 +114,7 @@ class ProbFn:
     def prepare(self, x: torch.Tensor | None) -> None:
         """Cache the encoder's block outputs for x (1, C, H, W) for later ``windows=`` calls (no-op when the
         incremental rule does not apply or the cache would exceed ``cache_mb``); ``None`` drops the cache."""
-        self._cache, self.cache_note = None, ""
+        self._cache, self._skips, self.cache_note = None, None, ""
         if self.incremental and x is not None:
             with torch.inference_mode(), self._autocast():
                 xp = self._padded(x)[0]
@@ -123,6 +126,10 @@ class ProbFn:
                                        f"> cache_mb = {self.cache_mb:.0f}")
                     return
                 self._cache = IncrementalEncoder(self.core.encoder, xp, approximate=self.approximate)
+                shapes = self._cache.level_shapes()
+                if skip_cache_applies(self.core, len(shapes)) and levels_halve(shapes):
+                    levels = [xp] + [self._cache.outs[self._cache.level_unit[lv]] for lv in range(1, len(shapes))]
+                    self._skips = SkipHalves(self.core, levels)
 
     @property
     def cached(self) -> bool:
@@ -166,6 +173,8 @@ class ProbFn:
             names.append(f"incremental encoder ({type(self.core.encoder).__name__}"
                          + (", APPROXIMATE squeeze-excitation: SE scales from the updated mean, error measured "
                             "against whole passes)" if self.approximate else ")"))
+        if self._skips is not None and not self.used_box_decoder:  # whole-decoder passes (the last call's box)
+            names.append("incremental UNet skip convolutions (changed boxes only)")
         return names
 
     def _core_logits(self, xp: torch.Tensor, box: Box, wins: list[Box] | None, cropped: bool) -> torch.Tensor:
@@ -188,6 +197,9 @@ class ProbFn:
             logits = m(xp)
         elif dec is not None and dec.applies(m, [f.shape[-2:] for f in feats]):
             return dec.decode(m, feats, box)
+        elif self._skips is not None and self._cache is not None and wins is not None:
+            changed = [self._cache.changed_levels(w) for w in wins]
+            logits = m.segmentation_head(self._skips.decode(m, feats, changed))
         else:
             logits = m.segmentation_head(m.decoder(feats))
         return logits[:, :, box[0] : box[1], box[2] : box[3]]

@@ -19,6 +19,9 @@ original up to float32 rounding (``tests/test_explain_fused.py`` checks both aga
   (:func:`polyphase_kernel`): 2.25x fewer multiply-adds on the upsampled half. Blocks whose upsampling is not exactly x2 at run time fall
   back to the original computation. The box decoder (:func:`matseg_nb.explain.shortcuts.decode_box`) uses
   the polyphase form on crops too (:meth:`PolyphaseDecoderBlock.conv1_on_box`).
+* **Skip halves cached** (:class:`SkipHalves`, used by ``ProbFn`` after ``prepare``): ``conv_skip(skip)`` of
+  the unperturbed image, recomputed per perturbed image only on each level's changed box (from the
+  incremental encoder) grown by the convolution's 1 px reach.
 
 :class:`matseg_nb.explain.forward.ProbFn` builds it once when ``shortcuts`` is on and runs every pass
 (whole, box decoder, incremental encoder, the ``input_scale`` wrapper) on it; ``ProbFn.model`` stays the
@@ -314,3 +317,53 @@ def fuse_for_explain(model: nn.Module, polyphase: bool = True) -> Fused:
     for p in fused.parameters():
         p.requires_grad_(False)
     return Fused(fused, folded, blocks)
+
+
+# ---------------------------------------------------------------- the skip half, cached for the prepared image
+
+
+def skip_cache_applies(model: nn.Module, n_levels: int) -> bool:
+    """True when ``model``'s smp UNet decoder (no centre block) runs every block in polyphase form and reads
+    ``n_levels`` feature levels (input first), so that :class:`SkipHalves` can stand in for its skip halves."""
+    dec = getattr(model, "decoder", None)
+    blocks = list(getattr(dec, "blocks", []))
+    return (bool(blocks) and isinstance(getattr(dec, "center", None), nn.Identity) and n_levels == len(blocks) + 1
+            and all(isinstance(b, PolyphaseDecoderBlock) for b in blocks))
+
+
+class SkipHalves:
+    """The skip half ``conv_skip(skip)`` of every polyphase block for the prepared image, reused for perturbed
+    copies whose skip features differ from it only inside known boxes (the incremental encoder's changed
+    boxes): per image it is recomputed on each changed box grown by 1 px (the 3x3 convolution's reach), from
+    the features on the box grown by 2 px (zero padding only at the map's edges, as the whole convolution),
+    and taken from the cache elsewhere. ``levels``: the prepared image's feature maps, input first."""
+
+    def __init__(self, model: nn.Module, levels: list[torch.Tensor]) -> None:
+        self.blocks = list(model.decoder.blocks)
+        n = len(levels)
+        self.skip_level = [n - 2 - i if n - 2 - i >= 1 else None for i in range(len(self.blocks))]
+        self.outs = {lv: F.conv2d(levels[lv], blk.skip_weight, None, padding=1)
+                     for blk, lv in zip(self.blocks, self.skip_level, strict=True) if lv is not None}
+
+    def decode(self, model: nn.Module, feats: list[torch.Tensor], changed: list[dict[int, Box | None]]
+               ) -> torch.Tensor:
+        """``model.decoder(feats)`` for a batch whose image b's level L differs from the prepared one only
+        inside ``changed[b][L]`` (None: nowhere)."""
+        from matseg_nb.explain.boxes import grow
+
+        x = model.decoder.center(feats[-1])
+        for blk, lv in zip(self.blocks, self.skip_level, strict=True):
+            up = blk.up_conv(x)
+            if lv is not None:
+                base = self.outs[lv]
+                up += base
+                hh, ww = int(base.shape[-2]), int(base.shape[-1])
+                for b, boxes in enumerate(changed):
+                    box = boxes.get(lv)
+                    if box is None:
+                        continue
+                    out_box, in_box = grow(box, 1, hh, ww), grow(box, 2, hh, ww)
+                    new = F.conv2d(take(feats[lv][b : b + 1], in_box), blk.skip_weight, None, padding=1)
+                    take(up[b : b + 1], out_box).add_(take(new, relative(out_box, in_box)) - take(base, out_box))
+            x = blk.attention2(blk.conv2(blk.conv1[2](up)))
+        return x

@@ -283,6 +283,12 @@ class IncrementalEncoder:
             reads = {lv: (0, h, 0, w) for lv, (h, w) in enumerate(self.level_shapes()) if lv}
         return plan(self.units, self.sizes, window, reads)
 
+    def changed_levels(self, window: Box) -> dict[int, Box | None]:
+        """Feature level -> the box (level px) outside which the whole-map features of an image that differs
+        from the prepared one inside ``window`` equal the prepared ones (None: nowhere changed)."""
+        steps = self.plan(window)
+        return {lv: steps[k].box for lv, k in self.level_unit.items()}
+
     def features(self, xb: torch.Tensor, windows: list[Box], reads: dict[int, Box] | None = None
                  ) -> tuple[list[torch.Tensor | None], list[tuple[int, int]]]:
         if xb.shape[1:] != self.x.shape[1:] or len(windows) != xb.shape[0]:
