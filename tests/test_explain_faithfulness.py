@@ -233,3 +233,75 @@ def test_the_report_gives_the_new_sentences():
     text = explain_sentence({"faithfulness": faith.to_json()})
     assert text.startswith("H adds nothing shown beyond proximity to A") and "Unconditionally (3 draws" in text
     assert text.endswith("Note: 3 draws cannot reach p <= 0.05; use more.")
+
+
+def _deletion_case():
+    from _explain_helpers import box_mask, rand_image, tiny_model
+
+    from matseg_nb.explain.faithfulness import validation_perturbation
+
+    model, img, a = tiny_model("Unet"), rand_image(1, 64, 64, seed=3), box_mask(64, 64, (20, 36, 24, 44))
+    x = torch.as_tensor(img)
+    rng = np.random.default_rng(0)
+    orders = {"first": [rng.permutation(64 * 64)], "second": [rng.permutation(64 * 64)]}
+    return model, x, a, validation_perturbation(x, "blur", 8, 0).field, orders, [0.05, 0.2]
+
+
+def test_deletion_curves_on_a_box_equal_whole_passes_to_float32_rounding():
+    """Deletion scores through ``crop`` = A's box (the UNet box decoder runs) and any batch size equal the
+    float64 computation on whole images within the float32 bound 4 K max|p32 - p64| per A pixel; a box one
+    pixel short of A's is caught."""
+    from _explain_helpers import EPS32, probs64
+
+    from matseg_nb.explain import ProbFn
+    from matseg_nb.explain.faithfulness import deletion_batch, deletion_curves, mask_box
+
+    model, x, a, field, orders, fracs = _deletion_case()
+    at = torch.as_tensor(a.astype(np.float32))
+    assert mask_box(at) == (20, 36, 24, 44)
+    fn = ProbFn(model)
+    assert fn.box_decoder and deletion_batch(fn, (64, 64)) == 8 and deletion_batch(fn, (512, 512)) == 4
+    z64 = probs64(model, x[None])[0]
+    n_a = float(a.sum())
+    ref, wrong = {}, {}
+    for name, (order,) in orders.items():
+        for f in fracs:
+            xp = x.clone().reshape(1, -1)
+            idx = torch.as_tensor(order[: int(round(f * a.size))])
+            xp[:, idx] = field.reshape(1, -1)[:, idx]
+            xp = xp.reshape(x.shape)
+            ref.setdefault((name, 0), []).append(float(((z64 - probs64(model, xp[None])[0]).abs() * at).sum()) / n_a)
+            short = (20, 35, 24, 44)  # one row short of A's box
+            zs, zps = (fn(v[None], crop=short)[0] * at[20:35, 24:44] for v in (x, xp))
+            wrong.setdefault((name, 0), []).append(float((zs - zps).abs().sum()) / n_a)
+    bound = max(_score_bound(model, x), 8 * EPS32 * max(max(v) for v in ref.values()))
+    for batch in (None, 1, 3):
+        got = deletion_curves(fn, x, at, field, orders, fracs, max_batch=batch)
+        err = max(abs(g - r) for key in ref for g, r in zip(got[key], ref[key], strict=True))
+        assert err <= bound, f"batch {batch}: max error {err:.3g} > float32 bound {bound:.3g}"
+    assert max(abs(g - r) for key in ref for g, r in zip(wrong[key], ref[key], strict=True)) > 10 * bound
+
+
+def test_batch_size_changes_no_statistic():
+    """The same seed gives the same draws, shuffles and p-values in batches of 1 and by default."""
+    model, x, a, *_ = _deletion_case()
+    hmap = np.random.default_rng(1).random(a.shape).astype(np.float32)
+    kw = {"window": 8, "cell": 4, "n_draws": 3, "n_perm": 5, "fractions": (0.1,)}
+    one, auto = (faithfulness(model, x.numpy(), a, hmap, max_batch=b, **kw) for b in (1, None))
+    bound = 2 * _score_bound(model, x)  # each within the float32 bound of the float64 scores
+    for name in one.baselines:
+        assert one.baselines[name].p_value == auto.baselines[name].p_value
+        assert np.abs(np.subtract(one.baselines[name].scores, auto.baselines[name].scores)).max() <= bound
+    assert one.conditional.p_value == auto.conditional.p_value
+    assert np.abs(np.subtract(one.conditional.scores, auto.conditional.scores)).max() <= bound
+
+
+def _score_bound(model, x: torch.Tensor) -> float:
+    """The float32 rounding bound of a deletion score (per A pixel): 4 K max|p32 - p64| on the image."""
+    from _explain_helpers import probs64
+
+    from matseg_nb.explain import ProbFn
+
+    z64 = probs64(model, x[None])[0]
+    plain = ProbFn(model, shortcuts=False, channels_last=False)(x[None])[0]
+    return max(4 * z64.shape[0] * float((plain.double() - z64).abs().max()), 1e-7)

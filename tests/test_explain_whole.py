@@ -4,6 +4,7 @@ explanation figure, and bad input of ``matseg explain`` as one line or a stated 
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from matseg_nb.cli import main
 from matseg_nb.errors import UserError
 from matseg_nb.explain import ExplanationResult, ProbFn, explain_image, explanation_figure, save_annotation
 from matseg_nb.explain.figures import H_UNIT
-from matseg_nb.explain.pipeline import choose_grid
+from matseg_nb.explain.pipeline import RandomisationLoad, choose_grid
 from matseg_nb.models import save_model
 
 CANDIDATES = ((8, 4), (16, 16), (32, 32))
@@ -41,6 +42,45 @@ def test_budget_picks_the_finest_grid_that_fits_and_the_coarsest_when_none_does(
                        log=None)[:2] == (24, 24)
 
 
+class SlowProbFn(ProbFn):
+    """The tiny model's probability function, ``DELAY`` s longer per image: measured seconds then dwarf the
+    timing noise of a shared machine, so the budget's choice is reproducible."""
+
+    DELAY = 0.05
+
+    def __call__(self, x, crop=None, windows=None):
+        time.sleep(self.DELAY * x.shape[0])
+        return super().__call__(x, crop=crop, windows=windows)
+
+
+def test_the_budget_counts_the_randomisation_check():
+    """With the model-randomisation check's heatmaps (6 steps x up to 48 locations on A) in the budget, a
+    budget that holds the finest grid without them takes a coarser one; the plan prices the check from the
+    same probe (per step: copy + heatmap set-up + locations x seconds per location)."""
+    fn = SlowProbFn(tiny_model("Unet"), device="cpu")
+    img, a = rand_image(1, 64, 64), box_mask(64, 64, (20, 40, 20, 40))
+    kw = {"n_faith_passes": 10, "candidates": CANDIDATES, "max_batch": 4}
+    finest = choose_grid(fn, img, a, budget_s=3600, log=None, **kw)[2]["total_estimate_s"]
+    budget = 1.4 * finest  # the check adds about 6 x 36 / 225 = 0.96 of the finest heatmap
+    alone = choose_grid(fn, img, a, budget_s=budget, log=None, **kw)
+    assert alone[:2] == (8, 4) and alone[2]["randomisation_estimate_s"] == 0 and alone[2]["fits"]
+    lines: list[str] = []
+    win, st, plan = choose_grid(fn, img, a, budget_s=budget, log=lines.append, **kw,
+                                randomisation=RandomisationLoad(steps=6, max_locations=48, twin_seconds=0.05))
+    assert (win, st) == (16, 16) and plan["fits"] and plan["randomisation"]["steps"] == 6
+    fine, chosen = plan["tried"]
+    assert fine["randomisation_locations"] == 36  # 6 x 6 windows of 8 px at stride 4 touch A's 20 px box
+    assert chosen["randomisation_locations"] == 4
+    for row in plan["tried"]:
+        want = 6 * (0.05 + row["setup_s"] + row["randomisation_locations"] * row["seconds_per_location"])
+        assert row["randomisation_estimate_s"] == pytest.approx(want, abs=0.1)
+        assert row["total_estimate_s"] == pytest.approx(
+            row["heatmap_estimate_s"] + plan["faithfulness_estimate_s"] + row["randomisation_estimate_s"], abs=0.2)
+    assert fine["total_estimate_s"] > budget >= chosen["total_estimate_s"]
+    assert plan["randomisation_estimate_s"] == chosen["randomisation_estimate_s"]
+    assert "model randomisation about" in lines[0] and "6 x 4 locations" in lines[0]
+
+
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory):
     """A tiny run on a folder dataset (96x96 PNG pairs), its first test image and a mask A."""
@@ -63,6 +103,11 @@ def test_budgeted_explanation_records_its_grid_and_stays_within_it(folder_run, t
     assert res.heatmap["n_locations"] == 36
     # H, 3 x 3 baseline draws, H at cell resolution and 39 ring shuffles, at 4 fractions
     assert res.grid_plan["fits"] and res.grid_plan["faithfulness_passes"] == (1 + 3 * 3 + 1 + 39) * 4
+    # the budget counted the model-randomisation check that ran: its steps and its locations at this grid
+    steps = res.faithfulness.randomisation.steps
+    assert res.grid_plan["randomisation"]["steps"] == len(steps) == 3
+    assert res.grid_plan["tried"][0]["randomisation_locations"] == steps[-1].n_locations > 0
+    assert res.grid_plan["randomisation_estimate_s"] > 0 and res.grid_plan["randomisation"]["twin_seconds"] > 0
     assert any("chosen to fit the 10-min budget" in n for n in res.notes)
     assert not any("not an image of the run's dataset" in n for n in res.notes)  # it is one
     saved = ExplanationResult.from_json(json.loads((tmp_path / "o" / "explain.json").read_text()))

@@ -22,7 +22,12 @@ from matseg_nb.explain.faithfulness import (
 from matseg_nb.explain.figures import explanation_figure
 from matseg_nb.explain.forward import prediction_fn
 from matseg_nb.explain.heatmap import heatmap
-from matseg_nb.explain.randomisation import DEFAULT_LOCATIONS, cascade_steps, model_randomisation
+from matseg_nb.explain.randomisation import (
+    DEFAULT_LOCATIONS,
+    cascade_steps,
+    model_randomisation,
+    twin_seconds,
+)
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -70,31 +75,71 @@ def load_model_input(image_path: str | Path, meta: dict) -> np.ndarray:
 GRID_CANDIDATES: tuple[tuple[int, int], ...] = ((32, 16), (32, 32), (64, 32), (64, 64), (128, 128))
 
 
-def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_faith_passes: int,
-                candidates=GRID_CANDIDATES, kernel: str = "blur", kernel_params: dict | None = None,
-                region=None, max_batch: int | None = None, log=print) -> tuple[int, int, dict]:
-    """The finest (window, stride) of ``candidates`` whose heatmap fits ``budget_s`` seconds on this machine
-    together with the faithfulness test (``n_faith_passes`` whole-image forward passes).
+@dataclass(frozen=True)
+class RandomisationLoad:
+    """The model-randomisation check's work, for :func:`choose_grid`: ``steps`` cascade steps, each a heatmap
+    of up to ``max_locations`` grid locations whose window touches A on a re-initialised copy of the model,
+    whose set-up (copy + probability function) took ``twin_seconds`` s (measured:
+    :func:`~matseg_nb.explain.randomisation.twin_seconds`)."""
 
-    Measured, not guessed: one forward pass of ``image`` (C, H, W) times the test; for each candidate
-    (finest first) a heatmap of up to 4 evenly spread locations gives the seconds per location, and the
-    first whose full grid fits the rest of the budget is taken (the coarsest when none does; the caller
-    then caps it with ``max_minutes``). Returns (window, stride, plan) with the estimates in seconds."""
+    steps: int
+    max_locations: int
+    twin_seconds: float = 0.0
+
+    def locations(self, mask: np.ndarray, window: int, stride: int, region=None) -> int:
+        """Locations each step computes at this grid: those whose window touches A (and ``region``), capped."""
+        from matseg_nb.explain.grid import region_grid_mask
+
+        on_a = region_grid_mask(np.asarray(mask) > 0, window, stride)
+        if region is not None:
+            on_a &= region_grid_mask(np.asarray(region) > 0, window, stride)
+        return min(int(self.max_locations), int(on_a.sum()))
+
+    def estimate_s(self, n_locations: int, seconds_per_location: float, setup_s: float) -> float:
+        """Seconds of the whole check: per step, the copy, the heatmap's set-up and its locations."""
+        return self.steps * (self.twin_seconds + setup_s + n_locations * seconds_per_location)
+
+
+def time_forward(fn, image: np.ndarray, batch: int, crop=None) -> float:
+    """Seconds per image of ``fn`` on ``batch`` copies of ``image`` (C, H, W) (``crop``: its box only), the
+    faster of two passes (the first also pays one-off set-up)."""
     import torch
 
+    x = torch.as_tensor(np.asarray(image, np.float32))[None].repeat(int(batch), 1, 1, 1)
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        fn(x, crop=crop) if crop is not None else fn(x)
+        times.append(time.perf_counter() - t)
+    return min(times) / int(batch)
+
+
+def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_faith_passes: int,
+                candidates=GRID_CANDIDATES, kernel: str = "blur", kernel_params: dict | None = None,
+                region=None, max_batch: int | None = None, log=print,
+                randomisation: RandomisationLoad | None = None) -> tuple[int, int, dict]:
+    """The finest (window, stride) of ``candidates`` whose heatmap fits ``budget_s`` seconds on this machine
+    together with everything else the explain stage runs: the faithfulness test (``n_faith_passes``
+    whole-image forward passes) and the model-randomisation check (``randomisation``; None: not run).
+
+    Measured, not guessed: the faithfulness passes are timed as they run (batches of
+    :func:`~matseg_nb.explain.faithfulness.deletion_batch` images, A's box only); for each candidate
+    (finest first) a heatmap of up to 4 evenly spread locations gives its set-up and seconds per location,
+    which also price the randomisation check's heatmaps (same model shape, same grid). The first candidate
+    whose heatmap + faithfulness + randomisation fit the budget is taken (the coarsest when none does; the
+    caller then caps the heatmap with ``max_minutes``). Returns (window, stride, plan) with the estimates
+    in seconds: ``heatmap_budget_s`` is what the budget leaves the heatmap."""
+    import torch
+
+    from matseg_nb.explain.faithfulness import deletion_batch, mask_box
     from matseg_nb.explain.grid import grid_locations
 
-    x = torch.as_tensor(np.asarray(image, np.float32))[None]
-    times = []
-    for _ in range(2):  # the first pass also pays one-off set-up
-        t = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t)
-    forward_s = min(times)
-    faith_s = n_faith_passes * forward_s
-    heat_budget = max(float(budget_s) - faith_s, 0.25 * float(budget_s))
-    tried = []
     h, w = image.shape[-2:]
+    faith_batch = int(max_batch) if max_batch else deletion_batch(fn, (h, w))
+    box = mask_box(torch.as_tensor(np.asarray(mask) > 0))
+    forward_s = time_forward(fn, image, faith_batch, crop=box)
+    faith_s = n_faith_passes * forward_s
+    tried = []
     usable = [(win, st) for win, st in candidates if win <= min(h, w)] or [(min(h, w), min(h, w))]
     for win, st in usable:
         ys, xs = grid_locations((h, w), win, st)
@@ -103,22 +148,35 @@ def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_fait
         locs = [(int(k) // len(xs), int(k) % len(xs)) for k in pick]
         res = heatmap(fn, image, mask, kernel=kernel, window=win, stride=st, kernel_params=kernel_params,
                       region=region, locations=locs, max_batch=max_batch)
-        per = max(res.seconds - res.extra["setup_seconds"], 1e-6) / max(1, int(res.valid.sum()))
+        setup = float(res.extra["setup_seconds"])
+        per = max(res.seconds - setup, 1e-6) / max(1, int(res.valid.sum()))
         n_run = int(region_count(region, (h, w), win, st)) if region is not None else n
-        est = res.extra["setup_seconds"] + n_run * per
+        est = setup + n_run * per
+        n_rand = randomisation.locations(mask, win, st, region) if randomisation else 0
+        rand = randomisation.estimate_s(n_rand, per, setup) if randomisation else 0.0
+        total = est + faith_s + rand
         tried.append({"window": win, "stride": st, "locations": n_run, "seconds_per_location": round(per, 4),
-                      "heatmap_estimate_s": round(est, 1)})
-        fits = est <= heat_budget
+                      "setup_s": round(setup, 3), "heatmap_estimate_s": round(est, 1),
+                      "randomisation_locations": n_rand, "randomisation_estimate_s": round(rand, 1),
+                      "total_estimate_s": round(total, 1)})
+        fits = total <= float(budget_s)
         if fits:
             break
     chosen = tried[-1]
-    plan = {"budget_s": float(budget_s), "forward_s": round(forward_s, 3), "faithfulness_passes": int(n_faith_passes),
-            "faithfulness_estimate_s": round(faith_s, 1), "heatmap_budget_s": round(heat_budget, 1),
-            "fits": bool(fits), "tried": tried}
+    rand_s = chosen["randomisation_estimate_s"]
+    heat_budget = max(float(budget_s) - faith_s - rand_s, 0.25 * float(budget_s))
+    plan = {"budget_s": float(budget_s), "forward_s": round(forward_s, 4), "faithfulness_batch": faith_batch,
+            "faithfulness_passes": int(n_faith_passes), "faithfulness_estimate_s": round(faith_s, 1),
+            "randomisation": None if randomisation is None else asdict(randomisation),
+            "randomisation_estimate_s": rand_s, "heatmap_budget_s": round(heat_budget, 1),
+            "total_estimate_s": chosen["total_estimate_s"], "fits": bool(fits), "tried": tried}
     if log:
+        rand_text = (f"; model randomisation about {rand_s:.0f} s = {randomisation.steps} x "
+                     f"{chosen['randomisation_locations']} locations" if randomisation else "")
         log(f"grid for a {budget_s / 60:g}-min budget: window {chosen['window']} px, stride {chosen['stride']} px "
             f"({chosen['locations']} locations, about {chosen['heatmap_estimate_s']:.0f} s; faithfulness about "
-            f"{faith_s:.0f} s = {n_faith_passes} passes of {forward_s:.2f} s)")
+            f"{faith_s:.0f} s = {n_faith_passes} passes of {forward_s:.2f} s{rand_text}; in all about "
+            f"{chosen['total_estimate_s']:.0f} s)")
     return chosen["window"], chosen["stride"], plan
 
 
@@ -225,7 +283,7 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     ``max_minutes``: stop the heatmap early (partial map, marked so); ``log``: progress lines
     (``None``: silent). ``model``/``image``/``meta`` skip loading from the run folder.
     ``budget_minutes`` with ``window``/``stride`` None: :func:`choose_grid` picks them from
-    ``grid_candidates`` so that heatmap + faithfulness fit the budget on this machine, and the heatmap is
+    ``grid_candidates`` so that heatmap + faithfulness + model randomisation fit the budget on this machine, and the heatmap is
     capped at its share (partial, marked so, if the estimate was short); the plan is in ``grid_plan``.
     """
     out = Path(out_dir)
@@ -249,6 +307,11 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
 
         region = ndimage.binary_dilation(a, iterations=int(region_dilation))
     fn, path_note = prediction_fn(model, tuple(img.shape[-2:]), meta, device=device, amp=amp)
+    shape = tuple(img.shape[-2:])
+
+    def make_twin_fn(m):
+        return prediction_fn(m, shape, meta, device=device, amp=amp)[0]
+
     if path_note:
         notes.append(path_note)
     plan = None
@@ -256,8 +319,12 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
         if budget_minutes is None:
             raise UserError("window/stride: expected both in px, or budget_minutes to choose them, found neither")
         n_passes = forward_passes(len(set(fractions)), n_draws, n_perm)
+        load = None
+        if randomisation_locations and (steps := cascade_steps(model)):
+            load = RandomisationLoad(len(steps), int(randomisation_locations),
+                                     round(twin_seconds(model, steps[0][1], make_twin_fn), 3))
         window, stride, plan = choose_grid(fn, img, a, 60.0 * float(budget_minutes), n_passes, grid_candidates,
-                                           kernel, kernel_params, region, max_batch, log)
+                                           kernel, kernel_params, region, max_batch, log, randomisation=load)
         cap = 1.25 * plan["heatmap_budget_s"] / 60.0
         max_minutes = cap if max_minutes is None else min(float(max_minutes), cap)
         notes.append(f"window {window} px / stride {stride} px chosen to fit the {budget_minutes:g}-min budget")
@@ -271,16 +338,14 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
         log(f"faithfulness: {n_passes} whole-image forward passes, about {n_passes * fwd:.0f} s "
             f"({fwd:.2f} s per pass)")
     faith = faithfulness(exact, img, a, res.map, window=window, heatmap_kernel=kernel, fractions=fractions,
-                         n_draws=n_draws, level=level, max_batch=max_batch or 8, progress=progress, cell=stride,
+                         n_draws=n_draws, level=level, max_batch=max_batch, progress=progress, cell=stride,
                          n_perm=n_perm)
     if randomisation_locations:
         if log:
             log(f"model randomisation: H on up to {randomisation_locations} locations on A for each of "
                 f"{len(cascade_steps(model))} re-initialised copies of the model")
-        shape = tuple(img.shape[-2:])
         faith.randomisation = model_randomisation(
-            model, img, a, res.grid, res.valid, window, stride, kernel, kernel_params,
-            make_fn=lambda m: prediction_fn(m, shape, meta, device=device, amp=amp)[0],
+            model, img, a, res.grid, res.valid, window, stride, kernel, kernel_params, make_fn=make_twin_fn,
             max_locations=randomisation_locations, max_batch=max_batch)
     if res.partial:
         faith.notes.append("the heatmap is partial (max_minutes), so this tests only the locations done")

@@ -163,6 +163,19 @@ def randomised_copy(model: nn.Module, module_names: list[str], seed: int = 0) ->
     return twin.eval()
 
 
+def twin_seconds(model: nn.Module, module_names: list[str], make_fn: Callable | None = None, seed: int = 0) -> float:
+    """Seconds to build one cascade step's copy (:func:`randomised_copy` of ``module_names``) and its
+    probability function ``make_fn(copy)``: the per-step set-up :func:`model_randomisation` pays before its
+    heatmap (for :func:`matseg_nb.explain.pipeline.choose_grid`'s budget). The copy is discarded."""
+    import time
+
+    t = time.perf_counter()
+    twin = randomised_copy(model, module_names, seed)
+    if make_fn is not None:
+        make_fn(twin)
+    return time.perf_counter() - t
+
+
 def partial_spearman(x: np.ndarray, y: np.ndarray, covariate: np.ndarray) -> float:
     """Spearman's rho of ``x`` and ``y`` given ``covariate`` (all (n,)): Pearson's r of the residuals of
     their ranks after a least-squares line on the covariate's ranks (NaN when a residual is constant)."""
