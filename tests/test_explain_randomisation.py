@@ -145,3 +145,26 @@ def test_undecided_says_how_many_locations_would_decide():
     assert f"--randomisation-locations {n}" in out.sentence()
     few = RandomisationResult([step], "undecided", available_locations=16)
     assert "more than the 16 at this stride" in few.sentence()
+
+
+def test_a_prebuilt_twin_gives_the_same_check_and_is_the_one_used():
+    """The first step's copy built (and timed) while the grid was chosen gives the same rank correlations as
+    one built by the check itself; a copy of another seed in its place changes them (it is the one run)."""
+    from matseg_nb.explain import ProbFn
+    from matseg_nb.explain.randomisation import build_twin
+
+    model = tiny_model("Unet")
+    img, a = rand_image(1, 64, 64, seed=3), box_mask(64, 64, (24, 40, 24, 40))
+    res = heatmap(model, img, a, window=8, stride=4)
+    first = cascade_steps(model)[0][1]
+
+    def run(prebuilt=None):
+        out = model_randomisation(model, img, a, res.grid, res.valid, 8, 4, make_fn=ProbFn, prebuilt=prebuilt)
+        return [(s.spearman, s.spearman_raw) for s in out.steps]
+
+    fn, seconds = build_twin(model, first, ProbFn)
+    assert isinstance(fn, ProbFn) and seconds > 0
+    plain = run()
+    assert run({tuple(first): fn}) == plain
+    other = run({tuple(first): build_twin(model, first, ProbFn, seed=5)[0]})
+    assert other[0] != plain[0] and other[1:] == plain[1:]

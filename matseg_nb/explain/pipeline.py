@@ -24,9 +24,9 @@ from matseg_nb.explain.forward import prediction_fn
 from matseg_nb.explain.heatmap import heatmap
 from matseg_nb.explain.randomisation import (
     DEFAULT_LOCATIONS,
+    build_twin,
     cascade_steps,
     model_randomisation,
-    twin_seconds,
 )
 
 
@@ -80,7 +80,7 @@ class RandomisationLoad:
     """The model-randomisation check's work, for :func:`choose_grid`: ``steps`` cascade steps, each a heatmap
     of up to ``max_locations`` grid locations whose window touches A on a re-initialised copy of the model,
     whose set-up (copy + probability function) took ``twin_seconds`` s (measured:
-    :func:`~matseg_nb.explain.randomisation.twin_seconds`)."""
+    :func:`~matseg_nb.explain.randomisation.build_twin`)."""
 
     steps: int
     max_locations: int
@@ -315,14 +315,16 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     if path_note:
         notes.append(path_note)
     plan = None
+    prebuilt: dict = {}  # cascade steps' probability functions built while choosing the grid
     if window is None or stride is None:
         if budget_minutes is None:
             raise UserError("window/stride: expected both in px, or budget_minutes to choose them, found neither")
         n_passes = forward_passes(len(set(fractions)), n_draws, n_perm)
         load = None
         if randomisation_locations and (steps := cascade_steps(model)):
-            load = RandomisationLoad(len(steps), int(randomisation_locations),
-                                     round(twin_seconds(model, steps[0][1], make_twin_fn), 3))
+            first, seconds = build_twin(model, steps[0][1], make_twin_fn)  # timed, and used by the check
+            prebuilt[tuple(steps[0][1])] = first
+            load = RandomisationLoad(len(steps), int(randomisation_locations), round(seconds, 3))
         window, stride, plan = choose_grid(fn, img, a, 60.0 * float(budget_minutes), n_passes, grid_candidates,
                                            kernel, kernel_params, region, max_batch, log, randomisation=load)
         cap = 1.25 * plan["heatmap_budget_s"] / 60.0
@@ -346,7 +348,8 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
                 f"{len(cascade_steps(model))} re-initialised copies of the model")
         faith.randomisation = model_randomisation(
             model, img, a, res.grid, res.valid, window, stride, kernel, kernel_params, make_fn=make_twin_fn,
-            max_locations=randomisation_locations, max_batch=max_batch)
+            max_locations=randomisation_locations, max_batch=max_batch, prebuilt=prebuilt)
+    prebuilt.clear()
     if res.partial:
         faith.notes.append("the heatmap is partial (max_minutes), so this tests only the locations done")
     import torch

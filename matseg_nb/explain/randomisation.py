@@ -163,17 +163,18 @@ def randomised_copy(model: nn.Module, module_names: list[str], seed: int = 0) ->
     return twin.eval()
 
 
-def twin_seconds(model: nn.Module, module_names: list[str], make_fn: Callable | None = None, seed: int = 0) -> float:
-    """Seconds to build one cascade step's copy (:func:`randomised_copy` of ``module_names``) and its
-    probability function ``make_fn(copy)``: the per-step set-up :func:`model_randomisation` pays before its
-    heatmap (for :func:`matseg_nb.explain.pipeline.choose_grid`'s budget). The copy is discarded."""
+def build_twin(model: nn.Module, module_names: list[str], make_fn: Callable | None = None,
+               seed: int = 0) -> tuple[Callable | nn.Module, float]:
+    """One cascade step's copy (:func:`randomised_copy` of ``module_names``) as ``make_fn(copy)`` (the copy
+    itself without ``make_fn``), and the seconds it took: the per-step set-up :func:`model_randomisation`
+    pays before its heatmap (:func:`matseg_nb.explain.pipeline.choose_grid` prices it; pass the result on
+    as ``prebuilt`` so it is not built twice)."""
     import time
 
     t = time.perf_counter()
     twin = randomised_copy(model, module_names, seed)
-    if make_fn is not None:
-        make_fn(twin)
-    return time.perf_counter() - t
+    fn = make_fn(twin) if make_fn is not None else twin
+    return fn, time.perf_counter() - t
 
 
 def partial_spearman(x: np.ndarray, y: np.ndarray, covariate: np.ndarray) -> float:
@@ -213,10 +214,12 @@ def model_randomisation(model: nn.Module, image: np.ndarray, mask: np.ndarray, g
                         valid: np.ndarray, window: int, stride: int, kernel: str = "blur",
                         kernel_params: dict | None = None, make_fn: Callable | None = None,
                         max_locations: int = DEFAULT_LOCATIONS, seed: int = 0,
-                        threshold: float = SIMILARITY_THRESHOLD, max_batch: int | None = None) -> RandomisationResult:
+                        threshold: float = SIMILARITY_THRESHOLD, max_batch: int | None = None,
+                        prebuilt: dict[tuple[str, ...], Callable] | None = None) -> RandomisationResult:
     """Run the cascade (module docstring) for H's location grid ``grid`` (nH, nW) (``valid``: computed) of
     ``model`` on ``image`` (C, H, W) with A ``mask`` (H, W); ``make_fn(model)`` builds the probability
-    function H used (default: the whole-image ``ProbFn``)."""
+    function H used (default: the whole-image ``ProbFn``); ``prebuilt``: {module names: the probability
+    function of that step's copy} already built by :func:`build_twin` with this ``seed`` (used, then dropped)."""
     import time
 
     from matseg_nb.explain.grid import grid_locations, region_grid_mask
@@ -231,9 +234,11 @@ def model_randomisation(model: nn.Module, image: np.ndarray, mask: np.ndarray, g
     ys, xs = grid_locations(a.shape, window, stride)
     overlap = np.array([a[ys[i]:ys[i] + window, xs[j]:xs[j] + window].sum() for i, j in locs], dtype=np.float64)
     steps = []
+    prebuilt = dict(prebuilt or {})
     for label, names in cascade_steps(model):
-        twin = randomised_copy(model, names, seed)
-        fn = make_fn(twin) if make_fn is not None else twin
+        fn = prebuilt.pop(tuple(names), None)
+        if fn is None:
+            fn = build_twin(model, names, make_fn, seed)[0]
         res = heatmap(fn, image, a, kernel=kernel, window=window, stride=stride, kernel_params=kernel_params,
                       locations=locs, max_batch=max_batch)
         other = np.array([res.grid[i, j] for i, j in locs], dtype=np.float64)
