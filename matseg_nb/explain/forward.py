@@ -75,7 +75,7 @@ class ProbFn:
         self.pad_multiple = int(multiple or max(32, pad_multiple(model)))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=fmt).eval()
-        self.fused: Fused | None = fuse_for_explain(self.model) if shortcuts else None
+        self.fused: Fused | None = fuse_for_explain(self.model, memory_format=fmt) if shortcuts else None
         run = self.fused.model if self.fused is not None else self.model  # what every pass runs
         self.input_map = input_map_for(run) if shortcuts else None  # e.g. the input_scale wrapper
         self.core = self.input_map.inner if self.input_map is not None else run  # what the rules see

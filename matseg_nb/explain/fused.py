@@ -302,18 +302,22 @@ class Fused:
         return " + ".join(parts) or None
 
 
-def fuse_for_explain(model: nn.Module, polyphase: bool = True) -> Fused:
+def fuse_for_explain(model: nn.Module, polyphase: bool = True,
+                     memory_format: torch.memory_format | None = None) -> Fused:
     """A deep copy of ``model`` in eval mode with BatchNorm folded and (``polyphase``) the smp UNet decoder
-    blocks in polyphase form; the parameters' device and memory format are kept. The original is untouched."""
+    blocks in polyphase form, on the model's device, its weights in ``memory_format`` (default: channels_last
+    when the model's are; oneDNN took a slow path for small crops with mixed formats). The original is
+    untouched."""
     fused = copy.deepcopy(model).eval()
     with torch.no_grad():
         folded = fold_batchnorm(fused)
         blocks = polyphase_unet(fused) if polyphase else 0
+    if memory_format is None:
+        last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                   for p in model.parameters())
+        memory_format = torch.channels_last if last else torch.contiguous_format
     ref = next(model.parameters(), None)
-    if ref is not None:
-        fmt = torch.channels_last if ref.dim() == 4 and ref.is_contiguous(memory_format=torch.channels_last) \
-            and not ref.is_contiguous() else torch.contiguous_format
-        fused = fused.to(ref.device, memory_format=fmt)
+    fused = fused.to(ref.device if ref is not None else None, memory_format=memory_format)
     for p in fused.parameters():
         p.requires_grad_(False)
     return Fused(fused, folded, blocks)
