@@ -10,18 +10,22 @@ channel, 3 classes, window 16, stride 16, Gaussian blur (sigma = window / 4). Pe
 * **Captum**: the real ``Occlusion.attribute`` (:func:`benchmarks.heatmap.captum_subset`) at each
   ``perturbations_per_eval`` of ``captum_ppe`` on its first ``n_sub`` windows (at least one whole batch),
   extrapolated as fixed + per-location x locations; its cost does not depend on A, so the second A runs
-  only the setting that won the first. Its values there are compared with ours (``max abs diff``).
+  only the setting that won the first, and keeps the best of both measurements of it. Its values there are
+  compared with ours (``max abs diff``).
 * **Ours**: the default :func:`matseg_nb.explain.heatmap` (every shortcut that applies) on a sample of
   ``ours_runs`` runs of 4 adjacent grid locations (a batch on the CPU), the runs spread over the grid's
   rows and columns (a Latin-hypercube sample, seed 0); fewer runs (at least 2) where its time per location
-  on Captum's windows says one call would take more than ``OURS_BUDGET_S``. The first call counts FLOPs (and pays the one-time
-  costs of new crop shapes), the second is timed: fixed part = up to the start of its location loop (Z, the
-  encoder cache, the squeeze-excitation check), per location = the loop / the sample's size.
+  on Captum's windows says one call would take more than :data:`OURS_BUDGET_S`. The first call counts FLOPs
+  (and pays the one-time costs of new crop shapes), the next :data:`TIMED_CALLS` are timed, the best of each
+  part kept: fixed part = up to the start of its location loop (Z, the encoder cache, the squeeze-excitation
+  check), per location = the loop / the sample's size.
 * **Work per location** (counted, not estimated: :mod:`benchmarks.flops`): FLOPs of ours' location loop on
-  that sample / its size, divided by the FLOPs of one whole forward pass of Captum's function (batch 1),
-  split into encoder / decoder+head. Its inverse is the **FLOP bound**: no implementation of exact
-  occlusion that recomputes what a window changes can beat it on FLOPs. The measured ratio over the bound
-  says whether the rest of the gap is avoidable (fixed part, small-crop overhead) or inherent.
+  that sample / its size, as a share of ours' own whole pass (what a window's change reaches), split into
+  encoder / decoder+head; ours' whole pass over Captum's (batch 1) in FLOPs (the exact rewrites: folded
+  BatchNorm, polyphase upsampling). The **FLOP bound** = Captum's whole pass / ours' work per location: the
+  ratio ours would reach running its FLOPs at Captum's rate with no fixed part. The measured ratio over the
+  bound says whether the rest of the gap is avoidable (fixed part, small-crop overhead) or inherent (a bound
+  below the goal).
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ PAIRS: dict[str, tuple[str, str, float | None, int]] = {
 CAPTUM_PPE = (1, 4)
 RUN = 4  # adjacent locations per sampled run: one CPU batch of the incremental encoder
 GOAL = 10.0  # x Captum's best setting, for every row with a box A (issue 28)
-OURS_BUDGET_S = 40.0  # s for one timed call of ours' sample: fewer runs (at least 2) for slower pairs
+OURS_BUDGET_S = 30.0  # s for one call of ours' sample: fewer runs (at least 2) for slower pairs
+TIMED_CALLS = 2  # ours' sample is timed twice (after the FLOP-counting call), the best of each part kept
 A_KINDS = {"box": "box", "lines": "spans image"}
 
 
@@ -170,7 +175,7 @@ def bench_pair(label: str, size: int, window: int = 16, stride: int = 16, a_kind
     whole = whole or whole_pass(model, side, device)
     wf: FlopCount = whole["flops"]  # Captum's whole pass
     wo: FlopCount = whole["ours_flops"]  # ours' whole pass (exact rewrites, no window)
-    rows, settings = [], tuple(captum_ppe)
+    rows, settings, cap_best = [], tuple(captum_ppe), {}
     for a_kind in a_kinds:
         img, a = make_inputs(side, a_kind=a_kind)
         n_rows, n_cols = (len(v) for v in grid_locations((side, side), window, stride))
@@ -178,9 +183,12 @@ def bench_pair(label: str, size: int, window: int = 16, stride: int = 16, a_kind
         cap_runs = {}
         for ppe in settings:
             fixed, per, vals = captum_subset(model, img, a, window, stride, ppe, max(1, n_sub // ppe), device)
+            if ppe in cap_best:  # Captum's cost does not depend on A: the best of its measurements
+                fixed, per = min(fixed, cap_best[ppe][0]), min(per, cap_best[ppe][1])
+            cap_best[ppe] = (fixed, per)
             cap_runs[ppe] = (fixed + per * n_loc, per, vals)
         ppe = min(cap_runs, key=lambda p: cap_runs[p][0])
-        settings = (ppe,)  # Captum's cost does not depend on A: the next A runs the winner only
+        settings = (ppe,)  # the next A runs the winner only
         t_cap, cap_per, _ = cap_runs[ppe]
         cap = max((r[2] for r in cap_runs.values()), key=len)
 
@@ -193,12 +201,15 @@ def bench_pair(label: str, size: int, window: int = 16, stride: int = 16, a_kind
         runs = min(ours_runs, max(2, int(ours_budget_s / max(per_sub * RUN, 1e-9))))
         sample = spread_sample(n_rows, n_cols, runs)
         fl = location_flops(fn, img, a, window, stride, sample, wo)  # also the sample's one-time costs
-        state: dict = {}
-        t0 = time.perf_counter()
-        res = heatmap(fn, img, a, window=window, stride=stride, locations=sample, log=loop_clock(state, fn.device))
-        t1 = time.perf_counter()
-        start = state.get("start", t0 + float(res.meta().get("setup_seconds", 0.0)))
-        fixed, per = start - t0, (t1 - start) / len(sample)
+        fixed, per = float("inf"), float("inf")
+        for _ in range(TIMED_CALLS):  # the best of each part: a busy machine only ever adds time
+            state: dict = {}
+            t0 = time.perf_counter()
+            res = heatmap(fn, img, a, window=window, stride=stride, locations=sample,
+                          log=loop_clock(state, fn.device))
+            t1 = time.perf_counter()
+            start = state.get("start", t0 + float(res.meta().get("setup_seconds", 0.0)))
+            fixed, per = min(fixed, start - t0), min(per, (t1 - start) / len(sample))
         t_ours = fixed + per * n_loc
         diff = float(max(abs(ours_sub.grid[i, j] - cap[(i, j)]) for i, j in sub))
         meta = res.meta()
@@ -285,10 +296,11 @@ def pairs_markdown(rows: list[dict], header: dict | None = None) -> str:
                 "",
                 f"Captum: `Occlusion`, perturbations_per_eval in {header['captum_ppe']} on its first "
                 f"{header['n_sub']} windows (at least one batch), the best extrapolated to the grid; the second A "
-                f"runs the winner only (its cost does not depend on A). Ours: the default `heatmap` on "
+                f"runs the winner only (its cost does not depend on A: the best of both measurements). Ours: the default `heatmap` on "
                 f"up to {header['ours_runs']} runs of {RUN} adjacent locations spread over the grid (seed 0; fewer, at least "
                 f"2, where one call would exceed {OURS_BUDGET_S:.0f} s: `sample` column), the first "
-                "call counting FLOPs, the second timed (fixed part + per location x locations). FLOPs: "
+                f"call counting FLOPs, the next {TIMED_CALLS} timed, the best of each part kept (fixed part + per "
+                "location x locations). FLOPs: "
                 "torch.profiler (`with_flops=True`), convolutions and matrix products (transposed ones from their "
                 "shapes), on the same sample: *work per location* = ours' location loop / the sample's size, as a "
                 "share of ours' own whole pass (what a window's change reaches); *ours' pass / Captum's* = the "
@@ -337,7 +349,7 @@ def estimate_seconds(whole_s: float, n_sub: int, ours_runs: int, captum_ppe, n_a
 
     cap = sum(2 + windows(p) for p in captum_ppe) + (n_a - 1) * (2 + max(windows(p) for p in captum_ppe))
     sample_s = min(ours_runs * RUN * whole_s, max(2 * RUN * whole_s, ours_budget_s))
-    return cap * whole_s, n_a * ((n_sub + 3) * whole_s + 2 * sample_s)
+    return cap * whole_s, n_a * ((n_sub + 3) * whole_s + (1 + TIMED_CALLS) * sample_s)
 
 
 def _header(args, started: str) -> dict:
