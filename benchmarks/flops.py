@@ -33,8 +33,9 @@ COUNTED = frozenset({"aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::mm",
                      "aten::baddbmm"})
 #: transposed convolutions, which the profiler gives no FLOPs: 2 x input pixels x weight size, from the shapes
 TRANSPOSED = frozenset({"aten::conv_transpose1d", "aten::conv_transpose2d", "aten::conv_transpose3d"})
-_WEIGHTED = {torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d, torch.conv_transpose2d,
-             torch.conv_transpose3d, torch.nn.functional.linear, torch.mm, torch.matmul,
+_CONV_LIKE = {torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d, torch.conv_transpose2d,
+              torch.conv_transpose3d, torch.nn.functional.linear}
+_WEIGHTED = {*_CONV_LIKE, torch.nn.functional.linear, torch.mm, torch.matmul,
              torch.addmm, torch.bmm, torch.baddbmm, torch.Tensor.mm, torch.Tensor.matmul, torch.Tensor.__matmul__}
 
 
@@ -69,11 +70,11 @@ class _Attribute(TorchFunctionMode):
         self.storages = parameter_parts(*roots)
         self.unknown: set[int] = set()
 
-    def part(self, t) -> str | None:
+    def part(self, t, search: bool) -> str | None:
         s = _storage(t) if isinstance(t, torch.Tensor) else None
         if s is None:
             return None
-        if s not in self.storages and s not in self.unknown:
+        if search and s not in self.storages and s not in self.unknown:
             self.storages = parameter_parts(*self.roots)
             if s not in self.storages:
                 self.unknown.add(s)
@@ -82,11 +83,13 @@ class _Attribute(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _WEIGHTED:
-            for t in (*args, *kwargs.values()):
-                part = self.part(t)
-                if part is not None:
-                    with torch.profiler.record_function(f"explain.{part}"):
-                        return func(*args, **kwargs)
+            if func in _CONV_LIKE:  # (input, weight, ...): only the weight may trigger a new search
+                found = self.part(kwargs.get("weight", args[1] if len(args) > 1 else None), search=True)
+            else:
+                found = next((p for t in (*args, *kwargs.values()) if (p := self.part(t, search=False))), None)
+            if found is not None:
+                with torch.profiler.record_function(f"explain.{found}"):
+                    return func(*args, **kwargs)
         return func(*args, **kwargs)
 
 
