@@ -76,9 +76,20 @@ def test_the_budget_counts_the_randomisation_check():
         assert row["randomisation_estimate_s"] == pytest.approx(want, abs=0.1)
         assert row["total_estimate_s"] == pytest.approx(
             row["heatmap_estimate_s"] + plan["faithfulness_estimate_s"] + row["randomisation_estimate_s"], abs=0.2)
-    assert fine["total_estimate_s"] > budget >= chosen["total_estimate_s"]
+    assert fine["spent_s"] + fine["total_estimate_s"] > budget >= chosen["spent_s"] + chosen["total_estimate_s"]
     assert plan["randomisation_estimate_s"] == chosen["randomisation_estimate_s"]
     assert "model randomisation about" in lines[0] and "6 x 4 locations" in lines[0]
+
+
+def test_the_budget_counts_what_the_stage_has_spent():
+    """Time already spent (since ``started``) leaves less for the rest: an hour's budget that began an hour
+    ago holds nothing, so the coarsest grid is taken and the plan says it does not fit."""
+    fn = ProbFn(tiny_model("Unet"), device="cpu")
+    img, a = rand_image(1, 64, 64), box_mask(64, 64, (20, 40, 20, 40))
+    win, st, plan = choose_grid(fn, img, a, budget_s=3600, n_faith_passes=10, candidates=CANDIDATES, log=None,
+                                started=time.perf_counter() - 3600)
+    assert (win, st) == (32, 32) and not plan["fits"] and all(t["spent_s"] >= 3600 for t in plan["tried"])
+    assert plan["heatmap_budget_s"] == 900  # a quarter of the budget is kept for the heatmap
 
 
 @pytest.fixture(scope="module")

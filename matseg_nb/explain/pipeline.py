@@ -117,23 +117,26 @@ def time_forward(fn, image: np.ndarray, batch: int, crop=None) -> float:
 def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_faith_passes: int,
                 candidates=GRID_CANDIDATES, kernel: str = "blur", kernel_params: dict | None = None,
                 region=None, max_batch: int | None = None, log=print,
-                randomisation: RandomisationLoad | None = None) -> tuple[int, int, dict]:
+                randomisation: RandomisationLoad | None = None, started: float | None = None) -> tuple[int, int, dict]:
     """The finest (window, stride) of ``candidates`` whose heatmap fits ``budget_s`` seconds on this machine
     together with everything else the explain stage runs: the faithfulness test (``n_faith_passes``
-    whole-image forward passes) and the model-randomisation check (``randomisation``; None: not run).
+    whole-image forward passes) and the model-randomisation check (``randomisation``; None: not run), after
+    what the stage has already spent (since ``started``, a ``time.perf_counter()`` value; default: this
+    call's start), this choice's own probes included.
 
     Measured, not guessed: the faithfulness passes are timed as they run (batches of
     :func:`~matseg_nb.explain.faithfulness.deletion_batch` images, A's box only); for each candidate
     (finest first) a heatmap of up to 4 evenly spread locations gives its set-up and seconds per location,
     which also price the randomisation check's heatmaps (same model shape, same grid). The first candidate
-    whose heatmap + faithfulness + randomisation fit the budget is taken (the coarsest when none does; the
-    caller then caps the heatmap with ``max_minutes``). Returns (window, stride, plan) with the estimates
-    in seconds: ``heatmap_budget_s`` is what the budget leaves the heatmap."""
+    whose time spent + heatmap + faithfulness + randomisation fit the budget is taken (the coarsest when none
+    does; the caller then caps the heatmap with ``max_minutes``). Returns (window, stride, plan) with the
+    estimates in seconds: ``heatmap_budget_s`` is what the budget leaves the heatmap."""
     import torch
 
     from matseg_nb.explain.faithfulness import deletion_batch, mask_box
     from matseg_nb.explain.grid import grid_locations
 
+    started = time.perf_counter() if started is None else float(started)
     h, w = image.shape[-2:]
     faith_batch = int(max_batch) if max_batch else deletion_batch(fn, (h, w))
     box = mask_box(torch.as_tensor(np.asarray(mask) > 0))
@@ -155,28 +158,30 @@ def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_fait
         n_rand = randomisation.locations(mask, win, st, region) if randomisation else 0
         rand = randomisation.estimate_s(n_rand, per, setup) if randomisation else 0.0
         total = est + faith_s + rand
+        spent = time.perf_counter() - started
         tried.append({"window": win, "stride": st, "locations": n_run, "seconds_per_location": round(per, 4),
                       "setup_s": round(setup, 3), "heatmap_estimate_s": round(est, 1),
                       "randomisation_locations": n_rand, "randomisation_estimate_s": round(rand, 1),
-                      "total_estimate_s": round(total, 1)})
-        fits = total <= float(budget_s)
+                      "total_estimate_s": round(total, 1), "spent_s": round(spent, 1)})
+        fits = spent + total <= float(budget_s)
         if fits:
             break
     chosen = tried[-1]
     rand_s = chosen["randomisation_estimate_s"]
-    heat_budget = max(float(budget_s) - faith_s - rand_s, 0.25 * float(budget_s))
+    heat_budget = max(float(budget_s) - chosen["spent_s"] - faith_s - rand_s, 0.25 * float(budget_s))
     plan = {"budget_s": float(budget_s), "forward_s": round(forward_s, 4), "faithfulness_batch": faith_batch,
             "faithfulness_passes": int(n_faith_passes), "faithfulness_estimate_s": round(faith_s, 1),
             "randomisation": None if randomisation is None else asdict(randomisation),
             "randomisation_estimate_s": rand_s, "heatmap_budget_s": round(heat_budget, 1),
-            "total_estimate_s": chosen["total_estimate_s"], "fits": bool(fits), "tried": tried}
+            "spent_s": chosen["spent_s"], "total_estimate_s": chosen["total_estimate_s"], "fits": bool(fits),
+            "tried": tried}
     if log:
         rand_text = (f"; model randomisation about {rand_s:.0f} s = {randomisation.steps} x "
                      f"{chosen['randomisation_locations']} locations" if randomisation else "")
         log(f"grid for a {budget_s / 60:g}-min budget: window {chosen['window']} px, stride {chosen['stride']} px "
             f"({chosen['locations']} locations, about {chosen['heatmap_estimate_s']:.0f} s; faithfulness about "
-            f"{faith_s:.0f} s = {n_faith_passes} passes of {forward_s:.2f} s{rand_text}; in all about "
-            f"{chosen['total_estimate_s']:.0f} s)")
+            f"{faith_s:.0f} s = {n_faith_passes} passes of {forward_s:.2f} s{rand_text}; with the "
+            f"{chosen['spent_s']:.0f} s spent choosing, about {chosen['spent_s'] + chosen['total_estimate_s']:.0f} s)")
     return chosen["window"], chosen["stride"], plan
 
 
@@ -286,6 +291,7 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
     ``grid_candidates`` so that heatmap + faithfulness + model randomisation fit the budget on this machine, and the heatmap is
     capped at its share (partial, marked so, if the estimate was short); the plan is in ``grid_plan``.
     """
+    started = time.perf_counter()  # the budget counts the stage from here
     out = Path(out_dir)
     if model is None:
         from matseg_nb.models import load_run_model
@@ -326,7 +332,8 @@ def explain_image(run_dir, image_path, mask_png, out_dir, kernel: str = "blur", 
             prebuilt[tuple(steps[0][1])] = first
             load = RandomisationLoad(len(steps), int(randomisation_locations), round(seconds, 3))
         window, stride, plan = choose_grid(fn, img, a, 60.0 * float(budget_minutes), n_passes, grid_candidates,
-                                           kernel, kernel_params, region, max_batch, log, randomisation=load)
+                                           kernel, kernel_params, region, max_batch, log, randomisation=load,
+                                           started=started)
         cap = 1.25 * plan["heatmap_budget_s"] / 60.0
         max_minutes = cap if max_minutes is None else min(float(max_minutes), cap)
         notes.append(f"window {window} px / stride {stride} px chosen to fit the {budget_minutes:g}-min budget")
