@@ -305,3 +305,40 @@ def _score_bound(model, x: torch.Tensor) -> float:
     z64 = probs64(model, x[None])[0]
     plain = ProbFn(model, shortcuts=False, channels_last=False)(x[None])[0]
     return max(4 * z64.shape[0] * float((plain.double() - z64).abs().max()), 1e-7)
+
+
+def test_orders_equal_lexsort_with_the_same_draws():
+    """The deletion orders (one stable sort of rank codes in tie-break order) are ``np.lexsort`` of the same
+    random draws, element for element: ties (cells, blocks, distances, -0.0 and 0.0), a map with NaN."""
+    from matseg_nb.explain.faithfulness import _block_order, _distance_order, _top_order, ranked
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 5, 1000)
+    tie = rng.permutation(1000)
+    assert np.array_equal(ranked(codes, tie), np.lexsort((tie, codes)))
+    hmap = np.round(rng.random((40, 48)), 1)  # many ties
+    hmap[0, :3] = [0.0, -0.0, 0.0]
+    with_nan = hmap.copy()
+    with_nan[5, 5] = np.nan
+    for m in (hmap, with_nan, np.zeros((40, 48))):
+        want = np.lexsort((np.random.default_rng(1).permutation(m.size), -m.ravel()))
+        assert np.array_equal(_top_order(m, np.random.default_rng(1)), want)
+    rings = ring_partition(box_mask_64(), 4, 8)
+    values = np.round(rings.cell_means(np.random.default_rng(2).random((64, 64))), 1)
+    want = np.lexsort((np.random.default_rng(3).permutation(64 * 64), -rings.to_map(values).ravel()))
+    assert np.array_equal(_top_order(values, np.random.default_rng(3), rings.cell_of_pixel), want)
+    r1, r2 = np.random.default_rng(4), np.random.default_rng(4)
+    oy, ox = r2.integers(0, 8, size=2)
+    by, bx = (np.arange(40) + oy) // 8, (np.arange(48) + ox) // 8
+    rank = r2.permutation(int((by[:, None] * (bx.max() + 1) + bx[None, :]).max()) + 1)
+    want = np.lexsort((r2.permutation(40 * 48), rank[(by[:, None] * (bx.max() + 1) + bx[None, :]).ravel()]))
+    assert np.array_equal(_block_order((40, 48), 8, r1), want)
+    dist = ndimage.distance_transform_edt(~box_mask_64())
+    want = np.lexsort((np.random.default_rng(5).permutation(dist.size), dist.ravel()))
+    assert np.array_equal(_distance_order(dist, np.random.default_rng(5)), want)
+
+
+def box_mask_64() -> np.ndarray:
+    a = np.zeros((64, 64), dtype=bool)
+    a[20:36, 24:44] = True
+    return a
