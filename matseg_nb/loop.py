@@ -89,7 +89,7 @@ class LoopLayout:
 class ExplainSettings(JsonRecord):
     """Arguments of ``matseg_nb.explain.explain_image`` for the loop: occlusion ``kernel``; ``window`` and
     ``stride`` in pixels, or None: chosen on this machine (``matseg_nb.explain.pipeline.choose_grid``) so
-    that heatmap + faithfulness fit ``budget_minutes``; centre ``crop`` in pixels, None: the whole image
+    that heatmap + faithfulness test + model-randomisation check fit ``budget_minutes``; centre ``crop`` in pixels, None: the whole image
     at full resolution; A = the ground truth's class boundaries, ``boundary_width`` px wide."""
 
     kernel: str = "blur"
