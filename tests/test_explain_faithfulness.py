@@ -254,7 +254,8 @@ def test_deletion_curves_on_a_box_equal_whole_passes_to_float32_rounding():
     from _explain_helpers import EPS32, probs64
 
     from matseg_nb.explain import ProbFn
-    from matseg_nb.explain.faithfulness import deletion_batch, deletion_curves, mask_box
+    from matseg_nb.explain.boxes import mask_box
+    from matseg_nb.explain.faithfulness import deletion_batch, deletion_curves
 
     model, x, a, field, orders, fracs = _deletion_case()
     at = torch.as_tensor(a.astype(np.float32))

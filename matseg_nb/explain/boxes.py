@@ -58,3 +58,10 @@ def join(p: Box | None, q: Box | None) -> Box | None:
     if is_empty(q):
         return p
     return min(p[0], q[0]), max(p[1], q[1]), min(p[2], q[2]), max(p[3], q[3])
+
+
+def mask_box(a: torch.Tensor) -> Box:
+    """(y0, y1, x0, x1) px: the bounding box of the nonzero pixels of ``a`` (H, W) (at least one)."""
+    rows = torch.nonzero(a.any(dim=1)).flatten()
+    cols = torch.nonzero(a.any(dim=0)).flatten()
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1

@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from matseg_nb.errors import UserError
 from matseg_nb.explain.annotation import check_mask_extent
+from matseg_nb.explain.boxes import mask_box
 from matseg_nb.explain.forward import ProbFn
 from matseg_nb.explain.kernels import make_perturbation
 from matseg_nb.explain.randomisation import RandomisationResult
@@ -341,13 +342,6 @@ def deletion_batch(fn: ProbFn, shape: tuple[int, int]) -> int:
         return CUDA_DELETION_BATCH
     area = int(shape[0]) * int(shape[1])
     return next(b for least, b in sorted(CPU_DELETION_BATCH.items(), reverse=True) if area >= least)
-
-
-def mask_box(a: torch.Tensor) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1) px: the bounding box of the nonzero pixels of ``a`` (H, W)."""
-    rows = torch.nonzero(a.any(dim=1)).flatten()
-    cols = torch.nonzero(a.any(dim=0)).flatten()
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def deletion_curves(fn: ProbFn, x: torch.Tensor, a: torch.Tensor, field: torch.Tensor, orders: dict[str, list],

@@ -74,10 +74,6 @@ def _numbered(m: nn.Module) -> list[tuple[str, str]]:
     return [(f"conv{i}", f"bn{i}") for i in (1, 2, 3)]
 
 
-def _is_sequential(m: nn.Module) -> bool:
-    return _plain_sequential(m)
-
-
 def _is_timm_features(m: nn.Module) -> bool:
     try:
         from timm.models._features import FeatureDictNet
@@ -133,7 +129,7 @@ def _is_deeplabv3_decoder(m: nn.Module) -> bool:
 
 #: module kind -> (is it that kind, the (conv, bn) attribute pairs its forward applies back to back)
 FOLD_RULES: dict[str, tuple[Callable[[nn.Module], bool], Callable[[nn.Module], list[tuple[str, str]]]]] = {
-    "sequential": (_is_sequential, _consecutive),
+    "sequential": (_plain_sequential, _consecutive),
     "timm-features": (_is_timm_features, _timm_feature_pairs),
     "resnet-block": (_is_resnet_block, _numbered),
     "smp-resnet-stem": (_is_smp_resnet_stem, lambda _m: [("conv1", "bn1")]),
@@ -222,6 +218,10 @@ class PolyphaseDecoderBlock(nn.Module):
         skip = w[:, low_channels:].contiguous()
         self.register_buffer("skip_weight", skip if skip.shape[1] else None)
 
+    def skip_conv(self, skip: torch.Tensor) -> torch.Tensor:
+        """``conv_skip(skip)``, no bias: the skip half of the first convolution, (B, C_skip, H, W) -> (B, C_out, H, W)."""
+        return F.conv2d(skip, self.skip_weight, None, padding=1)
+
     def up_conv(self, low: torch.Tensor) -> torch.Tensor:
         """``conv_up(nearest_up2(low))`` with the bias: (B, C_low, h, w) -> (B, C_out, 2h, 2w)."""
         return F.conv_transpose2d(low, self.up_weight, self.up_bias, stride=2, padding=1)
@@ -230,7 +230,7 @@ class PolyphaseDecoderBlock(nn.Module):
         """The block's first convolution and ReLU on ``cat([nearest_up2(low), skip])`` (the skip at 2h x 2w)."""
         up = self.up_conv(low)
         if skip is not None:
-            up = up.add_(F.conv2d(skip, self.skip_weight, None, padding=1))
+            up = up.add_(self.skip_conv(skip))
         return self.conv1[2](up)
 
     def conv1_on_box(self, low: torch.Tensor, src: Box, grown: Box, skip: torch.Tensor | None) -> torch.Tensor:
@@ -242,7 +242,7 @@ class PolyphaseDecoderBlock(nn.Module):
         which :func:`matseg_nb.explain.shortcuts.decode_box` discards after the second convolution."""
         up = take(self.up_conv(low), relative(grown, (2 * src[0], 2 * src[1], 2 * src[2], 2 * src[3])))
         if skip is not None:
-            up = up + F.conv2d(skip, self.skip_weight, None, padding=1)
+            up = up + self.skip_conv(skip)
         return self.conv1[2](up)
 
     def forward(self, feature_map: torch.Tensor, target_height: int, target_width: int,
@@ -346,7 +346,7 @@ class SkipHalves:
         self.blocks = list(model.decoder.blocks)
         n = len(levels)
         self.skip_level = [n - 2 - i if n - 2 - i >= 1 else None for i in range(len(self.blocks))]
-        self.outs = {lv: F.conv2d(levels[lv], blk.skip_weight, None, padding=1)
+        self.outs = {lv: blk.skip_conv(levels[lv])
                      for blk, lv in zip(self.blocks, self.skip_level, strict=True) if lv is not None}
 
     def decode(self, model: nn.Module, feats: list[torch.Tensor], changed: list[dict[int, Box | None]]
@@ -367,7 +367,7 @@ class SkipHalves:
                     if box is None:
                         continue
                     out_box, in_box = grow(box, 1, hh, ww), grow(box, 2, hh, ww)
-                    new = F.conv2d(take(feats[lv][b : b + 1], in_box), blk.skip_weight, None, padding=1)
+                    new = blk.skip_conv(take(feats[lv][b : b + 1], in_box))
                     take(up[b : b + 1], out_box).add_(take(new, relative(out_box, in_box)) - take(base, out_box))
             x = blk.attention2(blk.conv2(blk.conv1[2](up)))
         return x

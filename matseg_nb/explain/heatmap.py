@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from matseg_nb.errors import UserError
+from matseg_nb.explain.boxes import mask_box
 from matseg_nb.explain.forward import ProbFn
 from matseg_nb.explain.grid import grid_locations, region_grid_mask, upsample
 from matseg_nb.explain.kernels import Perturbation, make_perturbation
@@ -165,8 +166,7 @@ def heatmap(model, image, mask, kernel: str = "blur", window: int = 16, stride: 
     x, shape, a, pert, ys, xs, valid = _setup(fn, image, mask, kernel, window, stride, region, kernel_params,
                                               locations)
     grid = np.zeros(valid.shape, dtype=np.float64)
-    rows, cols = np.nonzero(a.cpu().numpy())
-    box = (int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+    box = mask_box(a)
     a_box = a[box[0] : box[1], box[2] : box[3]]
     z = fn(x[None], crop=box)[0] * a_box
     extra: dict = {}

@@ -133,7 +133,8 @@ def choose_grid(fn, image: np.ndarray, mask: np.ndarray, budget_s: float, n_fait
     estimates in seconds: ``heatmap_budget_s`` is what the budget leaves the heatmap."""
     import torch
 
-    from matseg_nb.explain.faithfulness import deletion_batch, mask_box
+    from matseg_nb.explain.boxes import mask_box
+    from matseg_nb.explain.faithfulness import deletion_batch
     from matseg_nb.explain.grid import grid_locations
 
     started = time.perf_counter() if started is None else float(started)
